@@ -1,0 +1,127 @@
+//! The per-request context every FHIR handler starts from: negotiated
+//! representation, access context, `Prefer`, the base URL, and the store.
+
+use std::future::{ready, Ready};
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpRequest};
+use futures_util::StreamExt;
+
+use crate::access::{AccessContext, Principal};
+use crate::error::ApiError;
+use crate::negotiate::{self, Representation};
+use crate::AppState;
+
+/// `Prefer: return=…`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PreferReturn {
+    Minimal,
+    #[default]
+    Representation,
+    OperationOutcome,
+}
+
+pub struct Fhir {
+    pub req: HttpRequest,
+    pub state: web::Data<AppState>,
+    pub params: Vec<(String, String)>,
+    pub rep: Representation,
+    pub access: AccessContext,
+    pub prefer_return: PreferReturn,
+}
+
+impl Fhir {
+    fn from_request(req: &HttpRequest) -> Result<Fhir, ApiError> {
+        let state = req
+            .app_data::<web::Data<AppState>>()
+            .cloned()
+            .ok_or_else(|| ApiError::Internal("application state missing".into()))?;
+        let params: Vec<(String, String)> = form_urlencoded::parse(req.query_string().as_bytes())
+            .into_owned()
+            .collect();
+        let rep = negotiate::representation(req, &params)?;
+        let access = AccessContext::new(Principal::Anonymous, state.policy.clone());
+        Ok(Fhir {
+            req: req.clone(),
+            state,
+            params,
+            rep,
+            access,
+            prefer_return: prefer_return(req),
+        })
+    }
+
+    pub fn param(&self, name: &str) -> Option<&str> {
+        negotiate::param(&self.params, name)
+    }
+
+    /// The server's base URL, from configuration or from the request.
+    pub fn base(&self) -> String {
+        match &self.state.config.base_url {
+            Some(base) => base.trim_end_matches('/').to_owned(),
+            None => {
+                let info = self.req.connection_info();
+                format!("{}://{}", info.scheme(), info.host())
+            }
+        }
+    }
+
+    pub fn header(&self, name: header::HeaderName) -> Option<&str> {
+        self.req.headers().get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Reads the whole request body, refusing more than the configured limit.
+    pub async fn body(&self, mut payload: web::Payload) -> Result<web::Bytes, ApiError> {
+        let limit = self.state.config.max_body_bytes;
+        let declared = self
+            .header(header::CONTENT_LENGTH)
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > limit) {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        let mut body = web::BytesMut::with_capacity(declared.unwrap_or(8 * 1024));
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk
+                .map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?;
+            if body.len() + chunk.len() > limit {
+                return Err(ApiError::PayloadTooLarge { limit });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        if body.is_empty() {
+            return Err(ApiError::bad_request(
+                "the request has no body; a FHIR resource is required",
+            ));
+        }
+        Ok(body.freeze())
+    }
+}
+
+impl FromRequest for Fhir {
+    type Error = ApiError;
+    type Future = Ready<Result<Fhir, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Fhir::from_request(req))
+    }
+}
+
+fn prefer_return(req: &HttpRequest) -> PreferReturn {
+    req.headers()
+        .get_all("prefer")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split([',', ';']))
+        .find_map(|token| match token.trim().split_once('=') {
+            Some((k, v)) if k.trim().eq_ignore_ascii_case("return") => {
+                match v.trim().trim_matches('"') {
+                    "minimal" => Some(PreferReturn::Minimal),
+                    "representation" => Some(PreferReturn::Representation),
+                    "OperationOutcome" => Some(PreferReturn::OperationOutcome),
+                    _ => None,
+                }
+            }
+            _ => None,
+        })
+        .unwrap_or_default()
+}

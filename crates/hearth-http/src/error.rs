@@ -1,0 +1,192 @@
+//! Every failure of the REST API, and the one table that maps each to an
+//! HTTP status and an OperationOutcome issue. Handlers return these; none
+//! builds an error response by hand.
+
+use actix_web::http::StatusCode;
+use hearth_model::{IssueCode, OperationOutcome, ParseError, Severity};
+use hearth_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    NotAcceptable(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("the request body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("{0}")]
+    Parse(#[from] ParseError),
+    /// A request that is well-formed HTTP but wrong for FHIR: a bad
+    /// parameter, an id that does not match the URL, a missing header.
+    #[error("{message}")]
+    BadRequest {
+        message: String,
+        expression: Vec<String>,
+    },
+    #[error("unknown resource type '{0}'")]
+    UnknownResourceType(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Gone(String),
+    #[error("{0}")]
+    PreconditionFailed(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// A patch that is well-formed but cannot be applied, or whose result is
+    /// not a valid resource.
+    #[error("{0}")]
+    Unprocessable(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        ApiError::BadRequest {
+            message: message.into(),
+            expression: Vec::new(),
+        }
+    }
+
+    /// The table: status, issue code and severity for each kind.
+    pub fn spec(&self) -> (StatusCode, IssueCode, Severity) {
+        use ApiError::*;
+        match self {
+            NotAcceptable(_) => (
+                StatusCode::NOT_ACCEPTABLE,
+                IssueCode::NotSupported,
+                Severity::Error,
+            ),
+            UnsupportedMediaType(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                IssueCode::NotSupported,
+                Severity::Error,
+            ),
+            PayloadTooLarge { .. } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                IssueCode::TooLong,
+                Severity::Error,
+            ),
+            Parse(ParseError::Syntax { .. }) => (
+                StatusCode::BAD_REQUEST,
+                IssueCode::Structure,
+                Severity::Error,
+            ),
+            Parse(ParseError::Structure { .. }) => (
+                StatusCode::BAD_REQUEST,
+                IssueCode::Structure,
+                Severity::Error,
+            ),
+            Parse(ParseError::Invalid { .. }) => {
+                (StatusCode::BAD_REQUEST, IssueCode::Value, Severity::Error)
+            }
+            BadRequest { .. } => (StatusCode::BAD_REQUEST, IssueCode::Invalid, Severity::Error),
+            UnknownResourceType(_) => (
+                StatusCode::NOT_FOUND,
+                IssueCode::NotSupported,
+                Severity::Error,
+            ),
+            NotFound(_) => (StatusCode::NOT_FOUND, IssueCode::NotFound, Severity::Error),
+            Gone(_) => (StatusCode::GONE, IssueCode::Deleted, Severity::Error),
+            PreconditionFailed(_) => (
+                StatusCode::PRECONDITION_FAILED,
+                IssueCode::Conflict,
+                Severity::Error,
+            ),
+            Conflict(_) => (StatusCode::CONFLICT, IssueCode::Conflict, Severity::Error),
+            Unprocessable(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                IssueCode::Processing,
+                Severity::Error,
+            ),
+            MethodNotAllowed(_) => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                IssueCode::NotSupported,
+                Severity::Error,
+            ),
+            Forbidden(_) => (StatusCode::FORBIDDEN, IssueCode::Forbidden, Severity::Error),
+            Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                IssueCode::Transient,
+                Severity::Error,
+            ),
+            Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                IssueCode::Exception,
+                Severity::Fatal,
+            ),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.spec().0
+    }
+
+    pub fn outcome(&self) -> OperationOutcome {
+        let (_, code, severity) = self.spec();
+        let mut outcome = OperationOutcome::single(severity, code, self.to_string());
+        match self {
+            ApiError::Parse(ParseError::Invalid { issues }) => {
+                outcome.issues = issues
+                    .iter()
+                    .map(|i| hearth_model::outcome::Issue {
+                        severity,
+                        code,
+                        diagnostics: i.message.clone(),
+                        expression: vec![i.expression.clone()],
+                    })
+                    .collect();
+            }
+            ApiError::Parse(ParseError::Structure { expression, .. })
+            | ApiError::BadRequest { expression, .. } => {
+                outcome.issues[0].expression = expression.clone();
+            }
+            _ => {}
+        }
+        outcome
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound { .. } | StoreError::VersionNotFound { .. } => {
+                ApiError::NotFound(e.to_string())
+            }
+            StoreError::Gone { .. } => ApiError::Gone(e.to_string()),
+            StoreError::VersionConflict { .. } => ApiError::PreconditionFailed(e.to_string()),
+            StoreError::InvalidResource(m) => ApiError::bad_request(m),
+            StoreError::Unavailable(m) => ApiError::Unavailable(m),
+            StoreError::Database(m) => ApiError::Internal(m),
+        }
+    }
+}
+
+impl From<actix_web::error::BlockingError> for ApiError {
+    fn from(_: actix_web::error::BlockingError) -> Self {
+        ApiError::Unavailable("the server is shutting down".into())
+    }
+}
+
+/// Errors raised outside a handler (in extractors) are rendered as JSON:
+/// the requested format may be exactly what failed to negotiate.
+impl actix_web::ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status()
+    }
+
+    fn error_response(&self) -> actix_web::HttpResponse {
+        crate::negotiate::outcome_response(
+            self.status(),
+            &self.outcome(),
+            crate::negotiate::Representation::default(),
+        )
+    }
+}

@@ -1,0 +1,155 @@
+//! The FHIR R4 REST API of Hearth on actix-web.
+//!
+//! Only this crate knows HTTP: media types, headers and status codes. Each
+//! handler takes a [`context::Fhir`] (negotiated representation, access
+//! context, store), asks the access decision point, calls the store on the
+//! blocking pool, and answers through [`context::Fhir::finish`], which
+//! renders any [`error::ApiError`] as an OperationOutcome.
+
+pub mod access;
+mod capabilities;
+pub mod context;
+pub mod error;
+mod history;
+mod logging;
+pub mod negotiate;
+mod reply;
+mod rest;
+
+use std::sync::Arc;
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use hearth_store::Store;
+
+use crate::access::AccessPolicy;
+use crate::error::ApiError;
+
+/// What the REST API needs to know from the configuration.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// The public base URL; when `None` it is taken from each request.
+    pub base_url: Option<String>,
+    /// The largest request body accepted (413 above it).
+    pub max_body_bytes: usize,
+    pub default_page_size: i64,
+    pub max_page_size: i64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            base_url: None,
+            max_body_bytes: 16 * 1024 * 1024,
+            default_page_size: 50,
+            max_page_size: 1000,
+        }
+    }
+}
+
+/// Shared state of every worker.
+pub struct AppState {
+    pub store: Store,
+    pub config: HttpConfig,
+    pub policy: Arc<dyn AccessPolicy>,
+    /// When this server started (the CapabilityStatement's date).
+    pub started: String,
+}
+
+impl AppState {
+    pub fn new(store: Store, config: HttpConfig, policy: Arc<dyn AccessPolicy>) -> Self {
+        AppState {
+            store,
+            config,
+            policy,
+            started: hearth_model::datetime::format_instant(hearth_model::datetime::now_ms()),
+        }
+    }
+}
+
+/// Registers the FHIR API on an actix-web app:
+/// `App::new().configure(|c| hearth_http::configure(c, state.clone()))`.
+pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
+    cfg.app_data(state)
+        .service(
+            web::resource("/metadata")
+                .route(web::get().to(capabilities::metadata))
+                .route(web::head().to(capabilities::metadata))
+                .default_service(not_allowed("GET, HEAD")),
+        )
+        .service(
+            web::resource("/_history")
+                .route(web::get().to(history::system))
+                .route(web::head().to(history::system))
+                .default_service(not_allowed("GET, HEAD")),
+        )
+        .service(
+            web::resource("/{type}/_history")
+                .route(web::get().to(history::of_type))
+                .route(web::head().to(history::of_type))
+                .default_service(not_allowed("GET, HEAD")),
+        )
+        .service(
+            web::resource("/{type}/{id}/_history")
+                .route(web::get().to(history::instance))
+                .route(web::head().to(history::instance))
+                .default_service(not_allowed("GET, HEAD")),
+        )
+        .service(
+            web::resource("/{type}/{id}/_history/{vid}")
+                .route(web::get().to(rest::vread))
+                .route(web::head().to(rest::vread))
+                .default_service(not_allowed("GET, HEAD")),
+        )
+        .service(
+            web::resource("/{type}/{id}")
+                .route(web::get().to(rest::read))
+                .route(web::head().to(rest::read))
+                .route(web::put().to(rest::update))
+                .route(web::patch().to(rest::patch))
+                .route(web::delete().to(rest::delete))
+                .default_service(not_allowed("GET, HEAD, PUT, PATCH, DELETE")),
+        )
+        .service(
+            web::resource("/{type}")
+                .route(web::post().to(rest::create))
+                .default_service(not_allowed("POST")),
+        )
+        .default_service(web::to(not_found));
+}
+
+/// The logging middleware: one line per request with its route pattern,
+/// status and duration, never its path, query or body.
+pub use logging::RequestLog;
+
+/// 405 with an `Allow` header for a method a route does not take. An unknown
+/// resource type answers 404 first.
+fn not_allowed(allow: &'static str) -> actix_web::Route {
+    web::to(move |req: HttpRequest| async move {
+        let error = match req.match_info().get("type") {
+            Some(t) if t != "metadata" && t != "_history" && rest::check_type(t).is_err() => {
+                ApiError::UnknownResourceType(t.to_owned())
+            }
+            _ => ApiError::MethodNotAllowed(format!(
+                "{} is not supported here; this endpoint allows {allow}",
+                req.method()
+            )),
+        };
+        let mut response = actix_web::ResponseError::error_response(&error);
+        if error.status() == actix_web::http::StatusCode::METHOD_NOT_ALLOWED {
+            response
+                .headers_mut()
+                .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+        }
+        response
+    })
+}
+
+async fn not_found(req: HttpRequest) -> HttpResponse {
+    let error = ApiError::NotFound(format!(
+        "there is no FHIR endpoint at {} {}",
+        req.method(),
+        req.path()
+    ));
+    actix_web::ResponseError::error_response(&error)
+}

@@ -1,0 +1,91 @@
+//! Request logging without patient data: the route pattern (`/{type}/{id}`),
+//! never the path, query string or body, plus status, duration and a request
+//! id that is echoed in `X-Request-Id`.
+
+use std::future::{ready, Future, Ready};
+use std::pin::Pin;
+use std::time::Instant;
+
+use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::Error;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Middleware factory; wrap the app with `.wrap(RequestLog)`.
+pub struct RequestLog;
+
+impl<S, B> Transform<S, ServiceRequest> for RequestLog
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: 'static,
+{
+    type Response = ServiceResponse<B>;
+    type Error = Error;
+    type Transform = RequestLogService<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(RequestLogService { service }))
+    }
+}
+
+pub struct RequestLogService<S> {
+    service: S,
+}
+
+/// A client's request id is kept only if it is a short token, so it cannot
+/// smuggle data into logs.
+fn request_id(req: &ServiceRequest) -> String {
+    req.headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+impl<S, B> Service<ServiceRequest> for RequestLogService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: 'static,
+{
+    type Response = ServiceResponse<B>;
+    type Error = Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>>>>;
+
+    forward_ready!(service);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        let start = Instant::now();
+        let id = request_id(&req);
+        let method = req.method().clone();
+        let fut = self.service.call(req);
+        Box::pin(async move {
+            let mut res = fut.await?;
+            let route = res
+                .request()
+                .match_pattern()
+                .unwrap_or_else(|| "(no route)".to_owned());
+            let status = res.status().as_u16();
+            tracing::info!(
+                request_id = %id,
+                http.method = %method,
+                http.route = %route,
+                http.status = status,
+                duration_ms = start.elapsed().as_secs_f64() * 1000.0,
+                "request"
+            );
+            if let Ok(value) = HeaderValue::from_str(&id) {
+                res.headers_mut().insert(REQUEST_ID, value);
+            }
+            Ok(res)
+        })
+    }
+}

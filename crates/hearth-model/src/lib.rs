@@ -1,0 +1,22 @@
+//! The FHIR R4 wire format for Hearth.
+//!
+//! This is the only crate that touches fhirbolt. Resources travel through the
+//! rest of Hearth as `serde_json::Value` in FHIR JSON form: they are parsed and
+//! checked strictly here once, and every other crate works on that value or on
+//! the compact JSON bytes the store keeps.
+
+pub mod datetime;
+pub mod fhirpath_patch;
+pub mod json_patch;
+pub mod outcome;
+pub mod primitives;
+pub mod resource;
+pub mod structure;
+pub mod summary;
+pub mod validate;
+mod wire;
+
+pub use outcome::{IssueCode, OperationOutcome, Severity};
+pub use wire::{parse, to_json_bytes, to_xml, xml_to_json, Format, ParseError};
+
+pub use serde_json::Value;

@@ -1,0 +1,102 @@
+//! Opening the database: the connection pool, per-connection settings and
+//! the embedded migrations.
+
+use std::path::Path;
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection};
+use diesel::sqlite::SqliteConnection;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use crate::{Result, StoreError};
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+
+pub(crate) type Pool = diesel::r2d2::Pool<ConnectionManager<SqliteConnection>>;
+
+/// When SQLite makes a commit durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Synchronous {
+    /// A commit survives a crash of the process (the WAL is written before
+    /// the commit returns) but may be lost if the machine loses power.
+    #[default]
+    Normal,
+    /// A commit is also flushed to disk: survives power loss, slower writes.
+    Full,
+}
+
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    pub synchronous: Synchronous,
+    /// Connections in the pool (readers run in parallel; writers queue).
+    pub pool_size: u32,
+    /// How long a request waits for the write lock or a pool connection.
+    pub busy_timeout: Duration,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            synchronous: Synchronous::Normal,
+            pool_size: 8,
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Pragmas {
+    synchronous: Synchronous,
+    busy_timeout: Duration,
+}
+
+impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for Pragmas {
+    fn on_acquire(
+        &self,
+        conn: &mut SqliteConnection,
+    ) -> std::result::Result<(), diesel::r2d2::Error> {
+        let synchronous = match self.synchronous {
+            Synchronous::Normal => "NORMAL",
+            Synchronous::Full => "FULL",
+        };
+        conn.batch_execute(&format!(
+            "PRAGMA busy_timeout = {}; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON; \
+             PRAGMA cache_size = -32000; PRAGMA temp_store = MEMORY;",
+            self.busy_timeout.as_millis()
+        ))
+        .map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+pub(crate) fn open_sqlite(path: &Path, options: &SqliteOptions) -> Result<Pool> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+        })?;
+    }
+    let url = path.to_string_lossy().into_owned();
+    // WAL is a property of the database file: set it once, before the pool
+    // opens connections, so readers never block the writer.
+    {
+        use diesel::Connection;
+        let mut conn = SqliteConnection::establish(&url)
+            .map_err(|e| StoreError::Unavailable(format!("cannot open {url}: {e}")))?;
+        conn.batch_execute(&format!(
+            "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL;",
+            options.busy_timeout.as_millis()
+        ))?;
+        conn.run_pending_migrations(SQLITE_MIGRATIONS)
+            .map_err(|e| StoreError::Database(format!("migrating {url}: {e}")))?;
+    }
+    let manager = ConnectionManager::<SqliteConnection>::new(url);
+    diesel::r2d2::Pool::builder()
+        .max_size(options.pool_size.max(1))
+        .connection_timeout(options.busy_timeout)
+        .connection_customizer(Box::new(Pragmas {
+            synchronous: options.synchronous,
+            busy_timeout: options.busy_timeout,
+        }))
+        .build(manager)
+        .map_err(|e| StoreError::Unavailable(e.to_string()))
+}

@@ -1,0 +1,66 @@
+use std::fmt;
+
+/// What can go wrong in the store. The HTTP layer maps each kind to a status
+/// and an OperationOutcome in one table.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{resource_type}/{id} is not known")]
+    NotFound { resource_type: String, id: String },
+    #[error("{resource_type}/{id}/_history/{version_id} is not known")]
+    VersionNotFound {
+        resource_type: String,
+        id: String,
+        version_id: i64,
+    },
+    /// The resource exists but its current version is a deletion.
+    #[error("{resource_type}/{id} was deleted (version {version_id})")]
+    Gone {
+        resource_type: String,
+        id: String,
+        version_id: i64,
+        last_updated: i64,
+    },
+    /// A write conditioned on a version found another version current.
+    #[error("version conflict: the request expected version {expected} but the current version is {}", CurrentVersion(*.current))]
+    VersionConflict { expected: i64, current: Option<i64> },
+    /// The resource to store has no `resourceType` or is otherwise unusable.
+    #[error("{0}")]
+    InvalidResource(String),
+    /// The database is unreachable, locked for too long, or failed.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Database(String),
+}
+
+struct CurrentVersion(Option<i64>);
+
+impl fmt::Display for CurrentVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(v) => write!(f, "{v}"),
+            None => f.write_str("none (the resource does not exist)"),
+        }
+    }
+}
+
+impl From<diesel::result::Error> for StoreError {
+    fn from(e: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match &e {
+            Error::DatabaseError(DatabaseErrorKind::Unknown, info)
+                if info.message().contains("database is locked")
+                    || info.message().contains("busy") =>
+            {
+                StoreError::Unavailable(info.message().to_owned())
+            }
+            _ => StoreError::Database(e.to_string()),
+        }
+    }
+}
+
+impl From<diesel::r2d2::PoolError> for StoreError {
+    fn from(e: diesel::r2d2::PoolError) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
+}

@@ -1,0 +1,108 @@
+//! Versioned FHIR resource storage on diesel.
+//!
+//! Every write (create, update, delete) adds a row to `resource_versions` and
+//! moves the `resources` pointer in one database transaction. The data
+//! functions live on [`Tx`], an open transaction, so they work alone (through
+//! the [`Store`] shorthands, one transaction each) and inside a caller's
+//! transaction (transaction Bundles run many of them in one [`Store::write`]).
+
+mod connection;
+mod error;
+mod history;
+mod schema;
+mod versions;
+
+pub use connection::{SqliteOptions, Synchronous};
+pub use error::StoreError;
+pub use history::{HistoryPage, HistoryQuery, HistoryScope};
+pub use versions::{Method, StoredVersion, Tx, Written};
+
+use connection::Pool;
+
+/// A handle on the database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+impl Store {
+    /// Opens (creating if needed) an SQLite database file and brings its
+    /// schema up to date.
+    pub fn open_sqlite(path: &std::path::Path, options: &SqliteOptions) -> Result<Store> {
+        Ok(Store {
+            pool: connection::open_sqlite(path, options)?,
+        })
+    }
+
+    /// Runs `f` in one write transaction: everything it writes is committed
+    /// together, or nothing is if it returns an error. `f` may fail with the
+    /// caller's own error type.
+    pub fn write<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_>) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
+        let mut conn = self.pool.get().map_err(|e| E::from(e.into()))?;
+        conn.immediate_transaction(|c| f(&mut Tx::new(c)).map_err(Abort::Caller))
+            .map_err(|abort| match abort {
+                Abort::Caller(e) => e,
+                Abort::Database(e) => E::from(e.into()),
+            })
+    }
+
+    /// Runs `f` on a read snapshot.
+    pub fn read_with<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = self.pool.get()?;
+        f(&mut Tx::new(&mut conn))
+    }
+
+    /// The current version of a resource (a deleted one answers `Gone`).
+    pub fn read(&self, resource_type: &str, id: &str) -> Result<StoredVersion> {
+        self.read_with(|tx| tx.read(resource_type, id))
+    }
+
+    /// One version of a resource.
+    pub fn vread(&self, resource_type: &str, id: &str, version_id: i64) -> Result<StoredVersion> {
+        self.read_with(|tx| tx.vread(resource_type, id, version_id))
+    }
+
+    pub fn create(&self, resource: serde_json::Value) -> Result<Written> {
+        self.write(|tx| tx.create(resource))
+    }
+
+    pub fn update(
+        &self,
+        id: &str,
+        resource: serde_json::Value,
+        if_match: Option<i64>,
+        method: Method,
+    ) -> Result<Written> {
+        self.write(|tx| tx.update(id, resource, if_match, method))
+    }
+
+    pub fn delete(
+        &self,
+        resource_type: &str,
+        id: &str,
+        if_match: Option<i64>,
+    ) -> Result<Option<StoredVersion>> {
+        self.write(|tx| tx.delete(resource_type, id, if_match))
+    }
+
+    pub fn history(&self, query: &HistoryQuery) -> Result<HistoryPage> {
+        self.read_with(|tx| tx.history(query))
+    }
+}
+
+/// Why a write transaction rolled back: the caller's error or the database's.
+enum Abort<E> {
+    Caller(E),
+    Database(diesel::result::Error),
+}
+
+impl<E> From<diesel::result::Error> for Abort<E> {
+    fn from(e: diesel::result::Error) -> Self {
+        Abort::Database(e)
+    }
+}

@@ -1,0 +1,340 @@
+//! The data functions: reads and versioned writes on an open transaction.
+
+use diesel::prelude::*;
+use diesel::sqlite::SqliteConnection;
+use serde_json::Value;
+
+use hearth_model::{datetime, resource};
+
+use crate::schema::{resource_versions as v, resources as r};
+use crate::{Result, StoreError};
+
+/// The interaction that wrote a version; history reports it as the entry's
+/// `request.method`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Post,
+    Put,
+    Patch,
+    Delete,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+        }
+    }
+
+    fn parse(s: &str) -> Method {
+        match s {
+            "POST" => Method::Post,
+            "PATCH" => Method::Patch,
+            "DELETE" => Method::Delete,
+            _ => Method::Put,
+        }
+    }
+}
+
+/// One stored version of a resource.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredVersion {
+    pub resource_type: String,
+    pub id: String,
+    pub version_id: i64,
+    /// Milliseconds since the Unix epoch (`meta.lastUpdated`).
+    pub last_updated: i64,
+    pub method: Method,
+    /// Compact FHIR JSON with `id` and `meta` set; `None` for a deletion.
+    pub body: Option<Vec<u8>>,
+}
+
+impl StoredVersion {
+    pub fn is_deletion(&self) -> bool {
+        self.body.is_none()
+    }
+}
+
+/// The outcome of a create or update.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub version: StoredVersion,
+    /// True when the write created the resource (201), false for a new
+    /// version of an existing one (200).
+    pub created: bool,
+}
+
+#[derive(Queryable)]
+pub(crate) struct VersionRow {
+    resource_type: String,
+    id: String,
+    version_id: i64,
+    last_updated: i64,
+    method: String,
+    body: Option<Vec<u8>>,
+}
+
+impl From<VersionRow> for StoredVersion {
+    fn from(row: VersionRow) -> Self {
+        StoredVersion {
+            resource_type: row.resource_type,
+            id: row.id,
+            version_id: row.version_id,
+            last_updated: row.last_updated,
+            method: Method::parse(&row.method),
+            body: row.body,
+        }
+    }
+}
+
+pub(crate) type VersionColumns = (
+    v::resource_type,
+    v::id,
+    v::version_id,
+    v::last_updated,
+    v::method,
+    v::body,
+);
+pub(crate) const VERSION_COLUMNS: VersionColumns = (
+    v::resource_type,
+    v::id,
+    v::version_id,
+    v::last_updated,
+    v::method,
+    v::body,
+);
+
+/// An open database connection, inside a transaction when it came from
+/// [`crate::Store::write`].
+pub struct Tx<'c> {
+    pub(crate) conn: &'c mut SqliteConnection,
+}
+
+struct Current {
+    version_id: i64,
+    last_updated: i64,
+    deleted: bool,
+}
+
+impl<'c> Tx<'c> {
+    pub(crate) fn new(conn: &'c mut SqliteConnection) -> Self {
+        Tx { conn }
+    }
+
+    pub fn read(&mut self, resource_type: &str, id: &str) -> Result<StoredVersion> {
+        let row: Option<VersionRow> = r::table
+            .inner_join(v::table.on(v::seq.eq(r::current_seq)))
+            .filter(r::resource_type.eq(resource_type).and(r::id.eq(id)))
+            .select(VERSION_COLUMNS)
+            .first(self.conn)
+            .optional()?;
+        match row.map(StoredVersion::from) {
+            None => Err(StoreError::NotFound {
+                resource_type: resource_type.to_owned(),
+                id: id.to_owned(),
+            }),
+            Some(version) if version.is_deletion() => Err(StoreError::Gone {
+                resource_type: version.resource_type,
+                id: version.id,
+                version_id: version.version_id,
+                last_updated: version.last_updated,
+            }),
+            Some(version) => Ok(version),
+        }
+    }
+
+    pub fn vread(
+        &mut self,
+        resource_type: &str,
+        id: &str,
+        version_id: i64,
+    ) -> Result<StoredVersion> {
+        let row: Option<VersionRow> = v::table
+            .filter(
+                v::resource_type
+                    .eq(resource_type)
+                    .and(v::id.eq(id))
+                    .and(v::version_id.eq(version_id)),
+            )
+            .select(VERSION_COLUMNS)
+            .first(self.conn)
+            .optional()?;
+        match row.map(StoredVersion::from) {
+            None => {
+                // Tell "no such resource" from "no such version of it".
+                if self.current(resource_type, id)?.is_none() {
+                    Err(StoreError::NotFound {
+                        resource_type: resource_type.to_owned(),
+                        id: id.to_owned(),
+                    })
+                } else {
+                    Err(StoreError::VersionNotFound {
+                        resource_type: resource_type.to_owned(),
+                        id: id.to_owned(),
+                        version_id,
+                    })
+                }
+            }
+            Some(version) if version.is_deletion() => Err(StoreError::Gone {
+                resource_type: version.resource_type,
+                id: version.id,
+                version_id: version.version_id,
+                last_updated: version.last_updated,
+            }),
+            Some(version) => Ok(version),
+        }
+    }
+
+    /// Creates a resource with a new server-assigned id.
+    pub fn create(&mut self, resource: Value) -> Result<Written> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let resource_type = type_of(&resource)?;
+        let version =
+            self.write_version(&resource_type, &id, Some(resource), None, Method::Post)?;
+        Ok(Written {
+            version,
+            created: true,
+        })
+    }
+
+    /// Writes a new version of the resource with id `id`, creating it when it
+    /// does not exist (update as create). `if_match` makes the write fail
+    /// with [`StoreError::VersionConflict`] unless that version is current.
+    pub fn update(
+        &mut self,
+        id: &str,
+        resource: Value,
+        if_match: Option<i64>,
+        method: Method,
+    ) -> Result<Written> {
+        let resource_type = type_of(&resource)?;
+        let current = self.current(&resource_type, id)?;
+        check_precondition(if_match, current.as_ref())?;
+        let created = current.as_ref().is_none_or(|c| c.deleted);
+        let version =
+            self.write_version(&resource_type, id, Some(resource), current.as_ref(), method)?;
+        Ok(Written { version, created })
+    }
+
+    /// Deletes a resource by writing a tombstone version. Answers `None` when
+    /// the resource was already deleted (nothing is written).
+    pub fn delete(
+        &mut self,
+        resource_type: &str,
+        id: &str,
+        if_match: Option<i64>,
+    ) -> Result<Option<StoredVersion>> {
+        let Some(current) = self.current(resource_type, id)? else {
+            return Err(StoreError::NotFound {
+                resource_type: resource_type.to_owned(),
+                id: id.to_owned(),
+            });
+        };
+        check_precondition(if_match, Some(&current))?;
+        if current.deleted {
+            return Ok(None);
+        }
+        self.write_version(resource_type, id, None, Some(&current), Method::Delete)
+            .map(Some)
+    }
+
+    fn current(&mut self, resource_type: &str, id: &str) -> Result<Option<Current>> {
+        let row: Option<(i64, i64, bool)> = r::table
+            .filter(r::resource_type.eq(resource_type).and(r::id.eq(id)))
+            .select((r::version_id, r::last_updated, r::deleted))
+            .first(self.conn)
+            .optional()?;
+        Ok(row.map(|(version_id, last_updated, deleted)| Current {
+            version_id,
+            last_updated,
+            deleted,
+        }))
+    }
+
+    /// Appends a version (a tombstone when `resource` is `None`) and points
+    /// `resources` at it. The caller holds the write transaction.
+    fn write_version(
+        &mut self,
+        resource_type: &str,
+        id: &str,
+        resource: Option<Value>,
+        current: Option<&Current>,
+        method: Method,
+    ) -> Result<StoredVersion> {
+        let version_id = current.map_or(1, |c| c.version_id + 1);
+        // lastUpdated never goes backwards for a resource, even if the clock does.
+        let last_updated = current.map_or(datetime::now_ms(), |c| {
+            datetime::now_ms().max(c.last_updated + 1)
+        });
+        let body = resource.map(|mut resource| {
+            resource::set_id(&mut resource, id);
+            resource::set_version_meta(
+                &mut resource,
+                &version_id.to_string(),
+                &datetime::format_instant(last_updated),
+            );
+            hearth_model::to_json_bytes(&resource, false)
+        });
+        let deleted = body.is_none();
+        let seq: i64 = diesel::insert_into(v::table)
+            .values((
+                v::resource_type.eq(resource_type),
+                v::id.eq(id),
+                v::version_id.eq(version_id),
+                v::last_updated.eq(last_updated),
+                v::method.eq(method.as_str()),
+                v::body.eq(body.as_deref()),
+            ))
+            .returning(v::seq)
+            .get_result(self.conn)?;
+        diesel::insert_into(r::table)
+            .values((
+                r::resource_type.eq(resource_type),
+                r::id.eq(id),
+                r::version_id.eq(version_id),
+                r::last_updated.eq(last_updated),
+                r::deleted.eq(deleted),
+                r::current_seq.eq(seq),
+            ))
+            .on_conflict((r::resource_type, r::id))
+            .do_update()
+            .set((
+                r::version_id.eq(version_id),
+                r::last_updated.eq(last_updated),
+                r::deleted.eq(deleted),
+                r::current_seq.eq(seq),
+            ))
+            .execute(self.conn)?;
+        Ok(StoredVersion {
+            resource_type: resource_type.to_owned(),
+            id: id.to_owned(),
+            version_id,
+            last_updated,
+            method,
+            body,
+        })
+    }
+}
+
+fn type_of(resource: &Value) -> Result<String> {
+    resource::resource_type(resource)
+        .map(str::to_owned)
+        .ok_or_else(|| StoreError::InvalidResource("the resource has no resourceType".into()))
+}
+
+fn check_precondition(if_match: Option<i64>, current: Option<&Current>) -> Result<()> {
+    match (if_match, current) {
+        (Some(expected), Some(c)) if c.version_id != expected => Err(StoreError::VersionConflict {
+            expected,
+            current: Some(c.version_id),
+        }),
+        (Some(expected), None) => Err(StoreError::VersionConflict {
+            expected,
+            current: None,
+        }),
+        _ => Ok(()),
+    }
+}

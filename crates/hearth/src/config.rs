@@ -1,0 +1,282 @@
+//! Configuration: defaults, then a TOML file, then `HEARTH_*` environment
+//! variables, then command-line flags (later wins). Everything is typed and
+//! checked at start-up; a bad value stops the server with a clear message.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+use hearth_store::{SqliteOptions, Synchronous};
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the configuration file {path} is not valid: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("invalid {name} '{value}': {reason}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        reason: String,
+    },
+}
+
+/// Flags of `hearth serve`; each can also be set by its environment variable.
+#[derive(Debug, Default, Args)]
+pub struct ServeArgs {
+    /// A TOML configuration file.
+    #[arg(long, env = "HEARTH_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address and port to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "HEARTH_LISTEN")]
+    pub listen: Option<String>,
+    /// Directory for the embedded database [default: ./hearth-data].
+    #[arg(long, env = "HEARTH_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The public base URL (e.g. https://fhir.example.org/r4); by default
+    /// taken from each request's Host.
+    #[arg(long, env = "HEARTH_BASE_URL")]
+    pub base_url: Option<String>,
+    /// Largest accepted request body in bytes [default: 16777216].
+    #[arg(long, env = "HEARTH_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Log format: text or json [default: text].
+    #[arg(long, env = "HEARTH_LOG_FORMAT")]
+    pub log_format: Option<String>,
+    /// Log level or filter (e.g. info, hearth_http=debug) [default: info].
+    #[arg(long, env = "HEARTH_LOG_LEVEL")]
+    pub log_level: Option<String>,
+    /// HTTP worker threads [default: number of cores].
+    #[arg(long, env = "HEARTH_WORKERS")]
+    pub workers: Option<usize>,
+    /// SQLite durability: normal (survives a process crash) or full (also
+    /// survives power loss) [default: normal].
+    #[arg(long, env = "HEARTH_SQLITE_SYNCHRONOUS")]
+    pub sqlite_synchronous: Option<String>,
+    /// Database connections in the pool [default: 8].
+    #[arg(long, env = "HEARTH_DB_POOL_SIZE")]
+    pub db_pool_size: Option<u32>,
+}
+
+/// The file form; every key is optional and unknown keys are errors.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    base_url: Option<String>,
+    max_body_bytes: Option<usize>,
+    log_format: Option<String>,
+    log_level: Option<String>,
+    workers: Option<usize>,
+    sqlite_synchronous: Option<String>,
+    db_pool_size: Option<u32>,
+    default_page_size: Option<i64>,
+    max_page_size: Option<i64>,
+    shutdown_timeout_secs: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub base_url: Option<String>,
+    pub max_body_bytes: usize,
+    pub log_format: LogFormat,
+    pub log_level: String,
+    pub workers: usize,
+    pub sqlite: SqliteOptions,
+    pub default_page_size: i64,
+    pub max_page_size: i64,
+    pub shutdown_timeout: Duration,
+}
+
+impl Config {
+    /// The SQLite database file.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("hearth.db")
+    }
+
+    /// A configuration for tests: an ephemeral port on loopback and a data
+    /// directory of the caller's.
+    pub fn for_tests(data_dir: &Path) -> Config {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: data_dir.to_owned(),
+            workers: 2,
+            ..Config::load(&ServeArgs::default()).expect("the defaults are valid")
+        }
+    }
+
+    /// Builds the configuration from the layers.
+    pub fn load(args: &ServeArgs) -> Result<Config, ConfigError> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let listen_text =
+            pick(&args.listen, &file.listen).unwrap_or_else(|| "127.0.0.1:8080".into());
+        let listen =
+            listen_text
+                .parse()
+                .map_err(|e: std::net::AddrParseError| ConfigError::Invalid {
+                    name: "listen address",
+                    value: listen_text.clone(),
+                    reason: format!("{e}; expected host:port such as 127.0.0.1:8080"),
+                })?;
+        let base_url = pick(&args.base_url, &file.base_url);
+        if let Some(url) = &base_url {
+            if !(url.starts_with("http://") || url.starts_with("https://"))
+                || url.contains(['?', '#', ' '])
+            {
+                return Err(ConfigError::Invalid {
+                    name: "base URL",
+                    value: url.clone(),
+                    reason:
+                        "it must be an absolute http:// or https:// URL without query or fragment"
+                            .into(),
+                });
+            }
+        }
+        let max_body_bytes =
+            pick(&args.max_body_bytes, &file.max_body_bytes).unwrap_or(16 * 1024 * 1024);
+        positive("max body bytes", max_body_bytes as i64)?;
+        let log_format = match pick(&args.log_format, &file.log_format).as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "log format",
+                    value: other.into(),
+                    reason: "use text or json".into(),
+                })
+            }
+        };
+        let log_level = pick(&args.log_level, &file.log_level).unwrap_or_else(|| "info".into());
+        tracing_subscriber::EnvFilter::try_new(&log_level).map_err(|e| ConfigError::Invalid {
+            name: "log level",
+            value: log_level.clone(),
+            reason: e.to_string(),
+        })?;
+        let workers = pick(&args.workers, &file.workers)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        positive("workers", workers as i64)?;
+        let synchronous = match pick(&args.sqlite_synchronous, &file.sqlite_synchronous).as_deref()
+        {
+            None | Some("normal") => Synchronous::Normal,
+            Some("full") => Synchronous::Full,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "sqlite synchronous",
+                    value: other.into(),
+                    reason: "use normal or full".into(),
+                })
+            }
+        };
+        let pool_size = pick(&args.db_pool_size, &file.db_pool_size).unwrap_or(8);
+        positive("db pool size", pool_size as i64)?;
+        let default_page_size = file.default_page_size.unwrap_or(50);
+        let max_page_size = file.max_page_size.unwrap_or(1000);
+        positive("default page size", default_page_size)?;
+        positive("max page size", max_page_size)?;
+        Ok(Config {
+            listen,
+            data_dir: pick(&args.data_dir, &file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("hearth-data")),
+            base_url: base_url.map(|u| u.trim_end_matches('/').to_owned()),
+            max_body_bytes,
+            log_format,
+            log_level,
+            workers,
+            sqlite: SqliteOptions {
+                synchronous,
+                pool_size,
+                ..SqliteOptions::default()
+            },
+            default_page_size,
+            max_page_size: max_page_size.max(default_page_size),
+            shutdown_timeout: Duration::from_secs(file.shutdown_timeout_secs.unwrap_or(30)),
+        })
+    }
+}
+
+/// A flag or environment variable wins over the file.
+fn pick<T: Clone>(arg: &Option<T>, file: &Option<T>) -> Option<T> {
+    arg.clone().or_else(|| file.clone())
+}
+
+fn positive(name: &'static str, value: i64) -> Result<(), ConfigError> {
+    if value > 0 {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid {
+            name,
+            value: value.to_string(),
+            reason: "it must be greater than zero".into(),
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::File {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_listen_on_loopback_8080_with_data_in_hearth_data() {
+        let c = Config::load(&ServeArgs::default()).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.database_path(), PathBuf::from("hearth-data/hearth.db"));
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_bad_values_fail_fast() {
+        let dir = std::env::temp_dir().join(format!("hearth-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("hearth.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\nworkers = 3\n").unwrap();
+        let args = ServeArgs {
+            config: Some(file.clone()),
+            workers: Some(5),
+            ..ServeArgs::default()
+        };
+        let c = Config::load(&args).unwrap();
+        assert_eq!((c.listen.port(), c.workers), (9000, 5));
+
+        std::fs::write(&file, "lisen = \"x\"\n").unwrap();
+        let err = Config::load(&args).unwrap_err().to_string();
+        assert!(err.contains("unknown field"), "{err}");
+
+        let bad = ServeArgs {
+            listen: Some("localhost".into()),
+            ..ServeArgs::default()
+        };
+        assert!(Config::load(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("invalid listen address"));
+    }
+}

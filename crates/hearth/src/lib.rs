@@ -1,0 +1,5 @@
+//! The Hearth server binary's library half: configuration and start-up, so
+//! that tests and other programs can run a server in-process.
+
+pub mod config;
+pub mod server;

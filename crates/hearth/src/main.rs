@@ -1,0 +1,69 @@
+//! `hearth`: the Hearth FHIR R4 server.
+
+use clap::{Parser, Subcommand};
+use hearth::config::{Config, LogFormat, ServeArgs};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "hearth", version, about = "Hearth: a FHIR R4 server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the FHIR server.
+    Serve(ServeArgs),
+}
+
+fn init_tracing(config: &Config) {
+    let filter = EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    match config.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(&args),
+    }
+}
+
+fn serve(args: &ServeArgs) -> std::process::ExitCode {
+    let config = match Config::load(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("hearth: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    init_tracing(&config);
+    let result = actix_web::rt::System::new().block_on(async {
+        let (server, addr) = hearth::server::bind(&config)?;
+        tracing::info!(
+            listen = %addr,
+            database = %config.database_path().display(),
+            workers = config.workers,
+            "Hearth is serving FHIR R4"
+        );
+        // actix-web stops gracefully on SIGINT and SIGTERM: it stops
+        // accepting, finishes requests in flight, then returns.
+        server.await?;
+        tracing::info!("Hearth stopped");
+        Ok::<(), hearth::server::ServeError>(())
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "Hearth could not run");
+            eprintln!("hearth: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! Starting the HTTP server on a store.
+
+use std::sync::Arc;
+
+use actix_web::{web, App, HttpServer};
+use hearth_http::access::AllowAll;
+use hearth_http::{AppState, HttpConfig, RequestLog};
+use hearth_store::{Store, StoreError};
+
+use crate::config::Config;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot open the database: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the server failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn state(config: &Config) -> Result<web::Data<AppState>, ServeError> {
+    let store = Store::open_sqlite(&config.database_path(), &config.sqlite)?;
+    let http = HttpConfig {
+        base_url: config.base_url.clone(),
+        max_body_bytes: config.max_body_bytes,
+        default_page_size: config.default_page_size,
+        max_page_size: config.max_page_size,
+    };
+    Ok(web::Data::new(AppState::new(
+        store,
+        http,
+        Arc::new(AllowAll),
+    )))
+}
+
+/// Binds the listener and returns the server (not yet awaited) and the
+/// address it listens on (useful when the port was 0).
+pub fn bind(config: &Config) -> Result<(actix_web::dev::Server, std::net::SocketAddr), ServeError> {
+    let state = state(config)?;
+    let server = HttpServer::new(move || {
+        let state = state.clone();
+        App::new()
+            .wrap(RequestLog)
+            .configure(move |cfg| hearth_http::configure(cfg, state))
+    })
+    .workers(config.workers)
+    .shutdown_timeout(config.shutdown_timeout.as_secs())
+    .bind(config.listen)
+    .map_err(|source| ServeError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let addr = server.addrs().first().copied().unwrap_or(config.listen);
+    Ok((server.run(), addr))
+}
+
+/// A server running on its own thread, for tests and embedding.
+pub struct Background {
+    pub base_url: String,
+    handle: actix_web::dev::ServerHandle,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Background {
+    /// Starts a server on its own runtime thread and returns once it listens.
+    pub fn start(config: &Config) -> Result<Background, ServeError> {
+        let (server, addr) = bind(config)?;
+        let handle = server.handle();
+        let thread = std::thread::spawn(move || {
+            let runtime = actix_web::rt::System::new();
+            // Errors after start-up end the thread; tests see connection errors.
+            let _ = runtime.block_on(server);
+        });
+        Ok(Background {
+            base_url: format!("http://{addr}"),
+            handle,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        let stop = std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(handle.stop(true));
+        });
+        let _ = stop.join();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

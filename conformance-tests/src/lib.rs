@@ -90,6 +90,45 @@ impl Server {
         self.request("PUT", path).json(resource).send()
     }
 
+    /// GETs `path` as FHIR JSON, asserts 200 and returns the body.
+    #[track_caller]
+    pub fn read_json(&self, path: &str) -> Value {
+        let response = self.get(path);
+        assert_eq!(response.status, 200, "GET {path}: {}", response.text());
+        response.json()
+    }
+
+    /// Follows the Bundle link with `relation`, if the Bundle has one.
+    #[track_caller]
+    pub fn follow(&self, bundle: &Value, relation: &str) -> Option<Value> {
+        link(bundle, relation).map(|url| self.read_json(&url))
+    }
+
+    /// Sends a request without the `Accept` header that HTTP client
+    /// libraries add by default, over a plain HTTP/1.1 connection (only for
+    /// `http://` base URLs).
+    pub fn send_without_accept(&self, method: &str, path: &str) -> Response {
+        use std::io::{Read, Write};
+        let url = reqwest::Url::parse(&self.url(path)).expect("URL");
+        assert_eq!(url.scheme(), "http", "raw requests need an http:// base URL");
+        let host = url.host_str().expect("host");
+        let port = url.port_or_known_default().expect("port");
+        let target = match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_owned(),
+        };
+        let mut stream = std::net::TcpStream::connect((host, port)).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+        write!(
+            stream,
+            "{method} {target} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n"
+        )
+        .expect("request written");
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).expect("response read");
+        parse_raw_response(&raw)
+    }
+
     /// Creates a resource and returns its server-assigned id.
     pub fn create(&self, resource: &Value) -> String {
         let resource_type = resource["resourceType"].as_str().expect("resourceType");
@@ -132,6 +171,13 @@ impl Request {
         }
     }
 
+    /// A body sent without any `Content-Type` header.
+    pub fn body_without_type(self, body: impl Into<Vec<u8>>) -> Request {
+        Request {
+            inner: self.inner.body(body.into()),
+        }
+    }
+
     pub fn send(self) -> Response {
         let response = self.inner.send().expect("request sent");
         let status = response.status().as_u16();
@@ -161,6 +207,49 @@ impl Response {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.text()))
     }
 
+    /// The media type of the body without parameters, in lower case.
+    pub fn content_type(&self) -> String {
+        self.header("content-type")
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    }
+
+    pub fn etag(&self) -> Option<&str> {
+        self.header("etag")
+    }
+
+    /// Asserts the status, showing the body when it differs.
+    #[track_caller]
+    pub fn assert_status(&self, status: u16) -> &Response {
+        assert_eq!(self.status, status, "status; body: {}", self.text());
+        self
+    }
+
+    /// Asserts an error response: the status, a JSON Content-Type and an
+    /// OperationOutcome with at least one error (or fatal) issue.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16) -> Value {
+        assert_eq!(self.status, status, "status; body: {}", self.text());
+        let content_type = self.content_type();
+        assert!(
+            content_type == "application/fhir+json" || content_type == "application/json",
+            "error Content-Type is '{content_type}', not FHIR JSON"
+        );
+        let body = self.json();
+        assert_eq!(body["resourceType"], "OperationOutcome", "{body}");
+        let severe = body["issue"].as_array().is_some_and(|issues| {
+            issues
+                .iter()
+                .any(|i| i["severity"] == "error" || i["severity"] == "fatal")
+        });
+        assert!(severe, "no error issue: {body}");
+        body
+    }
+
     /// Asserts an OperationOutcome with the given status and issue code.
     #[track_caller]
     pub fn assert_outcome(&self, status: u16, code: &str) -> Value {
@@ -176,7 +265,98 @@ impl Response {
     }
 }
 
+fn parse_raw_response(raw: &[u8]) -> Response {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("end of the response head");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let mut headers = reqwest::header::HeaderMap::new();
+    for line in lines {
+        if let Some((name, value)) = line.split_once(':') {
+            headers.append(
+                reqwest::header::HeaderName::from_bytes(name.trim().as_bytes()).expect("header name"),
+                reqwest::header::HeaderValue::from_str(value.trim()).expect("header value"),
+            );
+        }
+    }
+    let mut body = raw[split + 4..].to_vec();
+    let chunked = headers
+        .get("transfer-encoding")
+        .is_some_and(|v| v.to_str().unwrap_or("").contains("chunked"));
+    if chunked {
+        body = dechunk(&body);
+    }
+    Response { status, headers, body }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(end) = data.windows(2).position(|w| w == b"\r\n") {
+        let size_text = String::from_utf8_lossy(&data[..end]);
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+            .expect("chunk size");
+        if size == 0 {
+            break;
+        }
+        let start = end + 2;
+        out.extend_from_slice(&data[start..start + size]);
+        data = &data[start + size + 2..];
+    }
+    out
+}
+
+/// The URL of the Bundle link with `relation`.
+pub fn link(bundle: &Value, relation: &str) -> Option<String> {
+    bundle["link"]
+        .as_array()?
+        .iter()
+        .find(|l| l["relation"] == relation)
+        .and_then(|l| l["url"].as_str())
+        .map(str::to_owned)
+}
+
+/// Percent-encodes a query parameter value.
+pub fn encode(value: &str) -> String {
+    let mut out = String::new();
+    for b in value.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b':' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
 /// A unique suffix for ids created by a test.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+/// A small valid Patient with the family name `family`.
+pub fn patient(family: &str) -> Value {
+    json!({
+        "resourceType": "Patient",
+        "name": [{"family": family, "given": ["Ann"]}],
+        "birthDate": "1970-01-01",
+    })
+}
+
+/// The `expression` values of every issue of an OperationOutcome.
+pub fn issue_expressions(outcome: &Value) -> Vec<String> {
+    outcome["issue"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|i| i["expression"].as_array().into_iter().flatten())
+        .filter_map(|e| e.as_str().map(str::to_owned))
+        .collect()
 }

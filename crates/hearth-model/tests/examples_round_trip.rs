@@ -1,0 +1,111 @@
+//! Every official R4 example parses strictly and survives
+//! JSON → Hearth → XML → Hearth → JSON without loss.
+
+use std::path::Path;
+
+use hearth_model::{parse, to_json_bytes, to_xml, Format, Value};
+
+const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fhir/r4/examples");
+
+/// Examples that are genuinely defective, with the reason.
+const DEFECTIVE: &[(&str, &str)] = &[(
+    "Questionnaire-qs1.json",
+    "32 nested display items lack Questionnaire.item.linkId, which is mandatory (1..1)",
+)];
+
+/// fhirbolt's XML reader trims the text next to tags and drops comments, so
+/// the XML round trip keeps a narrative's markup and words but not the
+/// whitespace that touches a tag. Compare narratives with that whitespace
+/// removed and other runs collapsed.
+fn normalise_div(div: &str) -> String {
+    let without_comments = {
+        let mut out = String::new();
+        let mut rest = div;
+        while let Some(start) = rest.find("<!--") {
+            out.push_str(&rest[..start]);
+            rest = rest[start..].find("-->").map_or("", |end| &rest[start + end + 3..]);
+        }
+        out.push_str(rest);
+        out
+    };
+    let collapsed: String = without_comments.split_whitespace().collect::<Vec<_>>().join(" ");
+    collapsed.replace("> ", ">").replace(" <", "<")
+}
+
+fn normalise(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                if key == "div" {
+                    if let Value::String(s) = v {
+                        *s = normalise_div(s);
+                        continue;
+                    }
+                }
+                normalise(v);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(normalise),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_example_round_trips_through_json_and_xml() {
+    let dir = Path::new(EXAMPLES);
+    assert!(dir.is_dir(), "the official examples are missing at {}", dir.display());
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    let mut paths: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    paths.sort();
+    for path in paths.iter().filter(|p| p.extension().is_some_and(|e| e == "json")) {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let bytes = std::fs::read(path).unwrap();
+        let original: Value = serde_json::from_slice(&bytes).unwrap();
+        let defect = DEFECTIVE.iter().find(|(n, _)| *n == name);
+        let parsed = match parse(&bytes, Format::Json) {
+            Ok(v) => v,
+            Err(e) => {
+                if defect.is_none() {
+                    failures.push(format!("{name}: does not parse: {e}"));
+                }
+                continue;
+            }
+        };
+        if let Some((_, reason)) = defect {
+            failures.push(format!("{name}: listed as defective ({reason}) but parses; remove it from DEFECTIVE"));
+            continue;
+        }
+        if parsed != original {
+            failures.push(format!("{name}: JSON → Hearth → JSON changed the resource"));
+            continue;
+        }
+        let xml = match to_xml(&to_json_bytes(&parsed, false)) {
+            Ok(x) => x,
+            Err(e) => {
+                failures.push(format!("{name}: cannot serialise as XML: {e}"));
+                continue;
+            }
+        };
+        let mut back = match parse(&xml, Format::Xml) {
+            Ok(v) => v,
+            Err(e) => {
+                failures.push(format!("{name}: its XML does not parse back: {e}"));
+                continue;
+            }
+        };
+        let mut expected = parsed;
+        normalise(&mut expected);
+        normalise(&mut back);
+        if back != expected {
+            if let Ok(dump) = std::env::var("HEARTH_DUMP_DIFF") {
+                std::fs::write(format!("{dump}/{name}.expected"), serde_json::to_string_pretty(&expected).unwrap()).unwrap();
+                std::fs::write(format!("{dump}/{name}.back"), serde_json::to_string_pretty(&back).unwrap()).unwrap();
+            }
+            failures.push(format!("{name}: JSON → XML → JSON changed the resource"));
+        }
+        checked += 1;
+    }
+    assert!(failures.is_empty(), "{} of the examples failed:\n{}", failures.len(), failures.join("\n"));
+    assert_eq!(checked + DEFECTIVE.len(), 709, "expected all 709 official examples");
+}

@@ -110,7 +110,11 @@ impl Server {
     pub fn send_without_accept(&self, method: &str, path: &str) -> Response {
         use std::io::{Read, Write};
         let url = reqwest::Url::parse(&self.url(path)).expect("URL");
-        assert_eq!(url.scheme(), "http", "raw requests need an http:// base URL");
+        assert_eq!(
+            url.scheme(),
+            "http",
+            "raw requests need an http:// base URL"
+        );
         let host = url.host_str().expect("host");
         let port = url.port_or_known_default().expect("port");
         let target = match url.query() {
@@ -118,7 +122,9 @@ impl Server {
             None => url.path().to_owned(),
         };
         let mut stream = std::net::TcpStream::connect((host, port)).expect("connect");
-        stream.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .expect("timeout");
         write!(
             stream,
             "{method} {target} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n"
@@ -133,8 +139,16 @@ impl Server {
     pub fn create(&self, resource: &Value) -> String {
         let resource_type = resource["resourceType"].as_str().expect("resourceType");
         let response = self.post(resource_type, resource);
-        assert_eq!(response.status, 201, "create {resource_type}: {}", response.text());
-        response.json()["id"].as_str().expect("created id").to_owned()
+        assert_eq!(
+            response.status,
+            201,
+            "create {resource_type}: {}",
+            response.text()
+        );
+        response.json()["id"]
+            .as_str()
+            .expect("created id")
+            .to_owned()
     }
 }
 
@@ -167,7 +181,10 @@ impl Request {
 
     pub fn body(self, content_type: &str, body: impl Into<Vec<u8>>) -> Request {
         Request {
-            inner: self.inner.header("Content-Type", content_type).body(body.into()),
+            inner: self
+                .inner
+                .header("Content-Type", content_type)
+                .body(body.into()),
         }
     }
 
@@ -183,7 +200,11 @@ impl Request {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = response.bytes().expect("response body").to_vec();
-        Response { status, headers, body }
+        Response {
+            status,
+            headers,
+            body,
+        }
     }
 }
 
@@ -204,7 +225,8 @@ impl Response {
 
     /// The body as JSON; panics with the body if it is not JSON.
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.text()))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.text()))
     }
 
     /// The media type of the body without parameters, in lower case.
@@ -260,7 +282,10 @@ impl Response {
             .as_array()
             .map(|a| a.iter().filter_map(|i| i["code"].as_str()).collect())
             .unwrap_or_default();
-        assert!(codes.contains(&code), "issue codes {codes:?} lack '{code}': {body}");
+        assert!(
+            codes.contains(&code),
+            "issue codes {codes:?} lack '{code}': {body}"
+        );
         body
     }
 }
@@ -281,7 +306,8 @@ fn parse_raw_response(raw: &[u8]) -> Response {
     for line in lines {
         if let Some((name, value)) = line.split_once(':') {
             headers.append(
-                reqwest::header::HeaderName::from_bytes(name.trim().as_bytes()).expect("header name"),
+                reqwest::header::HeaderName::from_bytes(name.trim().as_bytes())
+                    .expect("header name"),
                 reqwest::header::HeaderValue::from_str(value.trim()).expect("header value"),
             );
         }
@@ -293,7 +319,11 @@ fn parse_raw_response(raw: &[u8]) -> Response {
     if chunked {
         body = dechunk(&body);
     }
-    Response { status, headers, body }
+    Response {
+        status,
+        headers,
+        body,
+    }
 }
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
@@ -338,7 +368,10 @@ pub fn encode(value: &str) -> String {
 
 /// A unique suffix for ids created by a test.
 pub fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
 }
 
 /// A small valid Patient with the family name `family`.

@@ -9,7 +9,9 @@ fn patient_at_version_2(server: &Server) -> String {
     let id = server.create(&patient("Smith"));
     let mut body = patient("Jones");
     body["id"] = json!(id);
-    server.put(&format!("Patient/{id}"), &body).assert_status(200);
+    server
+        .put(&format!("Patient/{id}"), &body)
+        .assert_status(200);
     id
 }
 
@@ -92,7 +94,12 @@ fn delete_with_matching_if_match_deletes() {
 fn read_with_if_none_match_of_the_current_version_is_304_without_body() {
     let server = Server::start();
     let id = patient_at_version_2(&server);
-    let response = get_with(&server, &format!("Patient/{id}"), "If-None-Match", "W/\"2\"");
+    let response = get_with(
+        &server,
+        &format!("Patient/{id}"),
+        "If-None-Match",
+        "W/\"2\"",
+    );
     response.assert_status(304);
     assert!(response.body.is_empty(), "{}", response.text());
 }
@@ -110,7 +117,12 @@ fn read_with_if_none_match_star_is_304() {
 fn read_with_if_none_match_of_an_old_version_is_200() {
     let server = Server::start();
     let id = patient_at_version_2(&server);
-    let response = get_with(&server, &format!("Patient/{id}"), "If-None-Match", "W/\"1\"");
+    let response = get_with(
+        &server,
+        &format!("Patient/{id}"),
+        "If-None-Match",
+        "W/\"1\"",
+    );
     response.assert_status(200);
     assert_eq!(response.etag(), Some("W/\"2\""));
     assert_eq!(response.json()["name"][0]["family"], "Jones");

@@ -81,7 +81,10 @@ fn update_of_a_new_id_creates_it_with_201() {
     response.assert_status(201);
     assert_eq!(response.etag(), Some("W/\"1\""));
     assert_eq!(response.json()["id"], id.as_str());
-    assert_eq!(server.read_json(&format!("Patient/{id}"))["meta"]["versionId"], "1");
+    assert_eq!(
+        server.read_json(&format!("Patient/{id}"))["meta"]["versionId"],
+        "1"
+    );
 }
 
 #[test]
@@ -101,7 +104,9 @@ fn vread_returns_each_version() {
 fn vread_of_a_version_that_does_not_exist_is_404() {
     let server = Server::start();
     let id = create_patient(&server);
-    server.get(&format!("Patient/{id}/_history/7")).assert_error(404);
+    server
+        .get(&format!("Patient/{id}/_history/7"))
+        .assert_error(404);
 }
 
 #[test]
@@ -116,7 +121,11 @@ fn delete_answers_204_and_then_read_is_410_gone() {
         deleted.text()
     );
     if deleted.status == 204 {
-        assert!(deleted.body.is_empty(), "204 with a body: {}", deleted.text());
+        assert!(
+            deleted.body.is_empty(),
+            "204 with a body: {}",
+            deleted.text()
+        );
     }
     server.get(&format!("Patient/{id}")).assert_error(410);
 }
@@ -164,7 +173,9 @@ fn vread_of_the_deleted_version_is_410() {
     let server = Server::start();
     let id = create_patient(&server);
     server.delete(&format!("Patient/{id}"));
-    server.get(&format!("Patient/{id}/_history/2")).assert_error(410);
+    server
+        .get(&format!("Patient/{id}/_history/2"))
+        .assert_error(410);
 }
 
 #[test]
@@ -251,6 +262,10 @@ fn prefer_return_operation_outcome_gives_an_outcome() {
     for (method, status) in [("POST", 201), ("PUT", 200)] {
         let response = written_with_prefer(&server, method, "return=OperationOutcome");
         response.assert_status(status);
-        assert_eq!(response.json()["resourceType"], "OperationOutcome", "{method}");
+        assert_eq!(
+            response.json()["resourceType"],
+            "OperationOutcome",
+            "{method}"
+        );
     }
 }

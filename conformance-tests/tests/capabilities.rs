@@ -17,7 +17,7 @@ fn codes(list: &Value) -> Vec<String> {
 }
 
 #[test]
-fn metadata_is_an_r4_capability_statement_in_json_and_xml() {
+fn metadata_is_an_r4_capability_statement() {
     let server = Server::start();
     let statement = metadata(&server);
     assert_eq!(statement["fhirVersion"], "4.0.1");

@@ -269,3 +269,27 @@ fn prefer_return_operation_outcome_gives_an_outcome() {
         );
     }
 }
+
+#[test]
+fn create_replaces_client_supplied_meta_version_and_last_updated() {
+    let server = Server::start();
+    let mut body = patient("Smith");
+    body["meta"] = json!({"versionId": "7", "lastUpdated": "2001-01-01T00:00:00Z"});
+    let created = server.post("Patient", &body);
+    created.assert_status(201);
+    let meta = &created.json()["meta"];
+    assert_eq!(meta["versionId"], "1");
+    assert_ne!(meta["lastUpdated"], "2001-01-01T00:00:00Z");
+}
+
+#[test]
+fn update_ignores_the_version_in_the_body() {
+    let server = Server::start();
+    let id = create_patient(&server);
+    let mut body = patient("Jones");
+    body["id"] = json!(id);
+    body["meta"] = json!({"versionId": "99"});
+    let response = server.put(&format!("Patient/{id}"), &body);
+    response.assert_status(200);
+    assert_eq!(response.json()["meta"]["versionId"], "2");
+}

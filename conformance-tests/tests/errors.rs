@@ -263,3 +263,93 @@ fn invalid_summary_is_400() {
         .get(&format!("Patient/{id}?_summary=foo"))
         .assert_error(400);
 }
+
+#[test]
+fn unknown_xml_element_is_400_naming_it() {
+    let server = Server::start();
+    let body =
+        br#"<Patient xmlns="http://hl7.org/fhir"><nme><family value="Smith"/></nme></Patient>"#;
+    let outcome = rejected_create(&server, Some(FHIR_XML), body).assert_error(400);
+    assert_expression(&outcome, "Patient.nme");
+}
+
+#[test]
+fn null_value_is_400() {
+    // json.html: properties never have null values (except to pad arrays
+    // of primitives that have extensions).
+    let server = Server::start();
+    rejected_update(&server, Some(FHIR_JSON), |id| {
+        patient_with(id, "birthDate", serde_json::Value::Null)
+    })
+    .assert_error(400);
+}
+
+#[test]
+fn empty_array_is_400() {
+    // json.html: arrays are never empty.
+    let server = Server::start();
+    rejected_update(&server, Some(FHIR_JSON), |id| {
+        patient_with(id, "name", json!([]))
+    })
+    .assert_error(400);
+}
+
+#[test]
+fn empty_object_is_400() {
+    // ele-1: All FHIR elements must have a @value or children.
+    let server = Server::start();
+    rejected_update(&server, Some(FHIR_JSON), |id| {
+        patient_with(id, "maritalStatus", json!({}))
+    })
+    .assert_error(400);
+}
+
+#[test]
+fn empty_xml_element_is_400() {
+    // ele-1: All FHIR elements must have a @value or children.
+    let server = Server::start();
+    let body = br#"<Patient xmlns="http://hl7.org/fhir"><maritalStatus/></Patient>"#;
+    rejected_create(&server, Some(FHIR_XML), body).assert_error(400);
+}
+
+#[test]
+fn boolean_or_number_given_as_a_json_string_is_400() {
+    // json.html: boolean and number primitives are JSON booleans and numbers.
+    let server = Server::start();
+    rejected_update(&server, Some(FHIR_JSON), |id| {
+        patient_with(id, "active", json!("true"))
+    })
+    .assert_error(400);
+    rejected_update(&server, Some(FHIR_JSON), |id| {
+        patient_with(id, "multipleBirthInteger", json!("2"))
+    })
+    .assert_error(400);
+}
+
+#[test]
+fn content_after_the_json_value_is_400() {
+    let server = Server::start();
+    rejected_update(&server, Some(FHIR_JSON), |id| {
+        let mut body = patient_with(id, "active", json!(true));
+        body.extend_from_slice(b" {\"resourceType\": \"Patient\"}");
+        body
+    })
+    .assert_error(400);
+}
+
+#[test]
+fn ids_are_at_most_64_characters() {
+    let server = Server::start();
+    let id = format!("{}-{}", unique("long"), "a".repeat(64))[..64].to_owned();
+    let mut body = patient("Smith");
+    body["id"] = json!(id);
+    server
+        .put(&format!("Patient/{id}"), &body)
+        .assert_status(201);
+    server.get(&format!("Patient/{id}")).assert_status(200);
+    let too_long = format!("{id}b");
+    body["id"] = json!(too_long);
+    server
+        .put(&format!("Patient/{too_long}"), &body)
+        .assert_error(400);
+}

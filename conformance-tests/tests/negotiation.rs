@@ -170,3 +170,96 @@ fn errors_are_xml_when_xml_was_negotiated() {
         response.text()
     );
 }
+
+#[test]
+fn errors_outside_resource_routes_are_xml_when_xml_was_negotiated() {
+    let server = Server::start();
+    for (method, path) in [("DELETE", "metadata"), ("GET", "Patient/1/2/3/4")] {
+        let response = server.request(method, path).accept(FHIR_XML).send();
+        assert!(
+            response.status >= 400,
+            "{method} {path}: {}",
+            response.status
+        );
+        assert_eq!(response.content_type(), FHIR_XML, "{method} {path}");
+        assert!(
+            response.text().contains("<OperationOutcome"),
+            "{}",
+            response.text()
+        );
+    }
+}
+
+#[test]
+fn bodies_in_every_fhir_media_type_are_accepted() {
+    let server = Server::start();
+    let json = serde_json::to_vec(&patient("Smith")).expect("serialise");
+    for media in [
+        FHIR_JSON,
+        "application/json",
+        "application/fhir+json; charset=utf-8",
+    ] {
+        let response = server
+            .request("POST", "Patient")
+            .body(media, json.clone())
+            .send();
+        assert_eq!(response.status, 201, "{media}: {}", response.text());
+    }
+    for media in [FHIR_XML, "application/xml", "text/xml"] {
+        let response = server
+            .request("POST", "Patient")
+            .body(media, XML_PATIENT)
+            .send();
+        assert_eq!(response.status, 201, "{media}: {}", response.text());
+    }
+}
+
+#[test]
+fn decimal_precision_is_kept_in_json_and_xml() {
+    let server = Server::start();
+    let body = r#"{"resourceType":"Observation","status":"final","code":{"text":"x"},"valueQuantity":{"value":1.50}}"#;
+    let created = server
+        .request("POST", "Observation")
+        .body(FHIR_JSON, body)
+        .send();
+    created.assert_status(201);
+    let path = format!("Observation/{}", created.json()["id"].as_str().expect("id"));
+    let json = server.get(&path).text();
+    assert!(json.contains("\"value\":1.50"), "{json}");
+    let xml = read_accepting(&server, &path, FHIR_XML).text();
+    assert!(xml.contains(r#"<value value="1.50"/>"#), "{xml}");
+}
+
+const NARRATIVE: &str =
+    r#"<div xmlns="http://www.w3.org/1999/xhtml"><p>Ann <b>Smith</b> &amp; co</p></div>"#;
+
+#[test]
+fn narrative_from_xml_keeps_its_text() {
+    let server = Server::start();
+    let xml = format!(
+        r#"<Patient xmlns="http://hl7.org/fhir"><text><status value="generated"/>{NARRATIVE}</text></Patient>"#
+    );
+    let created = server.request("POST", "Patient").body(FHIR_XML, xml).send();
+    created.assert_status(201);
+    let id = created.json()["id"].as_str().expect("id").to_owned();
+    let div = server.read_json(&format!("Patient/{id}"))["text"]["div"].clone();
+    assert!(
+        div.as_str()
+            .is_some_and(|d| d.contains("<p>Ann <b>Smith</b> &amp; co</p>")),
+        "narrative text changed: {div}"
+    );
+}
+
+#[test]
+fn narrative_from_json_keeps_its_text_in_xml() {
+    let server = Server::start();
+    let id = server.create(&conformance_tests::json!({
+        "resourceType": "Patient",
+        "text": {"status": "generated", "div": NARRATIVE},
+    }));
+    let xml = read_accepting(&server, &format!("Patient/{id}"), FHIR_XML).text();
+    assert!(
+        xml.contains("Ann <b>Smith</b> &amp; co"),
+        "narrative text changed: {xml}"
+    );
+}

@@ -33,7 +33,7 @@ pub fn capability_statement(fhir: &Fhir) -> Value {
                 "readHistory": true,
                 "updateCreate": true,
                 "conditionalCreate": false,
-                "conditionalRead": "modified-since",
+                "conditionalRead": "full-support",
                 "conditionalUpdate": false,
                 "conditionalDelete": "not-supported",
             })

@@ -256,7 +256,8 @@ pub fn render_stored(json: &[u8], rep: Representation, shape: &Shape) -> Result<
     if *shape == Shape::Full {
         match (rep.media.format(), rep.pretty) {
             (Format::Json, false) => return Ok(json.to_vec()),
-            (Format::Xml, _) => return Ok(hearth_model::to_xml(json)?),
+            (Format::Xml, false) => return Ok(hearth_model::to_xml(json)?),
+            (Format::Xml, true) => return Ok(hearth_model::to_xml_pretty(json)?),
             (Format::Json, true) => {}
         }
     }

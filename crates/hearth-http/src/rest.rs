@@ -169,12 +169,14 @@ pub async fn update(
             let value = parse_body(&body, format, &resource_type)?;
             match resource::id(&value) {
                 Some(body_id) if body_id == id => {}
-                Some(body_id) => return Err(ApiError::BadRequest {
-                    message: format!(
+                Some(body_id) => {
+                    return Err(ApiError::BadRequest {
+                        message: format!(
                         "the id in the body ('{body_id}') differs from the id in the URL ('{id}')"
                     ),
-                    expression: vec![format!("{resource_type}.id")],
-                }),
+                        expression: vec![format!("{resource_type}.id")],
+                    })
+                }
                 None => {
                     return Err(ApiError::BadRequest {
                         message: format!(

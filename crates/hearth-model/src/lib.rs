@@ -6,6 +6,7 @@
 //! the compact JSON bytes the store keeps.
 
 pub mod datetime;
+pub mod fhirpath;
 pub mod fhirpath_patch;
 pub mod json_patch;
 pub mod outcome;
@@ -15,8 +16,9 @@ pub mod structure;
 pub mod summary;
 pub mod validate;
 mod wire;
+mod xml_pretty;
 
 pub use outcome::{IssueCode, OperationOutcome, Severity};
-pub use wire::{parse, to_json_bytes, to_xml, xml_to_json, Format, ParseError};
+pub use wire::{parse, to_json_bytes, to_xml, to_xml_pretty, xml_to_json, Format, ParseError};
 
 pub use serde_json::Value;

@@ -73,6 +73,12 @@ pub fn to_xml(json: &[u8]) -> Result<Vec<u8>, ParseError> {
     })
 }
 
+/// Serialises FHIR JSON as indented FHIR XML (`_pretty=true`).
+pub fn to_xml_pretty(json: &[u8]) -> Result<Vec<u8>, ParseError> {
+    let compact = to_xml(json)?;
+    Ok(crate::xml_pretty::indent(&String::from_utf8_lossy(&compact)).into_bytes())
+}
+
 /// Serialises FHIR JSON, compact or indented.
 pub fn to_json_bytes(value: &Value, pretty: bool) -> Vec<u8> {
     let result = if pretty {

@@ -5,7 +5,10 @@ use std::path::Path;
 
 use hearth_model::{parse, to_json_bytes, to_xml, Format, Value};
 
-const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fhir/r4/examples");
+const EXAMPLES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/fhir/r4/examples"
+);
 
 /// Examples that are genuinely defective, with the reason.
 const DEFECTIVE: &[(&str, &str)] = &[(
@@ -23,12 +26,17 @@ fn normalise_div(div: &str) -> String {
         let mut rest = div;
         while let Some(start) = rest.find("<!--") {
             out.push_str(&rest[..start]);
-            rest = rest[start..].find("-->").map_or("", |end| &rest[start + end + 3..]);
+            rest = rest[start..]
+                .find("-->")
+                .map_or("", |end| &rest[start + end + 3..]);
         }
         out.push_str(rest);
         out
     };
-    let collapsed: String = without_comments.split_whitespace().collect::<Vec<_>>().join(" ");
+    let collapsed: String = without_comments
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     collapsed.replace("> ", ">").replace(" <", "<")
 }
 
@@ -53,12 +61,22 @@ fn normalise(value: &mut Value) {
 #[test]
 fn every_example_round_trips_through_json_and_xml() {
     let dir = Path::new(EXAMPLES);
-    assert!(dir.is_dir(), "the official examples are missing at {}", dir.display());
+    assert!(
+        dir.is_dir(),
+        "the official examples are missing at {}",
+        dir.display()
+    );
     let mut failures = Vec::new();
     let mut checked = 0;
-    let mut paths: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     paths.sort();
-    for path in paths.iter().filter(|p| p.extension().is_some_and(|e| e == "json")) {
+    for path in paths
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+    {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let bytes = std::fs::read(path).unwrap();
         let original: Value = serde_json::from_slice(&bytes).unwrap();
@@ -73,7 +91,9 @@ fn every_example_round_trips_through_json_and_xml() {
             }
         };
         if let Some((_, reason)) = defect {
-            failures.push(format!("{name}: listed as defective ({reason}) but parses; remove it from DEFECTIVE"));
+            failures.push(format!(
+                "{name}: listed as defective ({reason}) but parses; remove it from DEFECTIVE"
+            ));
             continue;
         }
         if parsed != original {
@@ -99,13 +119,30 @@ fn every_example_round_trips_through_json_and_xml() {
         normalise(&mut back);
         if back != expected {
             if let Ok(dump) = std::env::var("HEARTH_DUMP_DIFF") {
-                std::fs::write(format!("{dump}/{name}.expected"), serde_json::to_string_pretty(&expected).unwrap()).unwrap();
-                std::fs::write(format!("{dump}/{name}.back"), serde_json::to_string_pretty(&back).unwrap()).unwrap();
+                std::fs::write(
+                    format!("{dump}/{name}.expected"),
+                    serde_json::to_string_pretty(&expected).unwrap(),
+                )
+                .unwrap();
+                std::fs::write(
+                    format!("{dump}/{name}.back"),
+                    serde_json::to_string_pretty(&back).unwrap(),
+                )
+                .unwrap();
             }
             failures.push(format!("{name}: JSON → XML → JSON changed the resource"));
         }
         checked += 1;
     }
-    assert!(failures.is_empty(), "{} of the examples failed:\n{}", failures.len(), failures.join("\n"));
-    assert_eq!(checked + DEFECTIVE.len(), 709, "expected all 709 official examples");
+    assert!(
+        failures.is_empty(),
+        "{} of the examples failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert_eq!(
+        checked + DEFECTIVE.len(),
+        709,
+        "expected all 709 official examples"
+    );
 }

@@ -28,44 +28,73 @@ fn history(store: &Store, scope: HistoryScope) -> Vec<(String, i64, Method)> {
             snapshot: None,
         })
         .unwrap();
-    page.entries.into_iter().map(|v| (v.id, v.version_id, v.method)).collect()
+    page.entries
+        .into_iter()
+        .map(|v| (v.id, v.version_id, v.method))
+        .collect()
 }
 
 #[test]
 fn every_write_is_a_new_version_with_server_meta() {
     let (store, _dir) = store();
-    let created = store.create(json!({"resourceType": "Patient", "active": true})).unwrap();
+    let created = store
+        .create(json!({"resourceType": "Patient", "active": true}))
+        .unwrap();
     assert!(created.created);
     let id = created.version.id.clone();
     let v1 = body(&created.version);
     assert_eq!(v1["id"], id.as_str());
     assert_eq!(v1["meta"]["versionId"], "1");
 
-    let updated = store.update(&id, patient(&id, "Smith"), None, Method::Put).unwrap();
+    let updated = store
+        .update(&id, patient(&id, "Smith"), None, Method::Put)
+        .unwrap();
     assert!(!updated.created);
     assert_eq!(updated.version.version_id, 2);
     assert!(updated.version.last_updated > created.version.last_updated);
-    assert_eq!(body(&store.read("Patient", &id).unwrap())["name"][0]["family"], "Smith");
-    assert_eq!(body(&store.vread("Patient", &id, 1).unwrap())["active"], true);
+    assert_eq!(
+        body(&store.read("Patient", &id).unwrap())["name"][0]["family"],
+        "Smith"
+    );
+    assert_eq!(
+        body(&store.vread("Patient", &id, 1).unwrap())["active"],
+        true
+    );
 }
 
 #[test]
 fn delete_is_a_tombstone_that_history_keeps() {
     let (store, _dir) = store();
-    store.update("p1", patient("p1", "A"), None, Method::Put).unwrap();
+    store
+        .update("p1", patient("p1", "A"), None, Method::Put)
+        .unwrap();
     let tombstone = store.delete("Patient", "p1", None).unwrap().unwrap();
     assert_eq!(tombstone.version_id, 2);
-    assert!(matches!(store.read("Patient", "p1"), Err(StoreError::Gone { version_id: 2, .. })));
-    assert!(matches!(store.vread("Patient", "p1", 2), Err(StoreError::Gone { .. })));
+    assert!(matches!(
+        store.read("Patient", "p1"),
+        Err(StoreError::Gone { version_id: 2, .. })
+    ));
+    assert!(matches!(
+        store.vread("Patient", "p1", 2),
+        Err(StoreError::Gone { .. })
+    ));
     assert!(store.vread("Patient", "p1", 1).is_ok());
     // Deleting again writes nothing.
     assert!(store.delete("Patient", "p1", None).unwrap().is_none());
     assert_eq!(
-        history(&store, HistoryScope::Instance("Patient".into(), "p1".into())),
-        vec![("p1".into(), 2, Method::Delete), ("p1".into(), 1, Method::Put)]
+        history(
+            &store,
+            HistoryScope::Instance("Patient".into(), "p1".into())
+        ),
+        vec![
+            ("p1".into(), 2, Method::Delete),
+            ("p1".into(), 1, Method::Put)
+        ]
     );
     // An update brings it back as version 3, reported as a creation.
-    let back = store.update("p1", patient("p1", "B"), None, Method::Put).unwrap();
+    let back = store
+        .update("p1", patient("p1", "B"), None, Method::Put)
+        .unwrap();
     assert!(back.created);
     assert_eq!(back.version.version_id, 3);
 }
@@ -73,15 +102,30 @@ fn delete_is_a_tombstone_that_history_keeps() {
 #[test]
 fn a_stale_if_match_fails_and_changes_nothing() {
     let (store, _dir) = store();
-    store.update("p1", patient("p1", "A"), None, Method::Put).unwrap();
-    store.update("p1", patient("p1", "B"), Some(1), Method::Put).unwrap();
-    let err = store.update("p1", patient("p1", "C"), Some(1), Method::Put).unwrap_err();
-    assert!(matches!(err, StoreError::VersionConflict { expected: 1, current: Some(2) }));
+    store
+        .update("p1", patient("p1", "A"), None, Method::Put)
+        .unwrap();
+    store
+        .update("p1", patient("p1", "B"), Some(1), Method::Put)
+        .unwrap();
+    let err = store
+        .update("p1", patient("p1", "C"), Some(1), Method::Put)
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        StoreError::VersionConflict {
+            expected: 1,
+            current: Some(2)
+        }
+    ));
     assert!(matches!(
         store.delete("Patient", "p1", Some(1)),
         Err(StoreError::VersionConflict { .. })
     ));
-    assert_eq!(body(&store.read("Patient", "p1").unwrap())["name"][0]["family"], "B");
+    assert_eq!(
+        body(&store.read("Patient", "p1").unwrap())["name"][0]["family"],
+        "B"
+    );
 }
 
 #[test]
@@ -95,21 +139,31 @@ fn a_failed_transaction_writes_nothing() {
         Err(StoreError::InvalidResource("abort".into()))
     });
     assert!(result.is_err());
-    assert!(matches!(store.read("Patient", "a"), Err(StoreError::NotFound { .. })));
-    assert!(matches!(store.read("Patient", "b"), Err(StoreError::NotFound { .. })));
+    assert!(matches!(
+        store.read("Patient", "a"),
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.read("Patient", "b"),
+        Err(StoreError::NotFound { .. })
+    ));
     assert!(history(&store, HistoryScope::System).is_empty());
 }
 
 #[test]
 fn concurrent_updates_lose_nothing_and_versions_stay_sequential() {
     let (store, _dir) = store();
-    store.update("p", patient("p", "0"), None, Method::Put).unwrap();
+    store
+        .update("p", patient("p", "0"), None, Method::Put)
+        .unwrap();
     let threads: Vec<_> = (0..4)
         .map(|t| {
             let store = store.clone();
             std::thread::spawn(move || {
                 for i in 0..25 {
-                    store.update("p", patient("p", &format!("{t}-{i}")), None, Method::Put).unwrap();
+                    store
+                        .update("p", patient("p", &format!("{t}-{i}")), None, Method::Put)
+                        .unwrap();
                 }
             })
         })
@@ -127,7 +181,14 @@ fn concurrent_updates_lose_nothing_and_versions_stay_sequential() {
 fn history_pages_are_stable_while_others_write() {
     let (store, _dir) = store();
     for i in 0..5 {
-        store.update(&format!("p{i}"), patient(&format!("p{i}"), "A"), None, Method::Put).unwrap();
+        store
+            .update(
+                &format!("p{i}"),
+                patient(&format!("p{i}"), "A"),
+                None,
+                Method::Put,
+            )
+            .unwrap();
     }
     let mut query = HistoryQuery {
         scope: HistoryScope::Type("Patient".into()),
@@ -139,7 +200,9 @@ fn history_pages_are_stable_while_others_write() {
     };
     let first = store.history(&query).unwrap();
     assert_eq!(first.total, 5);
-    store.update("late", patient("late", "Z"), None, Method::Put).unwrap();
+    store
+        .update("late", patient("late", "Z"), None, Method::Put)
+        .unwrap();
     query.snapshot = Some(first.snapshot);
     let mut seen: Vec<String> = first.entries.iter().map(|v| v.id.clone()).collect();
     for offset in [2, 4] {
@@ -157,8 +220,13 @@ fn the_database_survives_reopening() {
     let path = dir.path().join("reopen.db");
     {
         let store = Store::open_sqlite(&path, &SqliteOptions::default()).unwrap();
-        store.update("p", patient("p", "Kept"), None, Method::Put).unwrap();
+        store
+            .update("p", patient("p", "Kept"), None, Method::Put)
+            .unwrap();
     }
     let store = Store::open_sqlite(&path, &SqliteOptions::default()).unwrap();
-    assert_eq!(body(&store.read("Patient", "p").unwrap())["name"][0]["family"], "Kept");
+    assert_eq!(
+        body(&store.read("Patient", "p").unwrap())["name"][0]["family"],
+        "Kept"
+    );
 }

@@ -5,7 +5,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn spawn(data_dir: &std::path::Path, port: u16) -> Child {
@@ -22,7 +26,11 @@ fn spawn(data_dir: &std::path::Path, port: u16) -> Child {
 fn wait_ready(client: &reqwest::blocking::Client, base: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        if client.get(format!("{base}/metadata")).send().is_ok_and(|r| r.status() == 200) {
+        if client
+            .get(format!("{base}/metadata"))
+            .send()
+            .is_ok_and(|r| r.status() == 200)
+        {
             return;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -43,7 +51,9 @@ fn acknowledged_writes_survive_kill_9() {
         let response = client
             .post(format!("{base}/Patient"))
             .header("Content-Type", "application/fhir+json")
-            .body(format!(r#"{{"resourceType":"Patient","name":[{{"family":"Crash{i}"}}]}}"#))
+            .body(format!(
+                r#"{{"resourceType":"Patient","name":[{{"family":"Crash{i}"}}]}}"#
+            ))
             .send()
             .unwrap();
         assert_eq!(response.status(), 201);
@@ -73,7 +83,10 @@ fn a_bad_configuration_stops_start_up_with_a_clear_message() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("invalid listen address 'not-an-address'"), "{stderr}");
+    assert!(
+        stderr.contains("invalid listen address 'not-an-address'"),
+        "{stderr}"
+    );
 
     let output = Command::new(env!("CARGO_BIN_EXE_hearth"))
         .args(["serve"])

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Benchmark Hearth over HTTP on loopback: single-resource creates per second,
+# read-by-id requests per second, and the server's peak RSS during the reads.
+#
+#   bench/run.sh                 # N=10000 patients, 32 connections, 10 s runs
+#   N=50000 DURATION=30s bench/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+N=${N:-10000}
+CONNECTIONS=${CONNECTIONS:-32}
+THREADS=${THREADS:-2}
+DURATION=${DURATION:-10s}
+PORT=${PORT:-8180}
+WORKERS=${WORKERS:-2}
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/hearth/target}"
+
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+cargo build --release -p hearth --quiet
+BIN="$CARGO_TARGET_DIR/release/hearth"
+
+DATA=$(mktemp -d)
+"$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$DATA" --workers "$WORKERS" --log-level warn &
+PID=$!
+trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; rm -rf "$DATA"' EXIT
+for _ in $(seq 100); do
+    curl -sf "http://127.0.0.1:$PORT/metadata" >/dev/null && break
+    sleep 0.1
+done
+
+echo "== machine: $(nproc) cores, $(free -g | awk '/Mem/ {print $2}') GiB; Hearth workers: $WORKERS"
+echo "== load $N Patients (2.6 KB each) by PUT"
+python3 bench/load.py 127.0.0.1 "$PORT" "$N" bench/patient.json
+
+echo "== creates: wrk -t$THREADS -c$CONNECTIONS -d$DURATION POST /Patient"
+wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s bench/create.lua "http://127.0.0.1:$PORT/Patient"
+
+echo "== reads: wrk -t$THREADS -c$CONNECTIONS -d$DURATION GET /Patient/{random of $N}"
+echo 5 > "/proc/$PID/clear_refs"   # reset the peak-RSS counter (VmHWM)
+HEARTH_BENCH_N=$N wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s bench/read.lua "http://127.0.0.1:$PORT"
+echo "== server peak RSS during the read run: $(awk '/VmHWM/ {printf "%.1f MB", $2/1024}' "/proc/$PID/status")"
+echo "== database size: $(du -sh "$DATA" | cut -f1)"

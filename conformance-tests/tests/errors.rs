@@ -26,7 +26,9 @@ fn rejected_create(server: &Server, content_type: Option<&str>, body: &[u8]) -> 
         assert_eq!(
             version_count(server),
             before,
-            "the rejected create wrote something"
+            "the rejected create wrote something; it answered {}: {}",
+            response.status,
+            response.text()
         );
     }
     response
@@ -48,8 +50,11 @@ fn rejected_update(
     .send();
     let read = server.read_json(&path);
     assert_eq!(
-        read["meta"]["versionId"], "1",
-        "the rejected update wrote: {read}"
+        read["meta"]["versionId"],
+        "1",
+        "the rejected update wrote {read}; it answered {}: {}",
+        response.status,
+        response.text()
     );
     assert_eq!(read["name"][0]["family"], "Smith");
     let history = server.read_json(&format!("{path}/_history"));

@@ -99,11 +99,20 @@ impl Fhir {
 }
 
 impl FromRequest for Fhir {
-    type Error = ApiError;
-    type Future = Ready<Result<Fhir, ApiError>>;
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Fhir, actix_web::Error>>;
 
+    /// A request whose context cannot be settled (406, a bad `_pretty`) is
+    /// answered in the best representation that can be told.
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(Fhir::from_request(req))
+        ready(Fhir::from_request(req).map_err(|error| {
+            let response = negotiate::outcome_response(
+                error.status(),
+                &error.outcome(),
+                negotiate::fallback_representation(req),
+            );
+            actix_web::error::InternalError::from_response(error, response).into()
+        }))
     }
 }
 

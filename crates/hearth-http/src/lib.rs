@@ -135,7 +135,7 @@ fn not_allowed(allow: &'static str) -> actix_web::Route {
                 req.method()
             )),
         };
-        let mut response = actix_web::ResponseError::error_response(&error);
+        let mut response = error_response(&req, &error);
         if error.status() == actix_web::http::StatusCode::METHOD_NOT_ALLOWED {
             response
                 .headers_mut()
@@ -151,5 +151,14 @@ async fn not_found(req: HttpRequest) -> HttpResponse {
         req.method(),
         req.path()
     ));
-    actix_web::ResponseError::error_response(&error)
+    error_response(&req, &error)
+}
+
+/// An error outside a FHIR handler, in the representation the request asked for.
+fn error_response(req: &HttpRequest, error: &ApiError) -> HttpResponse {
+    negotiate::outcome_response(
+        error.status(),
+        &error.outcome(),
+        negotiate::fallback_representation(req),
+    )
 }

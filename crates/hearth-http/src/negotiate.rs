@@ -71,6 +71,7 @@ pub fn representation(
     req: &HttpRequest,
     params: &[(String, String)],
 ) -> Result<Representation, ApiError> {
+    let media = media(req, params)?;
     let pretty = match param(params, "_pretty") {
         None | Some("false") => false,
         Some("true") => true,
@@ -80,7 +81,24 @@ pub fn representation(
             )))
         }
     };
-    let media = match param(params, "_format") {
+    Ok(Representation { media, pretty })
+}
+
+/// The representation to write an error in when the request's own
+/// representation could not be settled: the negotiated media type if there
+/// is one, else FHIR JSON.
+pub fn fallback_representation(req: &HttpRequest) -> Representation {
+    let params: Vec<(String, String)> = form_urlencoded::parse(req.query_string().as_bytes())
+        .into_owned()
+        .collect();
+    Representation {
+        media: media(req, &params).unwrap_or_default(),
+        pretty: false,
+    }
+}
+
+fn media(req: &HttpRequest, params: &[(String, String)]) -> Result<MediaType, ApiError> {
+    match param(params, "_format") {
         // A '+' in a query string decodes to a space.
         Some(f) => {
             let f = f.replace(' ', "+");
@@ -88,11 +106,10 @@ pub fn representation(
             check_fhir_version(fhir_version, &f)?;
             MediaType::parse(&essence).ok_or_else(|| {
                 ApiError::NotAcceptable(format!("_format '{f}' is not supported; use json or xml"))
-            })?
+            })
         }
-        None => from_accept(req)?,
-    };
-    Ok(Representation { media, pretty })
+        None => from_accept(req),
+    }
 }
 
 fn from_accept(req: &HttpRequest) -> Result<MediaType, ApiError> {

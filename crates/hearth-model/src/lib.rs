@@ -17,6 +17,7 @@ pub mod summary;
 pub mod validate;
 mod wire;
 mod xml_pretty;
+mod xml_text;
 
 pub use outcome::{IssueCode, OperationOutcome, Severity};
 pub use wire::{parse, to_json_bytes, to_xml, to_xml_pretty, xml_to_json, Format, ParseError};

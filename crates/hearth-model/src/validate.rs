@@ -294,7 +294,10 @@ pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 
-    const EXAMPLES: &str = "/work/shared/fhir/r4/examples";
+    const EXAMPLES: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/fhir/r4/examples"
+    );
 
     /// The official R4 examples as (file name, resource), sorted; empty (with
     /// a note) where the directory is not available.

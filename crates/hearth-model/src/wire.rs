@@ -2,11 +2,13 @@
 //! resource enters or leaves Hearth. fhirbolt's generated (de)serialisers are
 //! huge; instantiating them only here keeps their compile cost in this crate.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
 use fhirbolt::model::r4::Resource;
 use fhirbolt::serde::{DeserializationConfig, DeserializationMode};
 use serde_json::Value;
 
-use crate::validate;
+use crate::{validate, xml_text};
 
 /// A FHIR wire format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,7 +27,7 @@ pub enum ParseError {
         message: String,
     },
     /// Well-formed, but not a FHIR R4 resource: unknown elements, wrong types
-    /// or cardinality, missing `resourceType`.
+    /// or cardinality, empty elements, missing `resourceType`.
     #[error("the body is not a valid FHIR R4 resource: {message}")]
     Structure {
         message: String,
@@ -42,14 +44,34 @@ fn strict() -> Option<DeserializationConfig> {
     })
 }
 
-/// Parses a resource strictly (unknown elements, wrong types and malformed
-/// primitives are errors) and returns it as FHIR JSON.
+/// Parses a resource strictly and returns it as FHIR JSON.
+///
+/// JSON is checked against the R4 element definitions as it was sent (so a
+/// string where a boolean belongs, an empty object or trailing content is an
+/// error, not something fhirbolt quietly repairs), then through fhirbolt's
+/// typed model. XML goes through fhirbolt, and its narratives are then put
+/// back exactly as they were written.
 pub fn parse(bytes: &[u8], format: Format) -> Result<Value, ParseError> {
-    let typed = match format {
-        Format::Json => parse_typed_json(bytes).map_err(|e| json_error(bytes, e))?,
-        Format::Xml => parse_typed_xml(bytes)?,
+    let value = match format {
+        Format::Json => {
+            let value: Value = serde_json::from_slice(bytes).map_err(|e| ParseError::Syntax {
+                format: "JSON",
+                message: e.to_string(),
+            })?;
+            check_structure(&value)?;
+            typed_to_value(json_value_to_typed(value)?)?
+        }
+        Format::Xml => {
+            let text = std::str::from_utf8(bytes).map_err(|e| ParseError::Syntax {
+                format: "XML",
+                message: format!("not UTF-8: {e}"),
+            })?;
+            let mut value = typed_to_value(xml_to_typed(text)?)?;
+            xml_text::restore_narratives(&mut value, &xml_text::narratives(text));
+            check_structure(&value)?;
+            value
+        }
     };
-    let value = typed_to_value(typed)?;
     let issues = validate::check_primitives(&value);
     if issues.is_empty() {
         Ok(value)
@@ -64,13 +86,45 @@ pub fn xml_to_json(bytes: &[u8]) -> Result<Value, ParseError> {
 }
 
 /// Serialises FHIR JSON as FHIR XML. The value must be a valid resource (it
-/// went through [`parse`] before it was stored).
+/// went through [`parse`] before it was stored). Narratives are written
+/// verbatim: fhirbolt gets a placeholder in their place.
 pub fn to_xml(json: &[u8]) -> Result<Vec<u8>, ParseError> {
-    let typed = parse_typed_json(json).map_err(|e| json_error(json, e))?;
-    fhirbolt::xml::to_vec(&typed, None).map_err(|e| ParseError::Structure {
-        message: e.to_string(),
+    let internal = |message: String| ParseError::Structure {
+        message,
         expression: Vec::new(),
-    })
+    };
+    if !contains(json, b"\"div\"") {
+        let typed = json_bytes_to_typed(json)?;
+        return guarded(|| fhirbolt::xml::to_vec(&typed, None))
+            .and_then(|r| r.map_err(|e| internal(e.to_string())));
+    }
+    let mut value: Value = serde_json::from_slice(json).map_err(|e| internal(e.to_string()))?;
+    let mut divs = Vec::new();
+    xml_text::collect_divs(&mut value, &mut divs);
+    let originals: Vec<String> = divs
+        .into_iter()
+        .enumerate()
+        .map(|(i, slot)| {
+            let original = std::mem::replace(slot, Value::String(placeholder_div(i)));
+            original.as_str().unwrap_or_default().to_owned()
+        })
+        .collect();
+    let typed =
+        json_bytes_to_typed(&serde_json::to_vec(&value).map_err(|e| internal(e.to_string()))?)?;
+    let xml =
+        guarded(|| fhirbolt::xml::to_string(&typed, None))?.map_err(|e| internal(e.to_string()))?;
+    Ok(xml_text::splice_narratives(&xml, &originals, placeholder_text).into_bytes())
+}
+
+fn placeholder_text(i: usize) -> String {
+    format!("hearth-narrative-{i}")
+}
+
+fn placeholder_div(i: usize) -> String {
+    format!(
+        "<div xmlns=\"http://www.w3.org/1999/xhtml\">{}</div>",
+        placeholder_text(i)
+    )
 }
 
 /// Serialises FHIR JSON as indented FHIR XML (`_pretty=true`).
@@ -90,14 +144,54 @@ pub fn to_json_bytes(value: &Value, pretty: bool) -> Vec<u8> {
     result.unwrap_or_default()
 }
 
-#[inline(never)]
-fn parse_typed_json(bytes: &[u8]) -> Result<Resource, serde_json::Error> {
-    fhirbolt::json::from_slice::<Resource>(bytes, strict())
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn check_structure(value: &Value) -> Result<(), ParseError> {
+    let issues = validate::check_structure(value);
+    match issues.first() {
+        None => Ok(()),
+        Some(first) => Err(ParseError::Structure {
+            message: format!("{}: {}", first.expression, first.message),
+            expression: issues.iter().map(|i| i.expression.clone()).collect(),
+        }),
+    }
+}
+
+/// Runs fhirbolt code that must not take the server down: a panic inside
+/// it (seen on some malformed input) becomes a structure error.
+fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, ParseError> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|_| ParseError::Structure {
+        message: "the resource could not be read as FHIR R4".into(),
+        expression: Vec::new(),
+    })
 }
 
 #[inline(never)]
-fn parse_typed_xml(bytes: &[u8]) -> Result<Resource, ParseError> {
-    fhirbolt::xml::from_slice::<Resource>(bytes, strict()).map_err(|e| {
+fn json_value_to_typed(value: Value) -> Result<Resource, ParseError> {
+    guarded(|| fhirbolt::json::from_json_value::<Resource>(value, strict()))?.map_err(|e| {
+        ParseError::Structure {
+            message: e.to_string(),
+            expression: Vec::new(),
+        }
+    })
+}
+
+#[inline(never)]
+fn json_bytes_to_typed(bytes: &[u8]) -> Result<Resource, ParseError> {
+    guarded(|| fhirbolt::json::from_slice::<Resource>(bytes, strict()))?.map_err(|e| {
+        ParseError::Structure {
+            message: e.to_string(),
+            expression: Vec::new(),
+        }
+    })
+}
+
+#[inline(never)]
+fn xml_to_typed(text: &str) -> Result<Resource, ParseError> {
+    let result = guarded(|| fhirbolt::xml::from_str::<Resource>(text, strict()))?;
+    result.map_err(|e| {
         let message = e.to_string();
         if matches!(e, fhirbolt::xml::error::Error::InvalidXml(_)) {
             ParseError::Syntax {
@@ -107,7 +201,7 @@ fn parse_typed_xml(bytes: &[u8]) -> Result<Resource, ParseError> {
         } else {
             ParseError::Structure {
                 message,
-                expression: Vec::new(),
+                expression: xml_text::first_unknown_element(text).into_iter().collect(),
             }
         }
     })
@@ -115,31 +209,8 @@ fn parse_typed_xml(bytes: &[u8]) -> Result<Resource, ParseError> {
 
 #[inline(never)]
 fn typed_to_value(typed: Resource) -> Result<Value, ParseError> {
-    fhirbolt::json::to_json_value(typed, None).map_err(|e| ParseError::Structure {
+    guarded(|| fhirbolt::json::to_json_value(typed, None))?.map_err(|e| ParseError::Structure {
         message: e.to_string(),
         expression: Vec::new(),
     })
-}
-
-/// Tells malformed JSON from JSON that is not a valid resource, and points at
-/// the offending element where the structure table can find it.
-fn json_error(bytes: &[u8], err: serde_json::Error) -> ParseError {
-    match serde_json::from_slice::<Value>(bytes) {
-        Err(syntax) => ParseError::Syntax {
-            format: "JSON",
-            message: syntax.to_string(),
-        },
-        Ok(value) => {
-            let located = validate::check_structure(&value);
-            let expression = located.iter().map(|i| i.expression.clone()).collect();
-            let message = match located.first() {
-                Some(issue) => format!("{} ({})", issue.message, err),
-                None => err.to_string(),
-            };
-            ParseError::Structure {
-                message,
-                expression,
-            }
-        }
-    }
 }

@@ -100,3 +100,35 @@ pub(crate) fn open_sqlite(path: &Path, options: &SqliteOptions) -> Result<Pool> 
         .build(manager)
         .map_err(|e| StoreError::Unavailable(e.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::{Connection, RunQueryDsl};
+
+    #[derive(diesel::QueryableByName, PartialEq, Debug)]
+    struct SchemaRow {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        sql: String,
+    }
+
+    fn schema(conn: &mut SqliteConnection) -> Vec<SchemaRow> {
+        diesel::sql_query("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE '__diesel%' ORDER BY name")
+            .load(conn)
+            .unwrap()
+    }
+
+    #[test]
+    fn migrations_go_down_and_up_again_to_the_same_schema() {
+        let mut conn = SqliteConnection::establish(":memory:").unwrap();
+        conn.run_pending_migrations(SQLITE_MIGRATIONS).unwrap();
+        let first = schema(&mut conn);
+        assert!(!first.is_empty());
+        conn.revert_all_migrations(SQLITE_MIGRATIONS).unwrap();
+        assert!(schema(&mut conn)
+            .iter()
+            .all(|r| !r.sql.contains("resource")));
+        conn.run_pending_migrations(SQLITE_MIGRATIONS).unwrap();
+        assert_eq!(schema(&mut conn), first);
+    }
+}

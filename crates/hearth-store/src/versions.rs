@@ -136,13 +136,7 @@ impl<'c> Tx<'c> {
                 resource_type: resource_type.to_owned(),
                 id: id.to_owned(),
             }),
-            Some(version) if version.is_deletion() => Err(StoreError::Gone {
-                resource_type: version.resource_type,
-                id: version.id,
-                version_id: version.version_id,
-                last_updated: version.last_updated,
-            }),
-            Some(version) => Ok(version),
+            Some(version) => live(version),
         }
     }
 
@@ -178,13 +172,7 @@ impl<'c> Tx<'c> {
                     })
                 }
             }
-            Some(version) if version.is_deletion() => Err(StoreError::Gone {
-                resource_type: version.resource_type,
-                id: version.id,
-                version_id: version.version_id,
-                last_updated: version.last_updated,
-            }),
-            Some(version) => Ok(version),
+            Some(version) => live(version),
         }
     }
 
@@ -316,6 +304,20 @@ impl<'c> Tx<'c> {
             method,
             body,
         })
+    }
+}
+
+/// A deletion answers `Gone`; any other version is returned.
+fn live(version: StoredVersion) -> Result<StoredVersion> {
+    if version.is_deletion() {
+        Err(StoreError::Gone {
+            resource_type: version.resource_type,
+            id: version.id,
+            version_id: version.version_id,
+            last_updated: version.last_updated,
+        })
+    } else {
+        Ok(version)
     }
 }
 

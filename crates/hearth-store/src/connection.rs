@@ -62,7 +62,7 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for Pragmas {
         };
         conn.batch_execute(&format!(
             "PRAGMA busy_timeout = {}; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON; \
-             PRAGMA cache_size = -32000; PRAGMA temp_store = MEMORY;",
+             PRAGMA cache_size = -8000; PRAGMA temp_store = MEMORY;",
             self.busy_timeout.as_millis()
         ))
         .map_err(diesel::r2d2::Error::QueryError)

@@ -48,6 +48,9 @@ pub fn bind(config: &Config) -> Result<(actix_web::dev::Server, std::net::Socket
             .configure(move |cfg| hearth_http::configure(cfg, state))
     })
     .workers(config.workers)
+    // Store calls run on the blocking pool and wait for a pooled connection:
+    // threads beyond the pool size only add stacks and malloc arenas.
+    .worker_max_blocking_threads((config.sqlite.pool_size as usize).div_ceil(config.workers) + 1)
     .shutdown_timeout(config.shutdown_timeout.as_secs())
     .bind(config.listen)
     .map_err(|source| ServeError::Bind {

@@ -1,21 +1,23 @@
 //! A small FHIRPath evaluator over resources held as FHIR JSON.
 //!
-//! It covers what FHIRPath Patch paths need: navigation from the resource
-//! type (`Patient.name`), member access that flattens arrays, indexers
-//! (`name[0]`), choice elements (`Observation.value` finds `valueQuantity`;
-//! the JSON name `Observation.valueQuantity` is accepted too, as many servers do),
-//! the functions `where`, `exists`, `empty`, `first`, `last`, `not` and
-//! `ofType`, the operators `=`, `!=`, `and` and `or`, and string, number and
+//! It covers what FHIRPath Patch paths and the R4 search parameter
+//! expressions need: navigation from the resource type (`Patient.name`),
+//! member access that flattens arrays, indexers (`name[0]`), choice elements
+//! (`Observation.value` finds `valueQuantity`; the JSON name
+//! `Observation.valueQuantity` is accepted too, as many servers do), the
+//! functions `where`, `exists`, `empty`, `first`, `last`, `not`, `ofType`,
+//! `as`, `is`, `extension(url)` and `resolve()`, the operators `=`, `!=`,
+//! `and`, `or`, `|`, `is` and `as`, `%resource`, and string, number and
 //! boolean literals. Anything else is rejected when the expression is parsed,
 //! so a client learns up front that its path is not supported rather than
 //! getting a silently wrong answer.
 //!
 //! Evaluation returns the selected elements *with their location* in the
 //! document (see [`Location`]), because FHIRPath Patch changes the document
-//! in place at the places a path selects. The same evaluator is meant to grow
-//! into the one that extracts search index values; new operators and
-//! functions slot into [`Expr`], the parser's precedence levels and
-//! `Evaluator::eval`.
+//! in place at the places a path selects. Search index extraction
+//! ([`crate::index`]) uses the same evaluator and reads values from the
+//! selected elements; new operators and functions slot into [`Expr`], the
+//! parser's precedence levels and `Evaluator::eval`.
 //!
 //! Element definitions come from [`crate::structure`]: they say which JSON
 //! properties a choice element may use, what type each element has (for
@@ -50,6 +52,9 @@ pub struct EvalError(pub String);
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expr {
     Literal(SystemValue),
+    /// `%resource` (and `%rootResource`): the resource the expression was
+    /// evaluated on, whatever the current focus.
+    Resource,
     /// `{}`, the empty collection.
     Empty,
     /// `$this`: the item currently being looked at (inside `where`) or the
@@ -80,6 +85,21 @@ pub enum Function {
     Not,
     /// The type name, without a `FHIR.` namespace.
     OfType(String),
+    /// `as(T)` and the operator `x as T`. Like `ofType`, it filters rather
+    /// than failing on several items: R4 search expressions such as
+    /// `Observation.component.value as Quantity` rely on that, as every
+    /// server's engine allows.
+    As(String),
+    /// `is(T)` and the operator `x is T`.
+    Is(String),
+    /// `extension(url)`: the extensions with that url.
+    Extension(String),
+    /// `resolve()`. Nothing outside the resource is fetched: a reference
+    /// resolves to a contained resource (`#id`) or to a placeholder that
+    /// only knows its type, taken from the reference text (`Patient/1`, an
+    /// absolute URL ending in `Patient/1`). That is what `resolve() is
+    /// Patient` in search expressions needs.
+    Resolve,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +108,8 @@ pub enum BinaryOp {
     NotEqual,
     And,
     Or,
+    /// `|`: both collections, without duplicates.
+    Union,
 }
 
 /// A value of one of FHIRPath's system types, as produced by literals and
@@ -146,6 +168,47 @@ impl SystemValue {
             Self::Decimal(_) => "Decimal",
         }
     }
+}
+
+/// Whether a value of FHIR type `actual` is of type `wanted` for `is`, `as`
+/// and `ofType`: the same type, a subtype (`Age` is a `Quantity`, every
+/// resource a `Resource`), or the FHIRPath system type a FHIR primitive maps
+/// to (`dateTime` is a `System.DateTime`, written `DateTime` in some R4
+/// search expressions).
+fn type_matches(actual: &str, wanted: &str) -> bool {
+    let wanted = wanted.strip_prefix("System.").unwrap_or(wanted);
+    actual == wanted
+        || match wanted {
+            "Resource" => structure::is_resource_type(actual),
+            "DomainResource" => {
+                structure::is_resource_type(actual)
+                    && !matches!(actual, "Bundle" | "Binary" | "Parameters")
+            }
+            "Quantity" => matches!(
+                actual,
+                "Age" | "Count" | "Distance" | "Duration" | "MoneyQuantity" | "SimpleQuantity"
+            ),
+            "String" => matches!(
+                actual,
+                "string"
+                    | "code"
+                    | "id"
+                    | "markdown"
+                    | "uri"
+                    | "url"
+                    | "canonical"
+                    | "oid"
+                    | "uuid"
+                    | "base64Binary"
+            ),
+            "Boolean" => actual == "boolean",
+            "Integer" => matches!(actual, "integer" | "positiveInt" | "unsignedInt"),
+            "Decimal" => actual == "decimal",
+            "DateTime" => matches!(actual, "dateTime" | "instant"),
+            "Date" => actual == "date",
+            "Time" => actual == "time",
+            _ => false,
+        }
 }
 
 /// Compares two decimal numbers given as JSON number text, exactly when
@@ -333,7 +396,7 @@ pub struct Element<'a> {
 
 impl<'a> Element<'a> {
     /// The resource an expression is evaluated on.
-    fn root(resource: &'a Value) -> Self {
+    pub fn root(resource: &'a Value) -> Self {
         let resource_type = resource.get("resourceType").and_then(Value::as_str);
         Element {
             value: Some(resource),
@@ -496,20 +559,32 @@ fn as_slice(value: Option<&Value>) -> &[Value] {
 
 /// Evaluates `expr` with `resource` as the context.
 pub fn evaluate<'a>(expr: &Expr, resource: &'a Value) -> Result<Vec<Item<'a>>, EvalError> {
-    let focus = [Item::Element(Element::root(resource))];
-    Evaluator.eval(expr, &focus)
+    evaluate_on(expr, resource, &[Item::Element(Element::root(resource))])
 }
 
-/// Walks the expression tree. A struct (rather than free functions) so that
-/// the environment FHIRPath defines (`%resource`, `%context`, ...) has a
-/// place to live once it is needed.
-struct Evaluator;
+/// Evaluates `expr` with `focus` (items of `resource`, e.g. from an earlier
+/// evaluation) as the context, as composite search parameters do for their
+/// components; `%resource` is still `resource`.
+pub fn evaluate_on<'a>(
+    expr: &Expr,
+    resource: &'a Value,
+    focus: &[Item<'a>],
+) -> Result<Vec<Item<'a>>, EvalError> {
+    Evaluator { resource }.eval(expr, focus)
+}
 
-impl Evaluator {
+/// Walks the expression tree, holding the environment FHIRPath defines
+/// (`%resource`; `%context` and friends would go here too).
+struct Evaluator<'a> {
+    resource: &'a Value,
+}
+
+impl<'a> Evaluator<'a> {
     /// Evaluates `expr` with `focus` as the input collection (`$this`).
-    fn eval<'a>(&self, expr: &Expr, focus: &[Item<'a>]) -> Result<Vec<Item<'a>>, EvalError> {
+    fn eval(&self, expr: &Expr, focus: &[Item<'a>]) -> Result<Vec<Item<'a>>, EvalError> {
         Ok(match expr {
             Expr::Literal(v) => vec![Item::Value(v.clone())],
+            Expr::Resource => vec![Item::Element(Element::root(self.resource))],
             Expr::Empty => Vec::new(),
             Expr::This => focus.to_vec(),
             Expr::Identifier(name) => {
@@ -518,7 +593,7 @@ impl Evaluator {
                     if let Item::Element(e) = item {
                         // Type names start with a capital, element names never do.
                         if name.starts_with(|c: char| c.is_ascii_uppercase())
-                            && e.type_name == Some(name.as_str())
+                            && e.type_name.is_some_and(|t| type_matches(t, name))
                         {
                             out.push(item.clone());
                         } else {
@@ -568,11 +643,7 @@ impl Evaluator {
         })
     }
 
-    fn call<'a>(
-        &self,
-        function: &Function,
-        input: Vec<Item<'a>>,
-    ) -> Result<Vec<Item<'a>>, EvalError> {
+    fn call(&self, function: &Function, input: Vec<Item<'a>>) -> Result<Vec<Item<'a>>, EvalError> {
         let boolean = |b: bool| vec![Item::Value(SystemValue::Boolean(b))];
         Ok(match function {
             Function::Where(criteria) => self.filter(criteria, input)?,
@@ -585,25 +656,70 @@ impl Evaluator {
                 Some(b) => boolean(!b),
                 None => Vec::new(),
             },
-            Function::OfType(wanted) => input
+            Function::OfType(wanted) | Function::As(wanted) => input
                 .into_iter()
-                .filter(|item| match item {
-                    Item::Element(e) => e.type_name == Some(wanted.as_str()),
-                    Item::Value(v) => {
-                        let name = wanted.strip_prefix("System.").unwrap_or(wanted);
-                        v.type_name() == name
+                .filter(|item| item_is(item, wanted))
+                .collect(),
+            Function::Is(wanted) => match input.as_slice() {
+                [] => Vec::new(),
+                [item] => boolean(item_is(item, wanted)),
+                _ => return Err(EvalError("'is' needs a single item".into())),
+            },
+            Function::Extension(url) => {
+                let mut extensions = Vec::new();
+                for item in &input {
+                    if let Item::Element(e) = item {
+                        e.push_children("extension", &mut extensions);
                     }
+                }
+                extensions
+                    .into_iter()
+                    .filter(|ext| match ext {
+                        Item::Element(e) => {
+                            e.value.and_then(|v| v.get("url")).and_then(Value::as_str)
+                                == Some(url.as_str())
+                        }
+                        Item::Value(_) => false,
+                    })
+                    .collect()
+            }
+            Function::Resolve => input
+                .iter()
+                .filter_map(|item| match item {
+                    Item::Element(e) => self.resolve(e),
+                    Item::Value(_) => None,
                 })
                 .collect(),
         })
     }
 
+    /// `resolve()` on one Reference, canonical or uri element; see
+    /// [`Function::Resolve`].
+    fn resolve(&self, element: &Element<'a>) -> Option<Item<'a>> {
+        let text = match element.value? {
+            Value::String(s) => s.as_str(),
+            v => v.get("reference")?.as_str()?,
+        };
+        if let Some(id) = text.strip_prefix('#') {
+            let contained = self.resource.get("contained")?.as_array()?;
+            let found = contained
+                .iter()
+                .find(|r| r.get("id").and_then(Value::as_str) == Some(id))?;
+            return Some(Item::Element(Element::root(found)));
+        }
+        let type_name = reference_type(text)?;
+        Some(Item::Element(Element {
+            value: None,
+            companion: None,
+            type_name: Some(type_name),
+            context: None,
+            definition: None,
+            location: None,
+        }))
+    }
+
     /// The items of `input` for which `criteria` is true.
-    fn filter<'a>(
-        &self,
-        criteria: &Expr,
-        input: Vec<Item<'a>>,
-    ) -> Result<Vec<Item<'a>>, EvalError> {
+    fn filter(&self, criteria: &Expr, input: Vec<Item<'a>>) -> Result<Vec<Item<'a>>, EvalError> {
         let mut out = Vec::new();
         for item in input {
             let result = self.eval(criteria, std::slice::from_ref(&item))?;
@@ -613,6 +729,28 @@ impl Evaluator {
         }
         Ok(out)
     }
+}
+
+fn item_is(item: &Item<'_>, wanted: &str) -> bool {
+    match item {
+        Item::Element(e) => e.type_name.is_some_and(|t| type_matches(t, wanted)),
+        Item::Value(v) => wanted.strip_prefix("System.").unwrap_or(wanted) == v.type_name(),
+    }
+}
+
+/// The resource type a literal reference names: `Patient` for `Patient/1`,
+/// `Patient/1/_history/2` or `http://example.org/fhir/Patient/1`. `None`
+/// for anything else (`urn:uuid:…`, a bare id, an unknown type).
+pub fn reference_type(reference: &str) -> Option<&str> {
+    let path = reference.split(['?', '#']).next().unwrap_or(reference);
+    let segments: Vec<&str> = path.split('/').collect();
+    // Type/id, optionally followed by _history/version.
+    let n = match segments.as_slice() {
+        [.., "_history", _] => segments.len() - 4,
+        _ => segments.len().checked_sub(2)?,
+    };
+    let (type_name, id) = (segments.get(n)?, segments.get(n + 1)?);
+    (structure::is_resource_type(type_name) && !id.is_empty()).then_some(type_name)
 }
 
 /// FHIRPath's singleton evaluation of collections where a boolean is
@@ -658,6 +796,15 @@ fn binary<'a>(
             (Some(false), Some(false)) => Some(false),
             _ => None,
         },
+        BinaryOp::Union => {
+            let mut out: Vec<Item<'a>> = Vec::with_capacity(left.len() + right.len());
+            for item in left.iter().chain(right) {
+                if !out.iter().any(|o| items_equal(o, item)) {
+                    out.push(item.clone());
+                }
+            }
+            return Ok(out);
+        }
     };
     Ok(result
         .map(|b| Item::Value(SystemValue::Boolean(b)))
@@ -700,6 +847,7 @@ impl fmt::Display for Token {
             Token::Identifier(s) => write!(f, "'{s}'"),
             Token::String(s) => write!(f, "string '{s}'"),
             Token::Number(s) => write!(f, "number {s}"),
+            Token::Variable(s) if s.starts_with('%') => write!(f, "'{s}'"),
             Token::Variable(s) => write!(f, "'${s}'"),
             Token::Symbol(s) => write!(f, "'{s}'"),
         }
@@ -769,10 +917,18 @@ fn tokenize(src: &str) -> Result<Vec<(Token, usize)>, ParseError> {
             }
             tokens.push((Token::Variable(chars[start + 1..i].iter().collect()), start));
         } else if c == '%' {
-            return Err(err(
-                start,
-                "environment variables (%name) are not supported".into(),
-            ));
+            i += 1;
+            while i < chars.len() && chars[i].is_ascii_alphanumeric() {
+                i += 1;
+            }
+            let name: String = chars[start + 1..i].iter().collect();
+            if !matches!(name.as_str(), "resource" | "rootResource") {
+                return Err(err(
+                    start,
+                    format!("environment variable %{name} is not supported"),
+                ));
+            }
+            tokens.push((Token::Variable("%resource".into()), start));
         } else if c == '@' {
             return Err(err(
                 start,
@@ -949,7 +1105,7 @@ impl Parser {
     }
 
     fn equality(&mut self) -> Result<Expr, ParseError> {
-        let mut left = self.invocation()?;
+        let mut left = self.union()?;
         loop {
             let op = match self.peek() {
                 Some(Token::Symbol("=")) => BinaryOp::Equal,
@@ -957,20 +1113,48 @@ impl Parser {
                 Some(Token::Symbol(s))
                     if matches!(
                         *s,
-                        "~" | "!~" | "<" | ">" | "<=" | ">=" | "|" | "+" | "-" | "*" | "/" | "&"
+                        "~" | "!~" | "<" | ">" | "<=" | ">=" | "+" | "-" | "*" | "/" | "&"
                     ) =>
                 {
                     return Err(self.error(format!("operator '{s}' is not supported")));
                 }
                 Some(Token::Identifier(k))
-                    if matches!(k.as_str(), "is" | "as" | "in" | "contains" | "div" | "mod") =>
+                    if matches!(k.as_str(), "in" | "contains" | "div" | "mod") =>
                 {
                     return Err(self.error(format!("operator '{k}' is not supported")));
                 }
                 _ => return Ok(left),
             };
             self.pos += 1;
-            left = Expr::Binary(Box::new(left), op, Box::new(self.invocation()?));
+            left = Expr::Binary(Box::new(left), op, Box::new(self.union()?));
+        }
+    }
+
+    fn union(&mut self) -> Result<Expr, ParseError> {
+        let mut left = self.type_expression()?;
+        while self.at_symbol("|") {
+            self.pos += 1;
+            let right = self.type_expression()?;
+            left = Expr::Binary(Box::new(left), BinaryOp::Union, Box::new(right));
+        }
+        Ok(left)
+    }
+
+    /// `x is T` and `x as T`, which bind tighter than `|`; they are the
+    /// same as the functions `is(T)` and `as(T)`.
+    fn type_expression(&mut self) -> Result<Expr, ParseError> {
+        let mut expr = self.invocation()?;
+        loop {
+            let function = if self.at_keyword("is") {
+                self.pos += 1;
+                Function::Is(self.type_specifier()?)
+            } else if self.at_keyword("as") {
+                self.pos += 1;
+                Function::As(self.type_specifier()?)
+            } else {
+                return Ok(expr);
+            };
+            expr = Expr::Call(Some(Box::new(expr)), function);
         }
     }
 
@@ -1019,6 +1203,7 @@ impl Parser {
                 _ => Expr::Identifier(name),
             },
             Some(Token::Variable(v)) if v == "this" => Expr::This,
+            Some(Token::Variable(v)) if v == "%resource" => Expr::Resource,
             Some(Token::Variable(v)) => {
                 self.pos = start;
                 return Err(self.error(format!("variable ${v} is not supported")));
@@ -1047,6 +1232,16 @@ impl Parser {
         let function = match name {
             // ofType takes a type specifier, not an expression.
             "ofType" => Function::OfType(self.type_specifier()?),
+            "as" => Function::As(self.type_specifier()?),
+            "is" => Function::Is(self.type_specifier()?),
+            "extension" => match self.next() {
+                Some(Token::String(url)) => Function::Extension(url),
+                _ => {
+                    self.pos -= 1;
+                    return Err(self.unexpected("an extension url string"));
+                }
+            },
+            "resolve" => Function::Resolve,
             "where" => Function::Where(Box::new(self.expression()?)),
             "exists" if !self.at_symbol(")") => {
                 Function::Exists(Some(Box::new(self.expression()?)))
@@ -1257,6 +1452,136 @@ mod tests {
     }
 
     #[test]
+    fn union_removes_duplicates() {
+        let p = patient();
+        assert_eq!(
+            values("Patient.name.family | Patient.name.given.first()", &p),
+            [json!("Chalmers"), json!("Peter")]
+        );
+        assert_eq!(
+            values("Patient.name.given | Patient.name.given", &p),
+            [json!("Peter"), json!("James"), json!("Jim")]
+        );
+        // `|` binds tighter than `=`, `as` tighter than `|`.
+        assert_eq!(
+            values("Patient.gender | Patient.birthDate = '1974-12-25'", &p),
+            [json!(true)]
+        );
+        assert_eq!(
+            values("Patient.deceased as boolean | Patient.birthDate", &p),
+            [json!(false), json!("1974-12-25")]
+        );
+    }
+
+    #[test]
+    fn as_is_and_subtypes() {
+        let obs = json!({"resourceType": "Observation", "valueQuantity": {"value": 1},
+                         "effectiveDateTime": "2020-01-01",
+                         "component": [{"valueQuantity": {"value": 2}}, {"valueString": "x"},
+                                       {"valueQuantity": {"value": 3}}]});
+        assert_eq!(
+            values("(Observation.value as Quantity).value", &obs),
+            [json!(1)]
+        );
+        assert_eq!(
+            values("Observation.value.as(Quantity).value", &obs),
+            [json!(1)]
+        );
+        assert!(values("Observation.value as string", &obs).is_empty());
+        // Filters on several items, as search expressions need.
+        assert_eq!(
+            values("(Observation.component.value as Quantity).value", &obs),
+            [json!(2), json!(3)]
+        );
+        assert_eq!(values("Observation.value is Quantity", &obs), [json!(true)]);
+        assert_eq!(
+            values("Observation.value.is(FHIR.string)", &obs),
+            [json!(false)]
+        );
+        assert!(values("Observation.issued is instant", &obs).is_empty());
+        // System types and FHIR subtypes.
+        assert_eq!(
+            values("Observation.effective.as(DateTime)", &obs),
+            [json!("2020-01-01")]
+        );
+        let condition = json!({"resourceType": "Condition", "onsetAge": {"value": 40}});
+        assert_eq!(
+            values("Condition.onset.as(Age).value", &condition),
+            [json!(40)]
+        );
+        assert_eq!(
+            values("Condition.onset.ofType(Quantity).value", &condition),
+            [json!(40)]
+        );
+        assert_eq!(values("Resource.onset.value", &condition), [json!(40)]);
+        assert_eq!(
+            values("DomainResource.onset.value", &condition),
+            [json!(40)]
+        );
+        assert!(values("Bundle.id", &condition).is_empty());
+    }
+
+    #[test]
+    fn resolve_knows_the_referenced_type() {
+        let obs = json!({"resourceType": "Observation",
+            "contained": [{"resourceType": "Device", "id": "d"}],
+            "performer": [{"reference": "Patient/1"}, {"reference": "Practitioner/2/_history/3"},
+                          {"reference": "http://x.org/fhir/Patient/4"}, {"reference": "urn:uuid:1"},
+                          {"display": "x"}, {"reference": "#d"}]});
+        let is = |t: &str| {
+            values(
+                &format!("Observation.performer.where(resolve() is {t}).reference"),
+                &obs,
+            )
+        };
+        assert_eq!(
+            is("Patient"),
+            [json!("Patient/1"), json!("http://x.org/fhir/Patient/4")]
+        );
+        assert_eq!(is("Practitioner"), [json!("Practitioner/2/_history/3")]);
+        assert_eq!(is("Device"), [json!("#d")]);
+        assert_eq!(
+            values("Observation.performer.last().resolve().id", &obs),
+            [json!("d")]
+        );
+        assert_eq!(reference_type("Patient"), None);
+        assert_eq!(reference_type("Unknown/1"), None);
+        assert_eq!(reference_type("a/b/Encounter/e?x=1"), Some("Encounter"));
+    }
+
+    #[test]
+    fn extension_and_resource_variable() {
+        let p = json!({"resourceType": "Patient", "id": "p",
+            "extension": [{"url": "http://a", "valueString": "A"}, {"url": "http://b", "valueCode": "B"},
+                          {"url": "http://a", "valueString": "A2"}],
+            "_birthDate": {"extension": [{"url": "http://t", "valueTime": "10:00:00"}]}});
+        assert_eq!(
+            values("Patient.extension('http://a').value", &p),
+            [json!("A"), json!("A2")]
+        );
+        assert_eq!(
+            values("Patient.extension('http://a').value.first()", &p),
+            [json!("A")]
+        );
+        assert_eq!(
+            values("Patient.birthDate.extension('http://t').value", &p),
+            [json!("10:00:00")]
+        );
+        assert!(values("Patient.extension('http://none')", &p).is_empty());
+        assert_eq!(
+            values(
+                "Patient.extension.where(%resource.id = 'p').url.first()",
+                &p
+            ),
+            [json!("http://a")]
+        );
+        let expr = parse("extension('http://b').value").unwrap();
+        let root = [Item::Element(Element::root(&p))];
+        let items = evaluate_on(&expr, &p, &root).unwrap();
+        assert_eq!(items.len(), 1);
+    }
+
+    #[test]
     fn numbers_compare_exactly() {
         assert!(numbers_equal("1.50", "1.5"));
         assert!(numbers_equal("-0.0", "0"));
@@ -1275,12 +1600,12 @@ mod tests {
                 "expected ')' to close where(",
             ),
             (
-                "Patient.name | Patient.address",
-                "operator '|' is not supported",
+                "Patient.name ~ Patient.address",
+                "operator '~' is not supported",
             ),
             ("Patient.name.count()", "function 'count' is not supported"),
             ("'abc", "unterminated string"),
-            ("%resource.id", "environment variables"),
+            ("%context.id", "environment variable %context"),
             ("Patient.first(1)", "expected ')' to close first("),
             ("Patient name", "unexpected 'name'"),
         ] {

@@ -8,10 +8,12 @@
 pub mod datetime;
 pub mod fhirpath;
 pub mod fhirpath_patch;
+pub mod index;
 pub mod json_patch;
 pub mod outcome;
 pub mod primitives;
 pub mod resource;
+pub mod search_params;
 pub mod structure;
 pub mod summary;
 pub mod validate;

@@ -1,0 +1,74 @@
+//! Runs index extraction over every official R4 example: none may panic,
+//! and some well-known values must come out.
+
+use std::collections::BTreeMap;
+
+use hearth_model::index::{extract, IndexEntry, IndexValue};
+use serde_json::Value;
+
+const EXAMPLES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/fhir/r4/examples"
+);
+
+fn load_all() -> BTreeMap<String, Value> {
+    std::fs::read_dir(EXAMPLES)
+        .expect("examples directory")
+        .map(|entry| {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let resource = serde_json::from_slice(&std::fs::read(&path).unwrap())
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            (name, resource)
+        })
+        .collect()
+}
+
+fn has(entries: &[IndexEntry], param: &str, wanted: impl Fn(&IndexValue) -> bool) -> bool {
+    entries.iter().any(|e| e.param == param && wanted(&e.value))
+}
+
+#[test]
+fn every_example_indexes_without_panicking() {
+    let examples = load_all();
+    assert_eq!(examples.len(), 709);
+    let mut total = 0;
+    for (name, resource) in &examples {
+        let entries = extract(resource);
+        // Every resource has at least `_id` (all examples have an id).
+        assert!(!entries.is_empty(), "{name}: no entries");
+        total += entries.len();
+    }
+    // 8,467 when written; a sharp drop means extraction broke somewhere.
+    assert!(total > 8_000, "only {total} entries");
+
+    let patient = extract(&examples["Patient-example.json"]);
+    assert!(has(&patient, "family", |v| matches!(v,
+        IndexValue::String { normalised, exact } if normalised == "chalmers" && exact == "Chalmers")));
+    assert!(has(&patient, "name", |v| matches!(v,
+        IndexValue::String { exact, .. } if exact == "Windsor")));
+    assert!(has(&patient, "identifier", |v| matches!(v,
+        IndexValue::Token { system: Some(s), code: Some(c), identifier_type: Some((_, Some(t))), .. }
+            if s == "urn:oid:1.2.36.146.595.217.0.1" && c == "12345" && t == "MR")));
+    assert!(has(&patient, "birthdate", |v| matches!(
+        v,
+        IndexValue::Date { .. }
+    )));
+
+    let observation = extract(&examples["Observation-example.json"]);
+    for code in ["29463-7", "3141-9"] {
+        assert!(has(&observation, "code", |v| matches!(v,
+            IndexValue::Token { system: Some(s), code: Some(c), .. }
+                if s == "http://loinc.org" && c == code)));
+    }
+    assert!(has(&observation, "subject", |v| matches!(v,
+        IndexValue::Reference { resource_type: Some(t), id: Some(i), .. }
+            if t == "Patient" && i == "example")));
+    assert!(has(&observation, "value-quantity", |v| matches!(v,
+        IndexValue::Quantity { value, code: Some(c), .. } if value == "185" && c == "[lb_av]")));
+    assert!(has(
+        &observation,
+        "code-value-quantity",
+        |v| matches!(v, IndexValue::Composite(parts) if parts.len() == 2)
+    ));
+}

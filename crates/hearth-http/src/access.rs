@@ -20,6 +20,8 @@ pub enum Interaction {
     HistoryInstance,
     HistoryType,
     HistorySystem,
+    SearchType,
+    SearchSystem,
 }
 
 impl Interaction {

@@ -15,6 +15,7 @@ mod logging;
 pub mod negotiate;
 mod reply;
 mod rest;
+mod search;
 
 use std::sync::Arc;
 
@@ -78,6 +79,17 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                 .default_service(not_allowed("GET, HEAD")),
         )
         .service(
+            web::resource("/")
+                .route(web::get().to(search::system))
+                .route(web::head().to(search::system))
+                .default_service(not_allowed("GET, HEAD")),
+        )
+        .service(
+            web::resource("/_search")
+                .route(web::post().to(search::system_post))
+                .default_service(not_allowed("POST")),
+        )
+        .service(
             web::resource("/_history")
                 .route(web::get().to(history::system))
                 .route(web::head().to(history::system))
@@ -96,6 +108,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                 .default_service(not_allowed("GET, HEAD")),
         )
         .service(
+            web::resource("/{type}/_search")
+                .route(web::post().to(search::of_type_post))
+                .default_service(not_allowed("POST")),
+        )
+        .service(
             web::resource("/{type}/{id}/_history/{vid}")
                 .route(web::get().to(rest::vread))
                 .route(web::head().to(rest::vread))
@@ -111,9 +128,17 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                 .default_service(not_allowed("GET, HEAD, PUT, PATCH, DELETE")),
         )
         .service(
+            web::resource("/{type}/{id}/{compartment_type}")
+                .route(web::get().to(search::compartment))
+                .route(web::head().to(search::compartment))
+                .default_service(not_allowed("GET, HEAD")),
+        )
+        .service(
             web::resource("/{type}")
+                .route(web::get().to(search::of_type))
+                .route(web::head().to(search::of_type))
                 .route(web::post().to(rest::create))
-                .default_service(not_allowed("POST")),
+                .default_service(not_allowed("GET, HEAD, POST")),
         )
         .default_service(web::to(not_found));
 }

@@ -5,6 +5,7 @@
 //! checked strictly here once, and every other crate works on that value or on
 //! the compact JSON bytes the store keeps.
 
+pub mod compartments;
 pub mod datetime;
 pub mod fhirpath;
 pub mod fhirpath_patch;

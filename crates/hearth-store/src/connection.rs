@@ -88,6 +88,7 @@ pub(crate) fn open_sqlite(path: &Path, options: &SqliteOptions) -> Result<Pool> 
         ))?;
         conn.run_pending_migrations(SQLITE_MIGRATIONS)
             .map_err(|e| StoreError::Database(format!("migrating {url}: {e}")))?;
+        crate::index_rows::rebuild_if_stale(&mut conn)?;
     }
     let manager = ConnectionManager::<SqliteConnection>::new(url);
     diesel::r2d2::Pool::builder()

@@ -9,7 +9,10 @@
 mod connection;
 mod error;
 mod history;
+mod index_rows;
 mod schema;
+pub mod search;
+mod ucum;
 mod versions;
 
 pub use connection::{SqliteOptions, Synchronous};
@@ -88,6 +91,14 @@ impl Store {
         if_match: Option<i64>,
     ) -> Result<Option<StoredVersion>> {
         self.write(|tx| tx.delete(resource_type, id, if_match))
+    }
+
+    pub fn search(
+        &self,
+        query: &search::SearchQuery,
+        page: &search::SearchPage,
+    ) -> Result<search::SearchResults> {
+        self.read_with(|tx| tx.search(query, page))
     }
 
     pub fn history(&self, query: &HistoryQuery) -> Result<HistoryPage> {

@@ -14,7 +14,8 @@ diesel::table! {
 }
 
 diesel::table! {
-    resources (resource_type, id) {
+    resources (res_key) {
+        res_key -> BigInt,
         resource_type -> Text,
         id -> Text,
         version_id -> BigInt,
@@ -24,4 +25,100 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(resource_versions, resources);
+diesel::table! {
+    idx_string (rowid) {
+        rowid -> BigInt,
+        res_key -> BigInt,
+        param -> Text,
+        norm -> Text,
+        exact -> Text,
+    }
+}
+
+diesel::table! {
+    idx_token (rowid) {
+        rowid -> BigInt,
+        res_key -> BigInt,
+        param -> Text,
+        system -> Nullable<Text>,
+        code -> Nullable<Text>,
+        text -> Nullable<Text>,
+        type_system -> Nullable<Text>,
+        type_code -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    idx_reference (rowid) {
+        rowid -> BigInt,
+        res_key -> BigInt,
+        param -> Text,
+        target_type -> Nullable<Text>,
+        target_id -> Nullable<Text>,
+        target_version -> Nullable<Text>,
+        url -> Nullable<Text>,
+        ident_system -> Nullable<Text>,
+        ident_value -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    idx_date (rowid) {
+        rowid -> BigInt,
+        res_key -> BigInt,
+        param -> Text,
+        lo -> BigInt,
+        hi -> BigInt,
+    }
+}
+
+diesel::table! {
+    idx_number (rowid) {
+        rowid -> BigInt,
+        res_key -> BigInt,
+        param -> Text,
+        value -> Double,
+    }
+}
+
+diesel::table! {
+    idx_quantity (rowid) {
+        rowid -> BigInt,
+        res_key -> BigInt,
+        param -> Text,
+        value -> Double,
+        system -> Nullable<Text>,
+        code -> Nullable<Text>,
+        unit -> Nullable<Text>,
+        canonical_value -> Nullable<Double>,
+        canonical_code -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    idx_uri (rowid) {
+        rowid -> BigInt,
+        res_key -> BigInt,
+        param -> Text,
+        uri -> Text,
+    }
+}
+
+diesel::table! {
+    store_meta (key) {
+        key -> Text,
+        value -> Text,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    resource_versions,
+    resources,
+    idx_string,
+    idx_token,
+    idx_reference,
+    idx_date,
+    idx_number,
+    idx_quantity,
+    idx_uri,
+);

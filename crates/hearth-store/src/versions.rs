@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use hearth_model::{datetime, resource};
 
+use crate::index_rows;
 use crate::schema::{resource_versions as v, resources as r};
 use crate::{Result, StoreError};
 
@@ -29,7 +30,7 @@ impl Method {
         }
     }
 
-    fn parse(s: &str) -> Method {
+    pub(crate) fn parse(s: &str) -> Method {
         match s {
             "POST" => Method::Post,
             "PATCH" => Method::Patch,
@@ -257,15 +258,18 @@ impl<'c> Tx<'c> {
         let last_updated = current.map_or(datetime::now_ms(), |c| {
             datetime::now_ms().max(c.last_updated + 1)
         });
-        let body = resource.map(|mut resource| {
+        let resource = resource.map(|mut resource| {
             resource::set_id(&mut resource, id);
             resource::set_version_meta(
                 &mut resource,
                 &version_id.to_string(),
                 &datetime::format_instant(last_updated),
             );
-            hearth_model::to_json_bytes(&resource, false)
+            resource
         });
+        let body = resource
+            .as_ref()
+            .map(|r| hearth_model::to_json_bytes(r, false));
         let deleted = body.is_none();
         let seq: i64 = diesel::insert_into(v::table)
             .values((
@@ -278,7 +282,7 @@ impl<'c> Tx<'c> {
             ))
             .returning(v::seq)
             .get_result(self.conn)?;
-        diesel::insert_into(r::table)
+        let res_key: i64 = diesel::insert_into(r::table)
             .values((
                 r::resource_type.eq(resource_type),
                 r::id.eq(id),
@@ -295,7 +299,15 @@ impl<'c> Tx<'c> {
                 r::deleted.eq(deleted),
                 r::current_seq.eq(seq),
             ))
-            .execute(self.conn)?;
+            .returning(r::res_key)
+            .get_result::<i64>(self.conn)?;
+        // The index describes current versions only.
+        if current.is_some() {
+            index_rows::clear(self.conn, res_key)?;
+        }
+        if let Some(resource) = &resource {
+            index_rows::write(self.conn, res_key, resource_type, resource)?;
+        }
         Ok(StoredVersion {
             resource_type: resource_type.to_owned(),
             id: id.to_owned(),

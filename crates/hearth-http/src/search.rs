@@ -1,0 +1,308 @@
+//! The search interactions: `GET [type]?…`, `POST [type]/_search`, system
+//! search `GET [base]?_type=…`, and compartment search
+//! `GET Patient/123/Observation`, answered with searchset Bundles.
+
+use actix_web::http::header;
+use actix_web::{web, HttpResponse};
+use hearth_model::search_params::ParamType;
+use hearth_model::{datetime, Value};
+use hearth_store::search::{
+    self, Condition, Modifier, ParseOptions, SearchPage, SearchQuery, SearchResults, SearchValue,
+};
+use hearth_store::StoredVersion;
+use serde_json::{json, Map};
+
+use crate::access::Interaction;
+use crate::context::Fhir;
+use crate::error::ApiError;
+use crate::negotiate::{self, Shape};
+use crate::reply::Reply;
+use crate::rest::{check_id, check_type};
+
+/// Parameters that page an existing search; left out of `self` links of a
+/// fresh search.
+const PAGING_PARAMS: [&str; 2] = ["_snapshot", "_offset"];
+
+pub async fn of_type(fhir: Fhir, path: web::Path<String>) -> HttpResponse {
+    let resource_type = path.into_inner();
+    let reply = async {
+        check_type(&resource_type)?;
+        let params = fhir.params.clone();
+        run(&fhir, vec![resource_type], params, None).await
+    }
+    .await;
+    fhir.finish(reply)
+}
+
+/// `POST [type]/_search`: the parameters come in a form body (and the URL).
+pub async fn of_type_post(fhir: Fhir, path: web::Path<String>, body: web::Bytes) -> HttpResponse {
+    let resource_type = path.into_inner();
+    let reply = async {
+        check_type(&resource_type)?;
+        let params = form_params(&fhir, &body)?;
+        run(&fhir, vec![resource_type], params, None).await
+    }
+    .await;
+    fhir.finish(reply)
+}
+
+pub async fn system(fhir: Fhir) -> HttpResponse {
+    let params = fhir.params.clone();
+    let reply = run(&fhir, Vec::new(), params, None).await;
+    fhir.finish(reply)
+}
+
+pub async fn system_post(fhir: Fhir, body: web::Bytes) -> HttpResponse {
+    let reply = async {
+        let params = form_params(&fhir, &body)?;
+        run(&fhir, Vec::new(), params, None).await
+    }
+    .await;
+    fhir.finish(reply)
+}
+
+/// `GET [compartment type]/[id]/[type]?…`
+pub async fn compartment(fhir: Fhir, path: web::Path<(String, String, String)>) -> HttpResponse {
+    let (compartment_type, id, resource_type) = path.into_inner();
+    let reply = async {
+        check_type(&compartment_type)?;
+        check_id(&id)?;
+        let types = if resource_type == "*" {
+            hearth_model::compartments::members(&compartment_type)
+                .map(|(t, _)| t.to_owned())
+                .collect()
+        } else {
+            check_type(&resource_type)?;
+            vec![resource_type]
+        };
+        let params = fhir.params.clone();
+        run(&fhir, types, params, Some((compartment_type, id))).await
+    }
+    .await;
+    fhir.finish(reply)
+}
+
+fn form_params(fhir: &Fhir, body: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
+    let content_type = fhir.header(header::CONTENT_TYPE).unwrap_or_default();
+    if !body.is_empty() && !content_type.starts_with("application/x-www-form-urlencoded") {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "POST _search takes application/x-www-form-urlencoded parameters, not '{content_type}'"
+        )));
+    }
+    let mut params = fhir.params.clone();
+    params.extend(form_urlencoded::parse(body).into_owned());
+    Ok(params)
+}
+
+/// `Prefer: handling=strict` makes unknown parameters errors.
+fn strict_handling(fhir: &Fhir) -> bool {
+    fhir.req
+        .headers()
+        .get_all("prefer")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split([',', ';']))
+        .any(|t| t.trim().eq_ignore_ascii_case("handling=strict"))
+}
+
+async fn run(
+    fhir: &Fhir,
+    types: Vec<String>,
+    params: Vec<(String, String)>,
+    compartment: Option<(String, String)>,
+) -> Reply {
+    let interaction = if types.len() == 1 && compartment.is_none() {
+        Interaction::SearchType
+    } else {
+        Interaction::SearchSystem
+    };
+    for t in &types {
+        fhir.access.require(interaction, Some(t), None)?;
+    }
+    if types.is_empty() {
+        fhir.access.require(interaction, None, None)?;
+    }
+    let config = &fhir.state.config;
+    let options = ParseOptions {
+        strict: strict_handling(fhir),
+        default_count: config.default_page_size,
+        max_count: config.max_page_size,
+        base: Some(fhir.base()),
+    };
+    let mut query = search::parse(&types, &params, &options).map_err(|e| ApiError::BadRequest {
+        message: e.message,
+        expression: vec![e.param],
+    })?;
+    if let Some((compartment_type, id)) = &compartment {
+        restrict_to_compartment(&mut query, compartment_type, id)?;
+    }
+    let shape = match negotiate::param(&params, "_summary") {
+        Some("count") => Shape::Full,
+        _ => negotiate::shape(&params)?,
+    };
+    let page = SearchPage {
+        snapshot: negotiate::param(&params, "_snapshot").map(str::to_owned),
+        offset: negotiate::param(&params, "_offset")
+            .map(|o| {
+                o.parse::<i64>()
+                    .map_err(|_| ApiError::bad_request("_offset must be an integer"))
+            })
+            .transpose()?
+            .unwrap_or(0),
+    };
+    let store = fhir.state.store.clone();
+    let q = query.clone();
+    let results = web::block(move || store.search(&q, &page)).await??;
+    fhir.value(
+        bundle(fhir, &query, &params, &results, &shape),
+        &Shape::Full,
+    )
+}
+
+/// A compartment search is the type search restricted to resources that
+/// refer to the compartment's owner through the CompartmentDefinition's
+/// parameters.
+fn restrict_to_compartment(
+    query: &mut SearchQuery,
+    compartment_type: &str,
+    id: &str,
+) -> Result<(), ApiError> {
+    let mut params = Vec::new();
+    for t in &query.types {
+        match hearth_model::compartments::params(compartment_type, t) {
+            Some(codes) => params.extend(codes.iter().map(|c| format!("{t}.{c}"))),
+            None => {
+                return Err(ApiError::NotFound(format!(
+                    "{t} is not in the {compartment_type} compartment"
+                )))
+            }
+        }
+    }
+    let condition = Condition::Values {
+        params,
+        kind: ParamType::Reference,
+        modifier: Modifier::None,
+        values: vec![SearchValue::Reference {
+            resource_type: Some(compartment_type.to_owned()),
+            id: Some(id.to_owned()),
+            version: None,
+            url: None,
+        }],
+        only_target: None,
+    };
+    query.conditions.push(condition);
+    Ok(())
+}
+
+fn bundle(
+    fhir: &Fhir,
+    query: &SearchQuery,
+    params: &[(String, String)],
+    results: &SearchResults,
+    shape: &Shape,
+) -> Value {
+    let base = fhir.base();
+    let path = fhir.req.path();
+    let ignored: Vec<&str> = query.ignored.iter().map(|(k, _)| k.as_str()).collect();
+    let kept: Vec<(&str, &str)> = params
+        .iter()
+        .filter(|(k, _)| !PAGING_PARAMS.contains(&k.as_str()) && !ignored.contains(&k.as_str()))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let link = |offset: Option<i64>| -> String {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &kept {
+            q.append_pair(k, v);
+        }
+        if let (Some(snapshot), Some(offset)) = (&results.snapshot, offset) {
+            q.append_pair("_snapshot", snapshot);
+            q.append_pair("_offset", &offset.to_string());
+        }
+        let q = q.finish();
+        if q.is_empty() {
+            format!("{base}{path}")
+        } else {
+            format!("{base}{path}?{q}")
+        }
+    };
+    let mut links = Vec::new();
+    if results.snapshot.is_some() {
+        let count = query.count.max(1);
+        links.push(json!({"relation": "self", "url": link(Some(results.offset))}));
+        links.push(json!({"relation": "first", "url": link(Some(0))}));
+        if results.offset > 0 {
+            links.push(
+                json!({"relation": "previous", "url": link(Some((results.offset - count).max(0)))}),
+            );
+        }
+        if query.count > 0 && results.offset + query.count < results.total {
+            links
+                .push(json!({"relation": "next", "url": link(Some(results.offset + query.count))}));
+        }
+        let last = if results.total == 0 {
+            0
+        } else {
+            (results.total - 1) / count * count
+        };
+        links.push(json!({"relation": "last", "url": link(Some(last))}));
+    } else {
+        links.push(json!({"relation": "self", "url": link(None)}));
+    }
+    let mut entries: Vec<Value> = Vec::new();
+    if !query.ignored.is_empty() {
+        let issues: Vec<Value> = query
+            .ignored
+            .iter()
+            .map(|(k, reason)| {
+                json!({"severity": "warning", "code": "not-supported", "diagnostics": format!("ignored parameter '{k}': {reason}"), "expression": [k]})
+            })
+            .collect();
+        entries.push(json!({
+            "fullUrl": format!("urn:uuid:{}", uuid::Uuid::new_v4()),
+            "resource": {"resourceType": "OperationOutcome", "issue": issues},
+            "search": {"mode": "outcome"},
+        }));
+    }
+    for v in &results.matches {
+        entries.push(entry(&base, v, "match", shape));
+    }
+    for v in &results.included {
+        entries.push(entry(&base, v, "include", shape));
+    }
+    let mut bundle = Map::new();
+    bundle.insert("resourceType".into(), json!("Bundle"));
+    bundle.insert("id".into(), json!(uuid::Uuid::new_v4().to_string()));
+    bundle.insert(
+        "meta".into(),
+        json!({"lastUpdated": datetime::format_instant(datetime::now_ms())}),
+    );
+    bundle.insert("type".into(), json!("searchset"));
+    if query.total != search::Total::None || query.count_only {
+        bundle.insert("total".into(), json!(results.total));
+    }
+    bundle.insert("link".into(), json!(links));
+    if !entries.is_empty() {
+        bundle.insert("entry".into(), json!(entries));
+    }
+    Value::Object(bundle)
+}
+
+fn entry(base: &str, version: &StoredVersion, mode: &str, shape: &Shape) -> Value {
+    let mut resource: Value = version
+        .body
+        .as_deref()
+        .and_then(|b| serde_json::from_slice(b).ok())
+        .unwrap_or(Value::Null);
+    match shape {
+        Shape::Full => {}
+        Shape::Summary(mode) => hearth_model::summary::summary(&mut resource, *mode),
+        Shape::Elements(names) => {
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            hearth_model::summary::elements(&mut resource, &names);
+        }
+    }
+    json!({
+        "fullUrl": format!("{base}/{}/{}", version.resource_type, version.id),
+        "resource": resource,
+        "search": {"mode": mode},
+    })
+}

@@ -1,0 +1,189 @@
+//! Search: a parsed query ([`SearchQuery`], built by [`parse`]) and its
+//! execution against the index tables ([`crate::Tx::search`]).
+
+mod parse;
+mod run;
+mod sql;
+
+pub use parse::{parse, ParseOptions};
+pub use run::{SearchPage, SearchResults};
+
+use hearth_model::datetime::Range;
+use hearth_model::search_params::ParamType;
+
+/// A search request, ready to run.
+#[derive(Debug, Clone, Default)]
+pub struct SearchQuery {
+    /// The resource types searched: one for `GET [type]?…`, the `_type`
+    /// list (or every type) for a system search.
+    pub types: Vec<String>,
+    /// All must hold (AND).
+    pub conditions: Vec<Condition>,
+    pub sort: Vec<SortKey>,
+    pub count: i64,
+    pub total: Total,
+    /// `_summary=count`: only the total is wanted.
+    pub count_only: bool,
+    pub includes: Vec<Include>,
+    pub revincludes: Vec<Include>,
+    /// The server's own base URL: absolute references under it are local.
+    pub base: Option<String>,
+    /// Parameters that were not understood, with the reason (lenient
+    /// handling ignores them and says so).
+    pub ignored: Vec<(String, String)>,
+}
+
+/// One condition on the resources searched.
+#[derive(Debug, Clone)]
+pub enum Condition {
+    /// A parameter matches one of the values (OR).
+    Values {
+        /// Type-qualified parameters, as the index stores them
+        /// (`Patient.family`): one per type searched that has the code.
+        params: Vec<String>,
+        kind: ParamType,
+        modifier: Modifier,
+        values: Vec<SearchValue>,
+        /// For references given as a bare id: the single target type.
+        only_target: Option<String>,
+    },
+    /// `:missing=true|false`.
+    Missing {
+        params: Vec<String>,
+        kind: ParamType,
+        missing: bool,
+    },
+    /// A chained parameter: the reference `param` points to a resource of
+    /// one of the types that satisfies that type's condition.
+    Chain {
+        params: Vec<String>,
+        targets: Vec<(String, Condition)>,
+    },
+    /// `_has:Source:param:…`: some `source_type` resource refers to this one
+    /// through `param` and satisfies `inner`.
+    Has {
+        source_type: String,
+        param: String,
+        inner: Box<Condition>,
+    },
+    /// Conditions that must all hold (used for `_has` over several values).
+    All(Vec<Condition>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Modifier {
+    None,
+    Exact,
+    Contains,
+    Text,
+    Not,
+    Above,
+    Below,
+    OfType,
+    Identifier,
+    /// `:[type]` on a reference.
+    Type(String),
+}
+
+/// The comparison prefix of a number, date or quantity value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prefix {
+    Eq,
+    Ne,
+    Gt,
+    Lt,
+    Ge,
+    Le,
+    Sa,
+    Eb,
+    Ap,
+}
+
+/// One value of a parameter, parsed for its type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SearchValue {
+    /// Normalised for default and `:contains`, as written for `:exact`.
+    String {
+        normalised: String,
+        exact: String,
+    },
+    /// `system|code`: `system` is `None` when not given, `Some(None)` for
+    /// `|code` (no system).
+    Token {
+        system: Option<Option<String>>,
+        code: Option<String>,
+    },
+    /// `:of-type`: identifier type system, type code, identifier value.
+    OfType {
+        system: String,
+        code: String,
+        value: String,
+    },
+    Reference {
+        resource_type: Option<String>,
+        id: Option<String>,
+        version: Option<String>,
+        url: Option<String>,
+    },
+    Identifier {
+        system: Option<String>,
+        value: Option<String>,
+    },
+    Date {
+        prefix: Prefix,
+        range: Range,
+    },
+    /// A number with the half-open range its precision implies.
+    Number {
+        prefix: Prefix,
+        value: f64,
+        lo: f64,
+        hi: f64,
+    },
+    Quantity {
+        prefix: Prefix,
+        value: f64,
+        lo: f64,
+        hi: f64,
+        system: Option<String>,
+        code: Option<String>,
+    },
+    Uri(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct SortKey {
+    /// `_id`, `_lastUpdated`, or type-qualified parameters.
+    pub params: Vec<String>,
+    pub kind: ParamType,
+    pub descending: bool,
+}
+
+/// `_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Total {
+    None,
+    Estimate,
+    #[default]
+    Accurate,
+}
+
+/// `_include` / `_revinclude`: `Source:param[:Target]`, or every reference
+/// parameter of `Source` with `*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Include {
+    pub source_type: String,
+    /// Type-qualified reference parameters (`Observation.subject`).
+    pub params: Vec<String>,
+    pub target_type: Option<String>,
+    pub iterate: bool,
+}
+
+/// Why a search request is refused (400).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SearchError {
+    pub message: String,
+    /// The parameter at fault.
+    pub param: String,
+}

@@ -1,0 +1,281 @@
+//! Running a search: the ordered keys of every match, a page of them with
+//! their current versions, and the resources `_include` / `_revinclude` add.
+
+use std::collections::{HashMap, HashSet};
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Binary, Double, Nullable, Text};
+use diesel::sqlite::Sqlite;
+
+use super::sql::{self, Bind, Sql};
+use super::{Include, SearchQuery};
+use crate::versions::{StoredVersion, Tx};
+use crate::Result;
+
+/// How long a paging snapshot is kept.
+const SNAPSHOT_TTL_MS: i64 = 60 * 60 * 1000;
+/// How many rounds `:iterate` follows.
+const MAX_ITERATIONS: usize = 4;
+
+/// Which page of a search to return.
+#[derive(Debug, Clone, Default)]
+pub struct SearchPage {
+    /// The snapshot of an earlier page; `None` runs the search afresh.
+    pub snapshot: Option<String>,
+    pub offset: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SearchResults {
+    pub total: i64,
+    pub matches: Vec<StoredVersion>,
+    pub included: Vec<StoredVersion>,
+    /// Set when the results span more than one page.
+    pub snapshot: Option<String>,
+    pub offset: i64,
+}
+
+#[derive(QueryableByName)]
+struct Key {
+    #[diesel(sql_type = BigInt)]
+    res_key: i64,
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+#[derive(QueryableByName)]
+struct Snapshot {
+    #[diesel(sql_type = Binary)]
+    res_keys: Vec<u8>,
+}
+
+#[derive(QueryableByName)]
+struct Row {
+    #[diesel(sql_type = BigInt)]
+    res_key: i64,
+    #[diesel(sql_type = Text)]
+    resource_type: String,
+    #[diesel(sql_type = Text)]
+    id: String,
+    #[diesel(sql_type = BigInt)]
+    version_id: i64,
+    #[diesel(sql_type = BigInt)]
+    last_updated: i64,
+    #[diesel(sql_type = Text)]
+    method: String,
+    #[diesel(sql_type = Nullable<Binary>)]
+    body: Option<Vec<u8>>,
+}
+
+fn boxed(
+    sql: Sql,
+) -> diesel::query_builder::BoxedSqlQuery<'static, Sqlite, diesel::query_builder::SqlQuery> {
+    let mut query = diesel::sql_query(sql.text).into_boxed::<Sqlite>();
+    for bind in sql.binds {
+        query = match bind {
+            Bind::Text(s) => query.bind::<Text, _>(s),
+            Bind::Int(i) => query.bind::<BigInt, _>(i),
+            Bind::Real(f) => query.bind::<Double, _>(f),
+        };
+    }
+    query
+}
+
+fn encode(keys: &[i64]) -> Vec<u8> {
+    keys.iter().flat_map(|k| k.to_le_bytes()).collect()
+}
+
+fn decode(bytes: &[u8]) -> Vec<i64> {
+    bytes
+        .chunks_exact(8)
+        .map(|c| i64::from_le_bytes(c.try_into().unwrap_or_default()))
+        .collect()
+}
+
+impl Tx<'_> {
+    /// Runs a search and returns one page of it.
+    pub fn search(&mut self, query: &SearchQuery, page: &SearchPage) -> Result<SearchResults> {
+        if query.count_only {
+            let mut s = Sql::default();
+            s.push("SELECT COUNT(*) AS n FROM resources r WHERE ");
+            sql::filter(query, &mut s);
+            let count: Count = boxed(s).get_result(self.conn)?;
+            return Ok(SearchResults {
+                total: count.n,
+                ..SearchResults::default()
+            });
+        }
+        let stored = match &page.snapshot {
+            Some(id) => self.load_snapshot(id)?,
+            None => None,
+        };
+        let (keys, snapshot) = match stored {
+            Some(keys) => (keys, page.snapshot.clone()),
+            None => {
+                let keys = self.matching_keys(query)?;
+                let snapshot = if keys.len() as i64 > query.count {
+                    Some(self.save_snapshot(&keys)?)
+                } else {
+                    None
+                };
+                (keys, snapshot)
+            }
+        };
+        let offset = if snapshot.is_some() {
+            page.offset.max(0)
+        } else {
+            0
+        };
+        let start = (offset as usize).min(keys.len());
+        let end = (start + query.count.max(0) as usize).min(keys.len());
+        let page_keys = &keys[start..end];
+        let matches = self.current_versions(page_keys)?;
+        let included = self.included(query, page_keys)?;
+        Ok(SearchResults {
+            total: keys.len() as i64,
+            matches: matches.into_iter().map(|(_, v)| v).collect(),
+            included,
+            snapshot,
+            offset,
+        })
+    }
+
+    fn matching_keys(&mut self, query: &SearchQuery) -> Result<Vec<i64>> {
+        let mut s = Sql::default();
+        s.push("SELECT r.res_key AS res_key FROM resources r WHERE ");
+        sql::filter(query, &mut s);
+        sql::order(&query.sort, &mut s);
+        let keys: Vec<Key> = boxed(s).load(self.conn)?;
+        Ok(keys.into_iter().map(|k| k.res_key).collect())
+    }
+
+    fn save_snapshot(&mut self, keys: &[i64]) -> Result<String> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let now = hearth_model::datetime::now_ms();
+        diesel::sql_query("DELETE FROM search_snapshots WHERE created < ?")
+            .bind::<BigInt, _>(now - SNAPSHOT_TTL_MS)
+            .execute(self.conn)?;
+        diesel::sql_query(
+            "INSERT INTO search_snapshots (id, created, total, res_keys) VALUES (?, ?, ?, ?)",
+        )
+        .bind::<Text, _>(&id)
+        .bind::<BigInt, _>(now)
+        .bind::<BigInt, _>(keys.len() as i64)
+        .bind::<Binary, _>(encode(keys))
+        .execute(self.conn)?;
+        Ok(id)
+    }
+
+    fn load_snapshot(&mut self, id: &str) -> Result<Option<Vec<i64>>> {
+        let found: Option<Snapshot> =
+            diesel::sql_query("SELECT res_keys FROM search_snapshots WHERE id = ?")
+                .bind::<Text, _>(id)
+                .get_result(self.conn)
+                .optional()?;
+        Ok(found.map(|s| decode(&s.res_keys)))
+    }
+
+    /// The current versions of `keys`, in that order, skipping resources
+    /// deleted since the keys were taken.
+    fn current_versions(&mut self, keys: &[i64]) -> Result<Vec<(i64, StoredVersion)>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut by_key: HashMap<i64, StoredVersion> = HashMap::new();
+        // SQLite allows 32,766 binds; stay well below.
+        for chunk in keys.chunks(5000) {
+            let mut s = Sql::default();
+            s.push(
+                "SELECT r.res_key, v.resource_type, v.id, v.version_id, v.last_updated, v.method, v.body \
+                 FROM resources r JOIN resource_versions v ON v.seq = r.current_seq \
+                 WHERE r.deleted = 0 AND r.res_key IN ",
+            )
+            .ints(chunk);
+            let rows: Vec<Row> = boxed(s).load(self.conn)?;
+            for row in rows {
+                by_key.insert(
+                    row.res_key,
+                    StoredVersion {
+                        resource_type: row.resource_type,
+                        id: row.id,
+                        version_id: row.version_id,
+                        last_updated: row.last_updated,
+                        method: crate::versions::Method::parse(&row.method),
+                        body: row.body,
+                    },
+                );
+            }
+        }
+        Ok(keys
+            .iter()
+            .filter_map(|k| by_key.remove(k).map(|v| (*k, v)))
+            .collect())
+    }
+
+    /// `_include` and `_revinclude` for a page, following `:iterate`.
+    fn included(&mut self, query: &SearchQuery, page: &[i64]) -> Result<Vec<StoredVersion>> {
+        if page.is_empty() || (query.includes.is_empty() && query.revincludes.is_empty()) {
+            return Ok(Vec::new());
+        }
+        let mut seen: HashSet<i64> = page.iter().copied().collect();
+        let mut order: Vec<i64> = Vec::new();
+        let mut frontier: Vec<i64> = page.to_vec();
+        for round in 0..=MAX_ITERATIONS {
+            let mut found = Vec::new();
+            for include in query.includes.iter().filter(|i| round == 0 || i.iterate) {
+                found.extend(self.forward(include, &frontier)?);
+            }
+            for include in query.revincludes.iter().filter(|i| round == 0 || i.iterate) {
+                found.extend(self.reverse(include, &frontier)?);
+            }
+            frontier = found.into_iter().filter(|k| seen.insert(*k)).collect();
+            order.extend(&frontier);
+            if frontier.is_empty() {
+                break;
+            }
+        }
+        Ok(self
+            .current_versions(&order)?
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect())
+    }
+
+    /// Resources that `keys` refer to through the include's parameters.
+    fn forward(&mut self, include: &Include, keys: &[i64]) -> Result<Vec<i64>> {
+        let mut s = Sql::default();
+        s.push(
+            "SELECT DISTINCT t.res_key AS res_key FROM idx_reference ref JOIN resources t \
+             ON t.resource_type = ref.target_type AND t.id = ref.target_id AND t.deleted = 0 \
+             WHERE ref.url IS NULL AND ref.param IN ",
+        )
+        .list(&include.params);
+        if let Some(target) = &include.target_type {
+            s.push(" AND ref.target_type = ").text(target.as_str());
+        }
+        s.push(" AND ref.res_key IN ").ints(keys);
+        let rows: Vec<Key> = boxed(s).load(self.conn)?;
+        Ok(rows.into_iter().map(|k| k.res_key).collect())
+    }
+
+    /// Resources that refer to `keys` through the include's parameters.
+    fn reverse(&mut self, include: &Include, keys: &[i64]) -> Result<Vec<i64>> {
+        let mut s = Sql::default();
+        s.push(
+            "SELECT DISTINCT ref.res_key AS res_key FROM idx_reference ref JOIN resources t \
+             ON t.resource_type = ref.target_type AND t.id = ref.target_id \
+             WHERE ref.url IS NULL AND ref.param IN ",
+        )
+        .list(&include.params);
+        if let Some(target) = &include.target_type {
+            s.push(" AND t.resource_type = ").text(target.as_str());
+        }
+        s.push(" AND t.res_key IN ").ints(keys);
+        let rows: Vec<Key> = boxed(s).load(self.conn)?;
+        Ok(rows.into_iter().map(|k| k.res_key).collect())
+    }
+}

@@ -1,0 +1,509 @@
+//! SQL for a [`SearchQuery`]: every condition becomes a predicate
+//! `res_key [NOT] IN (SELECT res_key FROM idx_… WHERE …)` so SQLite can
+//! drive the search from the most selective index.
+
+use hearth_model::search_params::ParamType;
+
+use super::{Condition, Modifier, Prefix, SearchQuery, SearchValue, SortKey};
+
+/// A bound SQL value.
+#[derive(Debug, Clone)]
+pub(crate) enum Bind {
+    Text(String),
+    Int(i64),
+    Real(f64),
+}
+
+/// SQL text with its binds, built left to right.
+#[derive(Debug, Default)]
+pub(crate) struct Sql {
+    pub text: String,
+    pub binds: Vec<Bind>,
+}
+
+/// The largest code point: `prefix || MAX` bounds every string that starts
+/// with `prefix` (UTF-8 order is code point order).
+const MAX_CHAR: char = '\u{10FFFF}';
+
+impl Sql {
+    pub fn push(&mut self, s: &str) -> &mut Self {
+        self.text.push_str(s);
+        self
+    }
+
+    pub fn text(&mut self, v: impl Into<String>) -> &mut Self {
+        self.text.push('?');
+        self.binds.push(Bind::Text(v.into()));
+        self
+    }
+
+    pub fn int(&mut self, v: i64) -> &mut Self {
+        self.text.push('?');
+        self.binds.push(Bind::Int(v));
+        self
+    }
+
+    pub fn real(&mut self, v: f64) -> &mut Self {
+        self.text.push('?');
+        self.binds.push(Bind::Real(v));
+        self
+    }
+
+    /// `(?, ?, …)`
+    pub fn list<T: AsRef<str>>(&mut self, items: &[T]) -> &mut Self {
+        self.push("(");
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.text(item.as_ref());
+        }
+        self.push(")")
+    }
+
+    pub fn ints(&mut self, items: &[i64]) -> &mut Self {
+        self.push("(");
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.int(*item);
+        }
+        self.push(")")
+    }
+
+    /// `column >= prefix AND column < prefix || MAX`: a prefix match that
+    /// uses the index.
+    fn prefix(&mut self, column: &str, prefix: &str) -> &mut Self {
+        self.push("(").push(column).push(" >= ").text(prefix);
+        self.push(" AND ")
+            .push(column)
+            .push(" < ")
+            .text(format!("{prefix}{MAX_CHAR}"))
+            .push(")")
+    }
+}
+
+fn table(kind: ParamType) -> &'static str {
+    match kind {
+        ParamType::String => "idx_string",
+        ParamType::Token => "idx_token",
+        ParamType::Reference => "idx_reference",
+        ParamType::Date => "idx_date",
+        ParamType::Number => "idx_number",
+        ParamType::Quantity => "idx_quantity",
+        ParamType::Uri => "idx_uri",
+        ParamType::Composite | ParamType::Special => "idx_token",
+    }
+}
+
+/// `WHERE` for the resources of a query (alias `r`).
+pub(crate) fn filter(query: &SearchQuery, sql: &mut Sql) {
+    sql.push("r.deleted = 0");
+    if query.types.len() < hearth_model::structure::resource_types().count() {
+        sql.push(" AND r.resource_type IN ").list(&query.types);
+    }
+    for condition in &query.conditions {
+        sql.push(" AND ");
+        predicate(condition, "r.res_key", query.base.as_deref(), sql);
+    }
+}
+
+/// `ORDER BY` for a query: its sort keys (missing values last), then the
+/// resource key so the order is total.
+pub(crate) fn order(sort: &[SortKey], sql: &mut Sql) {
+    sql.push(" ORDER BY ");
+    for key in sort {
+        let (column, pick) = match (key.kind, key.descending) {
+            (ParamType::Date, false) => ("lo", "MIN"),
+            (ParamType::Date, true) => ("hi", "MAX"),
+            (kind, desc) => (
+                match kind {
+                    ParamType::String => "norm",
+                    ParamType::Token => "code",
+                    ParamType::Reference => "target_id",
+                    ParamType::Uri => "uri",
+                    _ => "value",
+                },
+                if desc { "MAX" } else { "MIN" },
+            ),
+        };
+        let mut expr = Sql::default();
+        expr.push("(SELECT ")
+            .push(pick)
+            .push("(")
+            .push(column)
+            .push(") FROM ")
+            .push(table(key.kind));
+        expr.push(" WHERE res_key = r.res_key AND param IN ")
+            .list(&key.params)
+            .push(")");
+        // Missing values sort last either way.
+        sql.push(&expr.text).push(" IS NULL, ");
+        sql.binds.extend(expr.binds.iter().cloned());
+        sql.push(&expr.text)
+            .push(if key.descending { " DESC, " } else { " ASC, " });
+        sql.binds.extend(expr.binds);
+    }
+    sql.push("r.res_key");
+}
+
+/// Writes `column [NOT] IN (…)` for one condition.
+fn predicate(condition: &Condition, column: &str, base: Option<&str>, sql: &mut Sql) {
+    match condition {
+        Condition::Values {
+            params,
+            kind,
+            modifier,
+            values,
+            only_target,
+        } => {
+            let negated = *modifier == Modifier::Not;
+            sql.push(column)
+                .push(if negated { " NOT IN " } else { " IN " });
+            sql.push("(SELECT res_key FROM ")
+                .push(table(*kind))
+                .push(" WHERE param IN ")
+                .list(params);
+            sql.push(" AND (");
+            for (i, value) in values.iter().enumerate() {
+                if i > 0 {
+                    sql.push(" OR ");
+                }
+                value_clause(value, modifier, only_target.as_deref(), base, sql);
+            }
+            sql.push("))");
+        }
+        Condition::Missing {
+            params,
+            kind,
+            missing,
+        } => {
+            sql.push(column)
+                .push(if *missing { " NOT IN " } else { " IN " });
+            sql.push("(SELECT res_key FROM ")
+                .push(table(*kind))
+                .push(" WHERE param IN ")
+                .list(params)
+                .push(")");
+        }
+        Condition::Chain { params, targets } => {
+            sql.push(column)
+                .push(" IN (SELECT res_key FROM idx_reference WHERE param IN ")
+                .list(params);
+            sql.push(" AND url IS NULL AND (");
+            for (i, (target, inner)) in targets.iter().enumerate() {
+                if i > 0 {
+                    sql.push(" OR ");
+                }
+                sql.push("(target_type = ").text(target.as_str());
+                sql.push(
+                    " AND target_id IN (SELECT c.id FROM resources c WHERE c.resource_type = ",
+                )
+                .text(target.as_str());
+                sql.push(" AND c.deleted = 0 AND ");
+                predicate(inner, "c.res_key", base, sql);
+                sql.push("))");
+            }
+            sql.push("))");
+        }
+        Condition::Has {
+            source_type: _,
+            param,
+            inner,
+        } => {
+            sql.push(column)
+                .push(" IN (SELECT t.res_key FROM idx_reference h JOIN resources t ");
+            sql.push("ON t.resource_type = h.target_type AND t.id = h.target_id ");
+            sql.push("WHERE h.param = ")
+                .text(param.as_str())
+                .push(" AND h.url IS NULL AND ");
+            predicate(inner, "h.res_key", base, sql);
+            sql.push(")");
+        }
+        Condition::All(conditions) => {
+            sql.push("(");
+            for (i, c) in conditions.iter().enumerate() {
+                if i > 0 {
+                    sql.push(" AND ");
+                }
+                predicate(c, column, base, sql);
+            }
+            sql.push(")");
+        }
+    }
+}
+
+fn value_clause(
+    value: &SearchValue,
+    modifier: &Modifier,
+    only_target: Option<&str>,
+    base: Option<&str>,
+    sql: &mut Sql,
+) {
+    match value {
+        SearchValue::String { normalised, exact } => match modifier {
+            Modifier::Exact => {
+                sql.push("exact = ").text(exact.as_str());
+            }
+            Modifier::Contains => {
+                let pattern = format!(
+                    "%{}%",
+                    normalised
+                        .replace('\\', "\\\\")
+                        .replace('%', "\\%")
+                        .replace('_', "\\_")
+                );
+                sql.push("norm LIKE ").text(pattern).push(" ESCAPE '\\'");
+            }
+            Modifier::Text => {
+                sql.prefix("text", normalised);
+            }
+            _ => {
+                sql.prefix("norm", normalised);
+            }
+        },
+        SearchValue::Token { system, code } => match (system, code) {
+            (None, Some(code)) => {
+                sql.push("code = ").text(code.as_str());
+            }
+            (Some(None), Some(code)) => {
+                sql.push("(system IS NULL AND code = ")
+                    .text(code.as_str())
+                    .push(")");
+            }
+            (Some(Some(system)), Some(code)) => {
+                sql.push("(system = ")
+                    .text(system.as_str())
+                    .push(" AND code = ")
+                    .text(code.as_str())
+                    .push(")");
+            }
+            (Some(Some(system)), None) => {
+                sql.push("system = ").text(system.as_str());
+            }
+            _ => {
+                sql.push("0");
+            }
+        },
+        SearchValue::OfType {
+            system,
+            code,
+            value,
+        } => {
+            sql.push("(type_system = ")
+                .text(system.as_str())
+                .push(" AND type_code = ")
+                .text(code.as_str());
+            sql.push(" AND code = ").text(value.as_str()).push(")");
+        }
+        SearchValue::Identifier { system, value } => {
+            sql.push("(1");
+            if let Some(s) = system {
+                sql.push(" AND ident_system = ").text(s.as_str());
+            }
+            if let Some(v) = value {
+                sql.push(" AND ident_value = ").text(v.as_str());
+            }
+            sql.push(")");
+        }
+        SearchValue::Reference {
+            resource_type,
+            id,
+            version,
+            url,
+        } => {
+            if let Some(url) = url {
+                sql.push("url = ").text(url.as_str());
+                return;
+            }
+            sql.push("(target_id = ")
+                .text(id.clone().unwrap_or_default());
+            if let Some(t) = resource_type.as_deref().or(only_target) {
+                sql.push(" AND target_type = ").text(t);
+            }
+            if let Some(v) = version {
+                sql.push(" AND target_version = ").text(v.as_str());
+            }
+            // A relative reference, or an absolute one under this server's base.
+            sql.push(" AND (url IS NULL");
+            if let (Some(base), Some(t), Some(id)) =
+                (base, resource_type.as_deref().or(only_target), id)
+            {
+                sql.push(" OR url = ")
+                    .text(format!("{}/{t}/{id}", base.trim_end_matches('/')));
+            }
+            sql.push("))");
+        }
+        SearchValue::Date { prefix, range } => {
+            let (a, b) = (range.start, range.end);
+            match prefix {
+                Prefix::Eq => {
+                    sql.push("(lo >= ")
+                        .int(a)
+                        .push(" AND hi <= ")
+                        .int(b)
+                        .push(")");
+                }
+                Prefix::Ne => {
+                    sql.push("NOT (lo >= ")
+                        .int(a)
+                        .push(" AND hi <= ")
+                        .int(b)
+                        .push(")");
+                }
+                Prefix::Gt => {
+                    sql.push("hi > ").int(b);
+                }
+                Prefix::Lt => {
+                    sql.push("lo < ").int(a);
+                }
+                Prefix::Ge => {
+                    sql.push("(hi > ")
+                        .int(b)
+                        .push(" OR (lo >= ")
+                        .int(a)
+                        .push(" AND hi <= ")
+                        .int(b)
+                        .push("))");
+                }
+                Prefix::Le => {
+                    sql.push("(lo < ")
+                        .int(a)
+                        .push(" OR (lo >= ")
+                        .int(a)
+                        .push(" AND hi <= ")
+                        .int(b)
+                        .push("))");
+                }
+                Prefix::Sa => {
+                    sql.push("lo >= ").int(b);
+                }
+                Prefix::Eb => {
+                    sql.push("hi <= ").int(a);
+                }
+                Prefix::Ap => {
+                    // Approximately: within 10% of the distance to now, and
+                    // at least a day, either side.
+                    let now = hearth_model::datetime::now_ms();
+                    let slack = ((now - a).abs() / 10).max(86_400_000);
+                    sql.push("(lo < ")
+                        .int(b.saturating_add(slack))
+                        .push(" AND hi > ")
+                        .int(a.saturating_sub(slack))
+                        .push(")");
+                }
+            }
+        }
+        SearchValue::Number {
+            prefix,
+            value,
+            lo,
+            hi,
+        } => number_clause("value", *prefix, *value, *lo, *hi, sql),
+        SearchValue::Quantity {
+            prefix,
+            value,
+            lo,
+            hi,
+            system,
+            code,
+        } => {
+            let Some(code) = code else {
+                number_clause("value", *prefix, *value, *lo, *hi, sql);
+                return;
+            };
+            sql.push("((code = ").text(code.as_str());
+            if let Some(system) = system {
+                sql.push(" AND system = ").text(system.as_str());
+            }
+            sql.push(" AND ");
+            number_clause("value", *prefix, *value, *lo, *hi, sql);
+            sql.push(")");
+            if let Some((factor, canonical)) =
+                crate::ucum::canonical(1.0, system.as_deref(), Some(code))
+            {
+                sql.push(" OR (canonical_code = ")
+                    .text(canonical)
+                    .push(" AND ");
+                number_clause(
+                    "canonical_value",
+                    *prefix,
+                    value * factor,
+                    lo * factor,
+                    hi * factor,
+                    sql,
+                );
+                sql.push(")");
+            }
+            sql.push(")");
+        }
+        SearchValue::Uri(uri) => match modifier {
+            Modifier::Below => {
+                sql.prefix("uri", uri);
+            }
+            Modifier::Above => {
+                sql.push("substr(")
+                    .text(uri.as_str())
+                    .push(", 1, length(uri)) = uri");
+            }
+            _ => {
+                sql.push("uri = ").text(uri.as_str());
+            }
+        },
+    }
+}
+
+/// Number comparison with the search value's precision: `eq 100` is
+/// [99.5, 100.5).
+fn number_clause(column: &str, prefix: Prefix, value: f64, lo: f64, hi: f64, sql: &mut Sql) {
+    let c = column;
+    match prefix {
+        Prefix::Eq => {
+            sql.push("(")
+                .push(c)
+                .push(" >= ")
+                .real(lo)
+                .push(" AND ")
+                .push(c)
+                .push(" < ")
+                .real(hi)
+                .push(")");
+        }
+        Prefix::Ne => {
+            sql.push("NOT (")
+                .push(c)
+                .push(" >= ")
+                .real(lo)
+                .push(" AND ")
+                .push(c)
+                .push(" < ")
+                .real(hi)
+                .push(")");
+        }
+        Prefix::Gt | Prefix::Sa => {
+            sql.push(c).push(" > ").real(value);
+        }
+        Prefix::Lt | Prefix::Eb => {
+            sql.push(c).push(" < ").real(value);
+        }
+        Prefix::Ge => {
+            sql.push(c).push(" >= ").real(lo);
+        }
+        Prefix::Le => {
+            sql.push(c).push(" < ").real(hi);
+        }
+        Prefix::Ap => {
+            let (a, b) = (value * 0.9, value * 1.1);
+            sql.push("(")
+                .push(c)
+                .push(" >= ")
+                .real(a.min(b))
+                .push(" AND ")
+                .push(c)
+                .push(" <= ")
+                .real(a.max(b))
+                .push(")");
+        }
+    }
+}

@@ -393,3 +393,183 @@ pub fn issue_expressions(outcome: &Value) -> Vec<String> {
         .filter_map(|e| e.as_str().map(str::to_owned))
         .collect()
 }
+
+/// Search fixtures for one test: resources PUT with chosen ids, where every
+/// `~` in a fixture or a query stands for a per-test unique prefix, so the
+/// same tests run against a shared server.
+pub struct Fixture<'s> {
+    pub server: &'s Server,
+    /// Replaces `~` (ends with `-`).
+    pub prefix: String,
+}
+
+impl<'s> Fixture<'s> {
+    pub fn new(server: &'s Server) -> Fixture<'s> {
+        Fixture {
+            server,
+            prefix: format!("{}-", unique("t")),
+        }
+    }
+
+    /// `text` with every `~` replaced by the prefix.
+    pub fn expand(&self, text: &str) -> String {
+        text.replace('~', &self.prefix)
+    }
+
+    fn expand_json(&self, value: &mut Value) {
+        match value {
+            Value::String(s) => *s = self.expand(s),
+            Value::Array(items) => items.iter_mut().for_each(|v| self.expand_json(v)),
+            Value::Object(map) => map.values_mut().for_each(|v| self.expand_json(v)),
+            _ => {}
+        }
+    }
+
+    /// PUTs `resource` (its `id` and references written with `~`); returns
+    /// the stored resource.
+    #[track_caller]
+    pub fn put(&self, mut resource: Value) -> Value {
+        self.expand_json(&mut resource);
+        let path = format!(
+            "{}/{}",
+            resource["resourceType"].as_str().expect("resourceType"),
+            resource["id"].as_str().expect("id")
+        );
+        let response = self.server.put(&path, &resource);
+        assert!(
+            response.status == 200 || response.status == 201,
+            "PUT {path}: {} {}",
+            response.status,
+            response.text()
+        );
+        response.json()
+    }
+
+    #[track_caller]
+    pub fn put_all(&self, resources: Vec<Value>) {
+        for r in resources {
+            self.put(r);
+        }
+    }
+
+    /// Deletes `Type/~id`.
+    #[track_caller]
+    pub fn delete(&self, path: &str) {
+        let response = self.server.delete(&self.expand(path));
+        assert!(
+            matches!(response.status, 200 | 204),
+            "DELETE {path}: {} {}",
+            response.status,
+            response.text()
+        );
+    }
+
+    /// The URL of a search: `~` expanded and each value percent-encoded.
+    pub fn query_url(&self, query: &str) -> String {
+        let query = self.expand(query);
+        let Some((path, params)) = query.split_once('?') else {
+            return query;
+        };
+        let params: Vec<String> = params
+            .split('&')
+            .map(|p| match p.split_once('=') {
+                Some((k, v)) => format!("{k}={}", encode(v)),
+                None => p.to_owned(),
+            })
+            .collect();
+        format!("{path}?{}", params.join("&"))
+    }
+
+    /// Every page of a search, following `next` links.
+    #[track_caller]
+    pub fn pages(&self, query: &str) -> Vec<Value> {
+        let mut page = self.server.read_json(&self.query_url(query));
+        let mut pages = Vec::new();
+        loop {
+            assert_eq!(page["type"], "searchset", "{query}: {page}");
+            let next = link(&page, "next");
+            pages.push(page);
+            match next {
+                Some(url) if pages.len() < 100 => page = self.server.read_json(&url),
+                _ => return pages,
+            }
+        }
+    }
+
+    /// (search mode, type/local id) of every entry of every page that is
+    /// one of this fixture's resources.
+    #[track_caller]
+    pub fn entries(&self, query: &str) -> Vec<(String, String)> {
+        self.pages(query)
+            .iter()
+            .flat_map(|b| b["entry"].as_array().cloned().unwrap_or_default())
+            .filter_map(|e| {
+                let id = e["resource"]["id"].as_str()?;
+                let local = id.strip_prefix(&self.prefix)?;
+                Some((
+                    e["search"]["mode"].as_str().unwrap_or("").to_owned(),
+                    local.to_owned(),
+                ))
+            })
+            .collect()
+    }
+
+    /// The local ids of the matches, in order.
+    #[track_caller]
+    pub fn matches(&self, query: &str) -> Vec<String> {
+        self.entries(query)
+            .into_iter()
+            .filter(|(mode, _)| mode == "match")
+            .map(|(_, id)| id)
+            .collect()
+    }
+
+    /// The local ids of the entries with search mode `include`, sorted.
+    #[track_caller]
+    pub fn included(&self, query: &str) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .entries(query)
+            .into_iter()
+            .filter(|(mode, _)| mode == "include")
+            .map(|(_, id)| id)
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// Asserts that the search matches exactly `expected` (local ids, in
+    /// any order), each once.
+    #[track_caller]
+    pub fn check(&self, query: &str, expected: &[&str]) {
+        let found = self.matches(query);
+        let mut sorted = found.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(
+            sorted.len(),
+            found.len(),
+            "{query}: duplicates in {found:?}"
+        );
+        let mut expected: Vec<&str> = expected.to_vec();
+        expected.sort();
+        assert_eq!(sorted, expected, "{query}");
+    }
+
+    /// Asserts that the search matches exactly `expected`, in that order.
+    #[track_caller]
+    pub fn check_order(&self, query: &str, expected: &[&str]) {
+        assert_eq!(self.matches(query), expected, "{query}");
+    }
+
+    /// GETs a search URL (`~` expanded, values encoded) with extra headers.
+    pub fn get(&self, query: &str, headers: &[(&str, &str)]) -> Response {
+        let mut request = self
+            .server
+            .request("GET", &self.query_url(query))
+            .accept(FHIR_JSON);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        request.send()
+    }
+}

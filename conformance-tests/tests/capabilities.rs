@@ -1,6 +1,6 @@
 //! The capabilities interaction (http.html#capabilities): `GET /metadata`.
 
-use conformance_tests::{Server, Value, FHIR_XML};
+use conformance_tests::{Server, Value, FHIR_JSON, FHIR_XML};
 
 fn metadata(server: &Server) -> Value {
     let statement = server.read_json("metadata");
@@ -69,32 +69,51 @@ fn metadata_lists_the_patient_interactions() {
 }
 
 #[test]
-fn metadata_claims_no_search_when_search_is_not_implemented() {
+fn every_search_parameter_claimed_for_patient_and_observation_is_accepted() {
     let server = Server::start();
-    if !server.is_local() {
-        return; // other servers may implement search
-    }
     let statement = metadata(&server);
-    for resource in statement["rest"][0]["resource"]
-        .as_array()
-        .expect("rest.resource")
-    {
-        assert!(
-            !codes(&resource["interaction"])
-                .iter()
-                .any(|c| c == "search-type"),
-            "{} claims search-type",
-            resource["type"]
-        );
-        assert!(
-            resource.get("searchParam").is_none(),
-            "{}",
-            resource["type"]
-        );
-    }
-    assert!(!codes(&statement["rest"][0]["interaction"])
+    let rest = &statement["rest"][0];
+    assert!(codes(&rest["interaction"])
         .iter()
         .any(|c| c == "search-system"));
+    for resource_type in ["Patient", "Observation"] {
+        let resource = rest["resource"]
+            .as_array()
+            .expect("rest.resource")
+            .iter()
+            .find(|r| r["type"] == resource_type)
+            .expect("resource listed");
+        assert!(codes(&resource["interaction"])
+            .iter()
+            .any(|c| c == "search-type"));
+        let params = resource["searchParam"].as_array().expect("searchParam");
+        assert!(
+            params.len() > 10,
+            "{resource_type} lists only {} parameters",
+            params.len()
+        );
+        for param in params {
+            let name = param["name"].as_str().expect("name");
+            let value = match param["type"].as_str().expect("type") {
+                "date" => "ge2020-01-01",
+                "number" | "quantity" => "1",
+                "reference" => "Patient/x",
+                _ => "x",
+            };
+            // Strict handling: a claimed parameter must not be ignored.
+            let response = server
+                .request("GET", &format!("{resource_type}?{name}={value}"))
+                .header("Prefer", "handling=strict")
+                .accept(FHIR_JSON)
+                .send();
+            assert_eq!(
+                response.status,
+                200,
+                "{resource_type}?{name}: {}",
+                response.text()
+            );
+        }
+    }
 }
 
 #[test]

@@ -2,6 +2,9 @@
 //! implements. It claims nothing the handlers do not do.
 
 use actix_web::HttpResponse;
+use std::sync::OnceLock;
+
+use hearth_model::search_params::{self, ParamType, SearchParam, Support};
 use hearth_model::{structure, Value};
 use serde_json::json;
 
@@ -11,7 +14,7 @@ use crate::negotiate::{self, Shape};
 
 /// The interactions every resource type supports, as the routes in
 /// `lib.rs` wire them.
-const TYPE_INTERACTIONS: [&str; 8] = [
+const TYPE_INTERACTIONS: [&str; 9] = [
     "read",
     "vread",
     "update",
@@ -20,25 +23,88 @@ const TYPE_INTERACTIONS: [&str; 8] = [
     "history-instance",
     "history-type",
     "create",
+    "search-type",
 ];
 
-pub fn capability_statement(fhir: &Fhir) -> Value {
-    let resources: Vec<Value> = structure::resource_types()
-        .map(|t| {
+/// The `rest.resource` list; the same for every request, so built once.
+fn resources() -> &'static Vec<Value> {
+    static RESOURCES: OnceLock<Vec<Value>> = OnceLock::new();
+    RESOURCES.get_or_init(|| structure::resource_types().map(resource).collect())
+}
+
+fn resource(t: &str) -> Value {
+    let supported: Vec<&SearchParam> = search_params::for_type(t)
+        .filter(|p| p.support == Support::Supported && p.param_type != ParamType::Composite)
+        .collect();
+    let search_params: Vec<Value> = supported
+        .iter()
+        .map(|p| {
             json!({
-                "type": t,
-                "profile": format!("http://hl7.org/fhir/StructureDefinition/{t}"),
-                "interaction": TYPE_INTERACTIONS.iter().map(|i| json!({"code": i})).collect::<Vec<_>>(),
-                "versioning": "versioned-update",
-                "readHistory": true,
-                "updateCreate": true,
-                "conditionalCreate": false,
-                "conditionalRead": "full-support",
-                "conditionalUpdate": false,
-                "conditionalDelete": "not-supported",
+                "name": p.code,
+                "definition": p.url,
+                "type": p.param_type.code(),
+                "documentation": p.description,
             })
         })
         .collect();
+    let mut includes: Vec<String> = supported
+        .iter()
+        .filter(|p| p.param_type == ParamType::Reference)
+        .map(|p| format!("{t}:{}", p.code))
+        .collect();
+    if !includes.is_empty() {
+        includes.push(format!("{t}:*"));
+    }
+    let revincludes: Vec<String> = search_params::all()
+        .filter(|p| {
+            p.param_type == ParamType::Reference
+                && p.support == Support::Supported
+                && p.targets.iter().any(|target| target == t)
+        })
+        .map(|p| format!("{}:{}", p.base, p.code))
+        .collect();
+    let unsupported: Vec<String> = search_params::for_type(t)
+        .filter_map(|p| match (&p.support, p.param_type) {
+            (Support::Unsupported(reason), _) => Some(format!("{} ({reason})", p.code)),
+            (_, ParamType::Composite) => Some(format!(
+                "{} (composite parameters are not supported yet)",
+                p.code
+            )),
+            _ => None,
+        })
+        .collect();
+    let mut resource = json!({
+        "type": t,
+        "profile": format!("http://hl7.org/fhir/StructureDefinition/{t}"),
+        "interaction": TYPE_INTERACTIONS.iter().map(|i| json!({"code": i})).collect::<Vec<_>>(),
+        "versioning": "versioned-update",
+        "readHistory": true,
+        "updateCreate": true,
+        "conditionalCreate": true,
+        "conditionalRead": "full-support",
+        "conditionalUpdate": true,
+        "conditionalDelete": "single",
+    });
+    // FHIR has no empty arrays: leave out what a type does not have.
+    for (key, list) in [
+        ("searchInclude", json!(includes)),
+        ("searchRevInclude", json!(revincludes)),
+        ("searchParam", json!(search_params)),
+    ] {
+        if list.as_array().is_some_and(|a| !a.is_empty()) {
+            resource[key] = list;
+        }
+    }
+    if !unsupported.is_empty() {
+        resource["documentation"] = json!(format!(
+            "Search parameters not supported: {}.",
+            unsupported.join(", ")
+        ));
+    }
+    resource
+}
+
+pub fn capability_statement(fhir: &Fhir) -> Value {
     let base = fhir.base();
     json!({
         "resourceType": "CapabilityStatement",
@@ -53,10 +119,25 @@ pub fn capability_statement(fhir: &Fhir) -> Value {
         "patchFormat": ["application/json-patch+json", "application/fhir+json", "application/fhir+xml"],
         "rest": [{
             "mode": "server",
-            "documentation": "Read, vread, create, update (also as create), patch (JSON Patch and FHIRPath Patch), delete and history on every R4 resource type. Search is not yet supported.",
+            "documentation": "Read, vread, create, update (also as create), patch (JSON Patch and FHIRPath Patch), delete, history and search on every R4 resource type; system and compartment search. Conditional create (If-None-Exist), update, patch and delete (single match; several answer 412). Search parameters come from the R4 SearchParameter definitions; unknown parameters are ignored (reported in an OperationOutcome entry) unless Prefer: handling=strict.",
             "security": {"description": fhir.state.policy.describe()},
-            "resource": resources,
-            "interaction": [{"code": "history-system"}],
+            "resource": resources(),
+            "interaction": [{"code": "history-system"}, {"code": "search-system"}],
+            "searchParam": [
+                {"name": "_id", "definition": "http://hl7.org/fhir/SearchParameter/Resource-id", "type": "token"},
+                {"name": "_lastUpdated", "definition": "http://hl7.org/fhir/SearchParameter/Resource-lastUpdated", "type": "date"},
+                {"name": "_tag", "definition": "http://hl7.org/fhir/SearchParameter/Resource-tag", "type": "token"},
+                {"name": "_profile", "definition": "http://hl7.org/fhir/SearchParameter/Resource-profile", "type": "uri"},
+                {"name": "_security", "definition": "http://hl7.org/fhir/SearchParameter/Resource-security", "type": "token"},
+                {"name": "_source", "definition": "http://hl7.org/fhir/SearchParameter/Resource-source", "type": "uri"},
+            ],
+            "compartment": [
+                "http://hl7.org/fhir/CompartmentDefinition/patient",
+                "http://hl7.org/fhir/CompartmentDefinition/encounter",
+                "http://hl7.org/fhir/CompartmentDefinition/relatedPerson",
+                "http://hl7.org/fhir/CompartmentDefinition/practitioner",
+                "http://hl7.org/fhir/CompartmentDefinition/device",
+            ],
         }],
     })
 }

@@ -8,6 +8,7 @@
 
 pub mod access;
 mod capabilities;
+mod conditional;
 pub mod context;
 pub mod error;
 mod history;
@@ -138,7 +139,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                 .route(web::get().to(search::of_type))
                 .route(web::head().to(search::of_type))
                 .route(web::post().to(rest::create))
-                .default_service(not_allowed("GET, HEAD, POST")),
+                .route(web::put().to(conditional::update))
+                .route(web::delete().to(conditional::delete))
+                .route(web::patch().to(conditional::patch))
+                .default_service(not_allowed("GET, HEAD, POST, PUT, DELETE, PATCH")),
         )
         .default_service(web::to(not_found));
 }

@@ -33,7 +33,7 @@ fn check_instance(resource_type: &str, id: &str) -> Result<(), ApiError> {
 }
 
 /// Parses `If-Match: W/"3"` into a version id.
-fn if_match(fhir: &Fhir) -> Result<Option<i64>, ApiError> {
+pub(crate) fn if_match(fhir: &Fhir) -> Result<Option<i64>, ApiError> {
     let Some(value) = fhir.header(header::IF_MATCH) else {
         return Ok(None);
     };
@@ -113,7 +113,11 @@ pub async fn vread(fhir: Fhir, path: web::Path<(String, String, String)>) -> Htt
 }
 
 /// Parses a request body as a resource of the type in the URL.
-fn parse_body(bytes: &[u8], format: Format, resource_type: &str) -> Result<Value, ApiError> {
+pub(crate) fn parse_body(
+    bytes: &[u8],
+    format: Format,
+    resource_type: &str,
+) -> Result<Value, ApiError> {
     let value = hearth_model::parse(bytes, format)?;
     match resource::resource_type(&value) {
         Some(t) if t == resource_type => Ok(value),
@@ -135,16 +139,31 @@ pub async fn create(fhir: Fhir, path: web::Path<String>, payload: web::Payload) 
             .require(Interaction::Create, Some(&resource_type), None)?;
         let format = negotiate::body_format(&fhir.req)?;
         let body = fhir.body(payload).await?;
+        let condition = crate::conditional::if_none_exist(&fhir, &resource_type)?;
         let store = fhir.state.store.clone();
-        let written = web::block(move || -> Result<_, ApiError> {
+        let (written, existing) = web::block(move || -> Result<_, ApiError> {
             let mut value = parse_body(&body, format, &resource_type)?;
             // The server assigns the id and meta of a created resource.
             if let Some(obj) = value.as_object_mut() {
                 obj.remove("id");
             }
-            Ok(store.create(value)?)
+            store.write(|tx| {
+                if let Some(query) = &condition {
+                    if let Some(found) = crate::conditional::single_match(tx, query)? {
+                        return Ok((None, Some(found)));
+                    }
+                }
+                Ok((Some(tx.create(value)?), None))
+            })
         })
         .await??;
+        // If-None-Exist matched one resource: nothing is created (200).
+        if let Some(found) = existing {
+            return fhir.written(StatusCode::OK, &found, true);
+        }
+        let Some(written) = written else {
+            return Err(ApiError::Internal("create wrote nothing".into()));
+        };
         fhir.written(StatusCode::CREATED, &written.version, true)
     }
     .await;
@@ -201,12 +220,12 @@ pub async fn update(
 }
 
 /// A patch document: JSON Patch or FHIRPath Patch (a Parameters resource).
-enum PatchDocument {
+pub(crate) enum PatchDocument {
     Json(Value),
     FhirPath(Value),
 }
 
-fn patch_document(fhir: &Fhir, body: &[u8]) -> Result<PatchDocument, ApiError> {
+pub(crate) fn patch_document(fhir: &Fhir, body: &[u8]) -> Result<PatchDocument, ApiError> {
     let content_type = fhir.header(header::CONTENT_TYPE).unwrap_or_default();
     let (essence, _) = negotiate::split_media_type(content_type);
     if essence == "application/json-patch+json" {
@@ -229,7 +248,7 @@ fn patch_document(fhir: &Fhir, body: &[u8]) -> Result<PatchDocument, ApiError> {
     )?))
 }
 
-fn apply_patch(resource: &mut Value, document: &PatchDocument) -> Result<(), ApiError> {
+pub(crate) fn apply_patch(resource: &mut Value, document: &PatchDocument) -> Result<(), ApiError> {
     match document {
         PatchDocument::Json(doc) => json_patch::apply(resource, doc).map_err(|e| match e {
             json_patch::JsonPatchError::NotAnArray
@@ -279,21 +298,7 @@ pub async fn patch(
                     serde_json::from_slice(current.body.as_deref().unwrap_or_default())
                         .map_err(|e| ApiError::Internal(format!("stored resource: {e}")))?;
                 apply_patch(&mut value, &document)?;
-                // The result must be a valid resource of the same identity.
-                let patched =
-                    hearth_model::parse(&hearth_model::to_json_bytes(&value, false), Format::Json)
-                        .map_err(|e| {
-                            ApiError::Unprocessable(format!(
-                                "the patched resource is not valid: {e}"
-                            ))
-                        })?;
-                if resource::resource_type(&patched) != Some(resource_type.as_str())
-                    || resource::id(&patched) != Some(id.as_str())
-                {
-                    return Err(ApiError::Unprocessable(
-                        "a patch may not change the resource's type or id".into(),
-                    ));
-                }
+                let patched = revalidate(value, &resource_type, &id)?;
                 Ok(tx.update(&id, patched, Some(current.version_id), Method::Patch)?)
             })
         })
@@ -302,6 +307,20 @@ pub async fn patch(
     }
     .await;
     fhir.finish(reply)
+}
+
+/// A patched resource must still be a valid resource of the same identity.
+pub(crate) fn revalidate(value: Value, resource_type: &str, id: &str) -> Result<Value, ApiError> {
+    let patched = hearth_model::parse(&hearth_model::to_json_bytes(&value, false), Format::Json)
+        .map_err(|e| ApiError::Unprocessable(format!("the patched resource is not valid: {e}")))?;
+    if resource::resource_type(&patched) != Some(resource_type)
+        || resource::id(&patched) != Some(id)
+    {
+        return Err(ApiError::Unprocessable(
+            "a patch may not change the resource's type or id".into(),
+        ));
+    }
+    Ok(patched)
 }
 
 pub async fn delete(fhir: Fhir, path: web::Path<(String, String)>) -> HttpResponse {

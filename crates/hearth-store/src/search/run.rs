@@ -144,11 +144,29 @@ impl Tx<'_> {
         })
     }
 
+    /// The current versions of at most `limit` matches, for conditional
+    /// interactions (which only need to tell none, one and several apart).
+    pub fn matching(&mut self, query: &SearchQuery, limit: i64) -> Result<Vec<StoredVersion>> {
+        let keys = self.keys(query, Some(limit))?;
+        Ok(self
+            .current_versions(&keys)?
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect())
+    }
+
     fn matching_keys(&mut self, query: &SearchQuery) -> Result<Vec<i64>> {
+        self.keys(query, None)
+    }
+
+    fn keys(&mut self, query: &SearchQuery, limit: Option<i64>) -> Result<Vec<i64>> {
         let mut s = Sql::default();
         s.push("SELECT r.res_key AS res_key FROM resources r WHERE ");
         sql::filter(query, &mut s);
         sql::order(&query.sort, &mut s);
+        if let Some(limit) = limit {
+            s.push(" LIMIT ").int(limit);
+        }
         let keys: Vec<Key> = boxed(s).load(self.conn)?;
         Ok(keys.into_iter().map(|k| k.res_key).collect())
     }

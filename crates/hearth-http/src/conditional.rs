@@ -1,0 +1,198 @@
+//! Conditional interactions: create with `If-None-Exist`, and update,
+//! delete and patch addressed by a search (`PUT [type]?identifier=…`).
+//! Each runs its search and its write in one transaction, so two clients
+//! racing on the same condition cannot both create.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpResponse};
+use hearth_model::{resource, Value};
+use hearth_store::search::{self, ParseOptions, SearchQuery};
+use hearth_store::{Method, StoreError, StoredVersion, Tx};
+
+use crate::access::Interaction;
+use crate::context::{Fhir, PreferReturn};
+use crate::error::ApiError;
+use crate::negotiate;
+use crate::rest::{self, apply_patch, check_type, patch_document};
+
+/// Parameters that shape responses, not the condition.
+const NOT_CONDITIONS: [&str; 2] = ["_format", "_pretty"];
+
+/// Parses a condition strictly: an unknown parameter must not silently
+/// widen the match to every resource.
+pub(crate) fn condition(
+    fhir: &Fhir,
+    resource_type: &str,
+    params: &[(String, String)],
+) -> Result<SearchQuery, ApiError> {
+    let params: Vec<(String, String)> = params
+        .iter()
+        .filter(|(k, _)| !NOT_CONDITIONS.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    if params.is_empty() {
+        return Err(ApiError::bad_request(
+            "a conditional interaction needs search parameters that identify the resource",
+        ));
+    }
+    let options = ParseOptions {
+        strict: true,
+        default_count: 2,
+        max_count: 2,
+        base: Some(fhir.base()),
+    };
+    search::parse(&[resource_type.to_owned()], &params, &options).map_err(|e| {
+        ApiError::BadRequest {
+            message: format!("invalid condition: {}", e.message),
+            expression: vec![e.param],
+        }
+    })
+}
+
+/// Zero, one, or "several" (412) matches.
+pub(crate) fn single_match(
+    tx: &mut Tx<'_>,
+    query: &SearchQuery,
+) -> Result<Option<StoredVersion>, ApiError> {
+    let mut found = tx.matching(query, 2)?;
+    match found.len() {
+        0 => Ok(None),
+        1 => Ok(found.pop()),
+        _ => Err(ApiError::PreconditionFailed(
+            "the condition matches more than one resource".into(),
+        )),
+    }
+}
+
+/// `If-None-Exist` on create: the query (without `?`) as a condition.
+pub(crate) fn if_none_exist(
+    fhir: &Fhir,
+    resource_type: &str,
+) -> Result<Option<SearchQuery>, ApiError> {
+    let Some(value) = fhir.header(header::HeaderName::from_static("if-none-exist")) else {
+        return Ok(None);
+    };
+    // Clients send `identifier=x`, some `Patient?identifier=x`.
+    let value = value.split_once('?').map_or(value, |(_, query)| query);
+    let params: Vec<(String, String)> = form_urlencoded::parse(value.as_bytes())
+        .into_owned()
+        .collect();
+    condition(fhir, resource_type, &params).map(Some)
+}
+
+/// `PUT [type]?…`
+pub async fn update(fhir: Fhir, path: web::Path<String>, payload: web::Payload) -> HttpResponse {
+    let resource_type = path.into_inner();
+    let reply = async {
+        check_type(&resource_type)?;
+        fhir.access
+            .require(Interaction::Update, Some(&resource_type), None)?;
+        let query = condition(&fhir, &resource_type, &fhir.params)?;
+        let if_match = rest::if_match(&fhir)?;
+        let format = negotiate::body_format(&fhir.req)?;
+        let body = fhir.body(payload).await?;
+        let store = fhir.state.store.clone();
+        let written = web::block(move || {
+            let value = rest::parse_body(&body, format, &resource_type)?;
+            store.write(|tx| -> Result<_, ApiError> {
+                let body_id = resource::id(&value).map(str::to_owned);
+                let id = match (single_match(tx, &query)?, body_id) {
+                    (Some(found), Some(id)) if found.id != id => {
+                        return Err(ApiError::bad_request(format!(
+                            "the condition matches {resource_type}/{} but the body's id is '{id}'",
+                            found.id
+                        )))
+                    }
+                    (Some(found), _) => found.id,
+                    (None, Some(id)) => id,
+                    (None, None) => return Ok(tx.create(value)?),
+                };
+                let mut value = value;
+                resource::set_id(&mut value, &id);
+                Ok(tx.update(&id, value, if_match, Method::Put)?)
+            })
+        })
+        .await??;
+        let status = if written.created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
+        fhir.written(status, &written.version, written.created)
+    }
+    .await;
+    fhir.finish(reply)
+}
+
+/// `DELETE [type]?…`: deletes the single match (412 for several).
+pub async fn delete(fhir: Fhir, path: web::Path<String>) -> HttpResponse {
+    let resource_type = path.into_inner();
+    let reply = async {
+        check_type(&resource_type)?;
+        fhir.access
+            .require(Interaction::Delete, Some(&resource_type), None)?;
+        let query = condition(&fhir, &resource_type, &fhir.params)?;
+        let store = fhir.state.store.clone();
+        let deleted = web::block(move || {
+            store.write(|tx| -> Result<_, ApiError> {
+                match single_match(tx, &query)? {
+                    None => Ok(None),
+                    Some(found) => Ok(tx.delete(&found.resource_type, &found.id, None)?),
+                }
+            })
+        })
+        .await??;
+        let message = match &deleted {
+            Some(v) => format!(
+                "Deleted {}/{} (version {})",
+                v.resource_type, v.id, v.version_id
+            ),
+            None => "No resource matched the condition; nothing was deleted".to_owned(),
+        };
+        match fhir.prefer_return {
+            PreferReturn::OperationOutcome => fhir.information(StatusCode::OK, message),
+            _ => Ok(HttpResponse::NoContent().finish()),
+        }
+    }
+    .await;
+    fhir.finish(reply)
+}
+
+/// `PATCH [type]?…`: patches the single match (404 for none, 412 for several).
+pub async fn patch(fhir: Fhir, path: web::Path<String>, payload: web::Payload) -> HttpResponse {
+    let resource_type = path.into_inner();
+    let reply = async {
+        check_type(&resource_type)?;
+        fhir.access
+            .require(Interaction::Patch, Some(&resource_type), None)?;
+        let query = condition(&fhir, &resource_type, &fhir.params)?;
+        let if_match = rest::if_match(&fhir)?;
+        let body = fhir.body(payload).await?;
+        let document = patch_document(&fhir, &body)?;
+        let store = fhir.state.store.clone();
+        let written = web::block(move || {
+            store.write(|tx| -> Result<_, ApiError> {
+                let found = single_match(tx, &query)?.ok_or_else(|| {
+                    ApiError::NotFound("no resource matches the condition".into())
+                })?;
+                if let Some(expected) = if_match.filter(|v| *v != found.version_id) {
+                    return Err(StoreError::VersionConflict {
+                        expected,
+                        current: Some(found.version_id),
+                    }
+                    .into());
+                }
+                let mut value: Value =
+                    serde_json::from_slice(found.body.as_deref().unwrap_or_default())
+                        .map_err(|e| ApiError::Internal(format!("stored resource: {e}")))?;
+                apply_patch(&mut value, &document)?;
+                let patched = rest::revalidate(value, &found.resource_type, &found.id)?;
+                Ok(tx.update(&found.id, patched, Some(found.version_id), Method::Patch)?)
+            })
+        })
+        .await??;
+        fhir.written(StatusCode::OK, &written.version, false)
+    }
+    .await;
+    fhir.finish(reply)
+}

@@ -95,6 +95,9 @@ fn every_search_parameter_claimed_for_patient_and_observation_is_accepted() {
         for param in params {
             let name = param["name"].as_str().expect("name");
             let value = match param["type"].as_str().expect("type") {
+                // A composite's value depends on its components' types;
+                // the search tests cover them.
+                "composite" => continue,
                 "date" => "ge2020-01-01",
                 "number" | "quantity" => "1",
                 "reference" => "Patient/x",

@@ -95,6 +95,22 @@ fn token_on_coding_identifier_telecom_boolean_and_code() {
     f.check("Encounter?class=|AMB", &[]);
 }
 
+/// search.html#token, the table of data types: "code | (implicit) | code |
+/// the system is defined in the value set (though it's not usually needed)".
+#[test]
+fn token_on_a_code_accepts_the_system_of_its_value_set() {
+    let server = Server::start();
+    let f = Fixture::new(&server);
+    f.put_all(vec![
+        json!({"resourceType": "Patient", "id": "~m", "gender": "male"}),
+        json!({"resourceType": "Patient", "id": "~f", "gender": "female"}),
+    ]);
+    f.check(
+        "Patient?gender=http://hl7.org/fhir/administrative-gender|male",
+        &["m"],
+    );
+}
+
 #[test]
 fn token_text_searches_concept_text_and_coding_display() {
     let server = Server::start();

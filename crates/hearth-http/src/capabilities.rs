@@ -34,7 +34,7 @@ fn resources() -> &'static Vec<Value> {
 
 fn resource(t: &str) -> Value {
     let supported: Vec<&SearchParam> = search_params::for_type(t)
-        .filter(|p| p.support == Support::Supported && p.param_type != ParamType::Composite)
+        .filter(|p| p.support == Support::Supported)
         .collect();
     let search_params: Vec<Value> = supported
         .iter()

@@ -35,14 +35,24 @@ pub(crate) fn write(
     resource_type: &str,
     resource: &Value,
 ) -> Result<()> {
+    let mut group = 0;
     for entry in index::extract(resource) {
         let param = format!("{resource_type}.{}", entry.param);
-        insert(conn, res_key, &param, entry.value)?;
+        insert(conn, res_key, &param, None, entry.value, &mut group)?;
     }
     Ok(())
 }
 
-fn insert(conn: &mut SqliteConnection, key: i64, param: &str, value: IndexValue) -> Result<()> {
+/// Inserts one index value; a composite's components go to their own
+/// types' tables as `param$i`, tied together by a group number.
+fn insert(
+    conn: &mut SqliteConnection,
+    key: i64,
+    param: &str,
+    grp: Option<i64>,
+    value: IndexValue,
+    group: &mut i64,
+) -> Result<()> {
     use diesel::insert_into;
     match value {
         IndexValue::String { normalised, exact } => {
@@ -50,6 +60,7 @@ fn insert(conn: &mut SqliteConnection, key: i64, param: &str, value: IndexValue)
                 .values((
                     idx_string::res_key.eq(key),
                     idx_string::param.eq(param),
+                    idx_string::grp.eq(grp),
                     idx_string::norm.eq(normalised),
                     idx_string::exact.eq(exact),
                 ))
@@ -66,6 +77,7 @@ fn insert(conn: &mut SqliteConnection, key: i64, param: &str, value: IndexValue)
                 .values((
                     idx_token::res_key.eq(key),
                     idx_token::param.eq(param),
+                    idx_token::grp.eq(grp),
                     idx_token::system.eq(system),
                     idx_token::code.eq(code),
                     idx_token::text.eq(display_text.map(|t| index::normalise(&t))),
@@ -86,6 +98,7 @@ fn insert(conn: &mut SqliteConnection, key: i64, param: &str, value: IndexValue)
                 .values((
                     idx_reference::res_key.eq(key),
                     idx_reference::param.eq(param),
+                    idx_reference::grp.eq(grp),
                     idx_reference::target_type.eq(resource_type),
                     idx_reference::target_id.eq(id),
                     idx_reference::target_version.eq(version),
@@ -100,6 +113,7 @@ fn insert(conn: &mut SqliteConnection, key: i64, param: &str, value: IndexValue)
                 .values((
                     idx_date::res_key.eq(key),
                     idx_date::param.eq(param),
+                    idx_date::grp.eq(grp),
                     idx_date::lo.eq(start_ms),
                     idx_date::hi.eq(end_ms),
                 ))
@@ -111,6 +125,7 @@ fn insert(conn: &mut SqliteConnection, key: i64, param: &str, value: IndexValue)
                     .values((
                         idx_number::res_key.eq(key),
                         idx_number::param.eq(param),
+                        idx_number::grp.eq(grp),
                         idx_number::value.eq(v),
                     ))
                     .execute(conn)?;
@@ -128,6 +143,7 @@ fn insert(conn: &mut SqliteConnection, key: i64, param: &str, value: IndexValue)
                     .values((
                         idx_quantity::res_key.eq(key),
                         idx_quantity::param.eq(param),
+                        idx_quantity::grp.eq(grp),
                         idx_quantity::value.eq(v),
                         idx_quantity::system.eq(system),
                         idx_quantity::code.eq(code),
@@ -143,13 +159,18 @@ fn insert(conn: &mut SqliteConnection, key: i64, param: &str, value: IndexValue)
                 .values((
                     idx_uri::res_key.eq(key),
                     idx_uri::param.eq(param),
+                    idx_uri::grp.eq(grp),
                     idx_uri::uri.eq(uri),
                 ))
                 .execute(conn)?;
         }
-        // Composite parameters are searched through their components' own
-        // index rows.
-        IndexValue::Composite(_) => {}
+        IndexValue::Composite(components) => {
+            *group += 1;
+            let grp = Some(*group);
+            for (i, component) in components.into_iter().enumerate() {
+                insert(conn, key, &format!("{param}${i}"), grp, component, group)?;
+            }
+        }
     }
     Ok(())
 }

@@ -30,6 +30,7 @@ diesel::table! {
         rowid -> BigInt,
         res_key -> BigInt,
         param -> Text,
+        grp -> Nullable<BigInt>,
         norm -> Text,
         exact -> Text,
     }
@@ -40,6 +41,7 @@ diesel::table! {
         rowid -> BigInt,
         res_key -> BigInt,
         param -> Text,
+        grp -> Nullable<BigInt>,
         system -> Nullable<Text>,
         code -> Nullable<Text>,
         text -> Nullable<Text>,
@@ -53,6 +55,7 @@ diesel::table! {
         rowid -> BigInt,
         res_key -> BigInt,
         param -> Text,
+        grp -> Nullable<BigInt>,
         target_type -> Nullable<Text>,
         target_id -> Nullable<Text>,
         target_version -> Nullable<Text>,
@@ -67,6 +70,7 @@ diesel::table! {
         rowid -> BigInt,
         res_key -> BigInt,
         param -> Text,
+        grp -> Nullable<BigInt>,
         lo -> BigInt,
         hi -> BigInt,
     }
@@ -77,6 +81,7 @@ diesel::table! {
         rowid -> BigInt,
         res_key -> BigInt,
         param -> Text,
+        grp -> Nullable<BigInt>,
         value -> Double,
     }
 }
@@ -86,6 +91,7 @@ diesel::table! {
         rowid -> BigInt,
         res_key -> BigInt,
         param -> Text,
+        grp -> Nullable<BigInt>,
         value -> Double,
         system -> Nullable<Text>,
         code -> Nullable<Text>,
@@ -100,6 +106,7 @@ diesel::table! {
         rowid -> BigInt,
         res_key -> BigInt,
         param -> Text,
+        grp -> Nullable<BigInt>,
         uri -> Text,
     }
 }

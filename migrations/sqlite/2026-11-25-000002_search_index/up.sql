@@ -22,6 +22,9 @@ ALTER TABLE resources_keyed RENAME TO resources;
 CREATE TABLE idx_string (
     res_key INTEGER NOT NULL REFERENCES resources (res_key),
     param TEXT NOT NULL,
+    -- for a component of a composite parameter ('Observation.code-value-quantity$1'):
+    -- which composite value of the resource it belongs to
+    grp INTEGER,
     -- lower case, accents removed, whitespace collapsed
     norm TEXT NOT NULL,
     exact TEXT NOT NULL
@@ -32,6 +35,7 @@ CREATE INDEX idx_string_res ON idx_string (res_key);
 CREATE TABLE idx_token (
     res_key INTEGER NOT NULL REFERENCES resources (res_key),
     param TEXT NOT NULL,
+    grp INTEGER,
     system TEXT,
     code TEXT,
     -- display / CodeableConcept.text, normalised, for :text
@@ -46,6 +50,7 @@ CREATE INDEX idx_token_res ON idx_token (res_key);
 CREATE TABLE idx_reference (
     res_key INTEGER NOT NULL REFERENCES resources (res_key),
     param TEXT NOT NULL,
+    grp INTEGER,
     target_type TEXT,
     target_id TEXT,
     target_version TEXT,
@@ -62,6 +67,7 @@ CREATE INDEX idx_reference_res ON idx_reference (res_key);
 CREATE TABLE idx_date (
     res_key INTEGER NOT NULL REFERENCES resources (res_key),
     param TEXT NOT NULL,
+    grp INTEGER,
     -- [lo, hi) in milliseconds since the epoch; open ends are the extremes
     lo BIGINT NOT NULL,
     hi BIGINT NOT NULL
@@ -73,6 +79,7 @@ CREATE INDEX idx_date_res ON idx_date (res_key);
 CREATE TABLE idx_number (
     res_key INTEGER NOT NULL REFERENCES resources (res_key),
     param TEXT NOT NULL,
+    grp INTEGER,
     value DOUBLE NOT NULL
 );
 CREATE INDEX idx_number_search ON idx_number (param, value);
@@ -81,6 +88,7 @@ CREATE INDEX idx_number_res ON idx_number (res_key);
 CREATE TABLE idx_quantity (
     res_key INTEGER NOT NULL REFERENCES resources (res_key),
     param TEXT NOT NULL,
+    grp INTEGER,
     value DOUBLE NOT NULL,
     system TEXT,
     code TEXT,
@@ -96,6 +104,7 @@ CREATE INDEX idx_quantity_res ON idx_quantity (res_key);
 CREATE TABLE idx_uri (
     res_key INTEGER NOT NULL REFERENCES resources (res_key),
     param TEXT NOT NULL,
+    grp INTEGER,
     uri TEXT NOT NULL
 );
 CREATE INDEX idx_uri_search ON idx_uri (param, uri);

@@ -149,6 +149,8 @@ pub enum SearchValue {
         code: Option<String>,
     },
     Uri(String),
+    /// One value per component, each with its component's type.
+    Composite(Vec<(ParamType, SearchValue)>),
 }
 
 #[derive(Debug, Clone)]

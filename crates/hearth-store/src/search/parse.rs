@@ -198,11 +198,6 @@ fn usable(
             "search parameter '{code}' is not supported: {reason}"
         )));
     }
-    if first.param_type == ParamType::Composite {
-        return Err(Unknown::Ignored(format!(
-            "composite search parameter '{code}' is not supported yet"
-        )));
-    }
     let kind = first.param_type;
     let (defs, params) = found
         .into_iter()
@@ -296,7 +291,10 @@ fn condition(
     };
     let mut values = Vec::new();
     for raw in split_unescaped(value, ',') {
-        values.push(parse_value(kind, &modifier, &raw, key, base)?);
+        values.push(match kind {
+            ParamType::Composite => composite_value(defs[0], &raw, key, base)?,
+            _ => parse_value(kind, &modifier, &raw, key, base)?,
+        });
     }
     if values.is_empty() {
         return Err(error(key, format!("'{key}' has no value")).into());
@@ -508,6 +506,33 @@ fn parse_value(
             ))
         }
     })
+}
+
+/// `a$b[$c]`: one value per component of a composite parameter.
+fn composite_value(
+    def: &SearchParam,
+    raw: &str,
+    key: &str,
+    base: Option<&str>,
+) -> Result<SearchValue, SearchError> {
+    let parts = split_unescaped_keep_empty(raw, '$');
+    if parts.len() != def.components.len() {
+        return Err(error(
+            key,
+            format!(
+                "'{key}' takes {} values joined by '$'",
+                def.components.len()
+            ),
+        ));
+    }
+    let mut values = Vec::new();
+    for (component, part) in def.components.iter().zip(parts) {
+        values.push((
+            component.param_type,
+            parse_value(component.param_type, &Modifier::None, &part, key, base)?,
+        ));
+    }
+    Ok(SearchValue::Composite(values))
 }
 
 fn find_unescaped(text: &str, sep: char) -> Option<usize> {

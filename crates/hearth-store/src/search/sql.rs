@@ -153,6 +153,32 @@ fn predicate(condition: &Condition, column: &str, base: Option<&str>, sql: &mut 
     match condition {
         Condition::Values {
             params,
+            kind: ParamType::Composite,
+            values,
+            ..
+        } => {
+            let Some(SearchValue::Composite(first)) = values.first() else {
+                sql.push("0");
+                return;
+            };
+            let types: Vec<ParamType> = first.iter().map(|(t, _)| *t).collect();
+            sql.push(column)
+                .push(" IN (SELECT c0.res_key FROM ")
+                .push(table(types[0]))
+                .push(" c0 WHERE c0.param IN ");
+            sql.list(&component_params(params, 0)).push(" AND (");
+            for (i, value) in values.iter().enumerate() {
+                if i > 0 {
+                    sql.push(" OR ");
+                }
+                if let SearchValue::Composite(parts) = value {
+                    composite_clause(params, parts, 0, base, sql);
+                }
+            }
+            sql.push("))");
+        }
+        Condition::Values {
+            params,
             kind,
             modifier,
             values,
@@ -232,6 +258,32 @@ fn predicate(condition: &Condition, column: &str, base: Option<&str>, sql: &mut 
             sql.push(")");
         }
     }
+}
+
+fn component_params(params: &[String], i: usize) -> Vec<String> {
+    params.iter().map(|p| format!("{p}${i}")).collect()
+}
+
+/// Component `i` matches on the row `c{i}`, and the rest on rows of the
+/// same resource and group, nested so each clause's unqualified columns
+/// resolve to its own table.
+fn composite_clause(
+    params: &[String],
+    parts: &[(ParamType, SearchValue)],
+    i: usize,
+    base: Option<&str>,
+    sql: &mut Sql,
+) {
+    sql.push("(");
+    value_clause(&parts[i].1, &Modifier::None, None, base, sql);
+    if let Some((next_type, _)) = parts.get(i + 1) {
+        let next = i + 1;
+        sql.push(" AND EXISTS (SELECT 1 FROM ").push(table(*next_type)).push(&format!(" c{next} WHERE c{next}.res_key = c{i}.res_key AND c{next}.grp = c{i}.grp AND c{next}.param IN "));
+        sql.list(&component_params(params, next)).push(" AND ");
+        composite_clause(params, parts, next, base, sql);
+        sql.push(")");
+    }
+    sql.push(")");
 }
 
 fn value_clause(
@@ -437,6 +489,9 @@ fn value_clause(
                 sql.push(")");
             }
             sql.push(")");
+        }
+        SearchValue::Composite(_) => {
+            sql.push("0");
         }
         SearchValue::Uri(uri) => match modifier {
             Modifier::Below => {

@@ -32,10 +32,14 @@ fn resources() -> &'static Vec<Value> {
     RESOURCES.get_or_init(|| structure::resource_types().map(resource).collect())
 }
 
+/// `_text` and `_content` have no FHIRPath expression; the full-text index
+/// serves them.
+fn served(p: &SearchParam) -> bool {
+    p.support == Support::Supported || p.code == "_text" || p.code == "_content"
+}
+
 fn resource(t: &str) -> Value {
-    let supported: Vec<&SearchParam> = search_params::for_type(t)
-        .filter(|p| p.support == Support::Supported)
-        .collect();
+    let supported: Vec<&SearchParam> = search_params::for_type(t).filter(|p| served(p)).collect();
     let search_params: Vec<Value> = supported
         .iter()
         .map(|p| {
@@ -130,6 +134,8 @@ pub fn capability_statement(fhir: &Fhir) -> Value {
                 {"name": "_profile", "definition": "http://hl7.org/fhir/SearchParameter/Resource-profile", "type": "uri"},
                 {"name": "_security", "definition": "http://hl7.org/fhir/SearchParameter/Resource-security", "type": "token"},
                 {"name": "_source", "definition": "http://hl7.org/fhir/SearchParameter/Resource-source", "type": "uri"},
+                {"name": "_content", "definition": "http://hl7.org/fhir/SearchParameter/Resource-content", "type": "string", "documentation": "Full text over every text value (SQLite FTS5); words are ANDed, OR between words is honoured"},
+                {"name": "_text", "definition": "http://hl7.org/fhir/SearchParameter/DomainResource-text", "type": "string", "documentation": "Full text over the narrative (SQLite FTS5)"},
             ],
             "compartment": [
                 "http://hl7.org/fhir/CompartmentDefinition/patient",

@@ -216,6 +216,7 @@ pub(crate) fn rebuild_if_stale(conn: &mut SqliteConnection) -> Result<()> {
                 if let Some(resource) = body.and_then(|b| serde_json::from_slice::<Value>(&b).ok())
                 {
                     write(conn, key, &resource_type, &resource)?;
+                    crate::full_text::write(conn, key, &resource)?;
                     rebuilt += 1;
                 }
             }

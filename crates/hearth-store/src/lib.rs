@@ -8,6 +8,7 @@
 
 mod connection;
 mod error;
+mod full_text;
 mod history;
 mod index_rows;
 mod schema;

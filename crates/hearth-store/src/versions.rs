@@ -304,9 +304,11 @@ impl<'c> Tx<'c> {
         // The index describes current versions only.
         if current.is_some() {
             index_rows::clear(self.conn, res_key)?;
+            crate::full_text::clear(self.conn, res_key)?;
         }
         if let Some(resource) = &resource {
             index_rows::write(self.conn, res_key, resource_type, resource)?;
+            crate::full_text::write(self.conn, res_key, resource)?;
         }
         Ok(StoredVersion {
             resource_type: resource_type.to_owned(),

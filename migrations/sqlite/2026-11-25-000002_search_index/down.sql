@@ -1,3 +1,4 @@
+DROP TABLE resource_text;
 DROP TABLE search_snapshots;
 DROP TABLE store_meta;
 DROP TABLE idx_uri;

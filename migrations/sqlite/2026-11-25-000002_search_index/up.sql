@@ -127,3 +127,11 @@ CREATE TABLE search_snapshots (
     res_keys BLOB NOT NULL
 );
 CREATE INDEX search_snapshots_created ON search_snapshots (created);
+
+-- Full text for _text (the narrative) and _content (every text value), one
+-- row per current resource; rowid is res_key.
+CREATE VIRTUAL TABLE resource_text USING fts5(
+    narrative,
+    content,
+    tokenize = 'unicode61 remove_diacritics 2'
+);

@@ -68,6 +68,9 @@ pub enum Condition {
     },
     /// Conditions that must all hold (used for `_has` over several values).
     All(Vec<Condition>),
+    /// `_text` (column `narrative`) or `_content` (column `content`): an
+    /// FTS5 query.
+    Text { column: &'static str, query: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -128,6 +128,33 @@ pub fn parse(
                 }
             }
             _ if RESULT_PARAMS.contains(&name) => {}
+            "_text" | "_content" => {
+                if modifier.is_some() {
+                    return Err(error(key, format!("{name} takes no modifier")));
+                }
+                let column = if name == "_text" {
+                    "narrative"
+                } else {
+                    "content"
+                };
+                let queries: Vec<String> = split_unescaped(value, ',')
+                    .iter()
+                    .filter_map(|v| crate::full_text::match_query(column, &unescape(v)))
+                    .collect();
+                if queries.is_empty() {
+                    return Err(error(key, format!("{name} needs words to search for")));
+                }
+                // Comma-separated values are alternatives.
+                let query_text = queries
+                    .iter()
+                    .map(|q| format!("({q})"))
+                    .collect::<Vec<_>>()
+                    .join(" OR ");
+                query.conditions.push(Condition::Text {
+                    column,
+                    query: query_text,
+                });
+            }
             "_has" => match parse_has(&query.types, key, value) {
                 Ok(c) => query.conditions.push(c),
                 Err(Unknown::Refused(e)) => return Err(e),

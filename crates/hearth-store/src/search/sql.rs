@@ -247,6 +247,11 @@ fn predicate(condition: &Condition, column: &str, base: Option<&str>, sql: &mut 
             predicate(inner, "h.res_key", base, sql);
             sql.push(")");
         }
+        Condition::Text { query, .. } => {
+            sql.push(column)
+                .push(" IN (SELECT rowid FROM resource_text WHERE resource_text MATCH ");
+            sql.text(query.as_str()).push(")");
+        }
         Condition::All(conditions) => {
             sql.push("(");
             for (i, c) in conditions.iter().enumerate() {

@@ -13,10 +13,10 @@ fn risk(id: &str, probability: &str) -> Value {
         "prediction": [{"probabilityDecimal": probability}]})
 }
 
-/// Ids name their values: n9_6 is 9.6.
+/// Ids name their values: n9.6 is 9.6.
 fn numbers(f: &Fixture) {
     for value in ["9.6", "10", "10.4", "10.6", "1.04", "1.06"] {
-        f.put(risk(&format!("~n{}", value.replace('.', "_")), value));
+        f.put(risk(&format!("~n{}", value.to_owned()), value));
     }
 }
 
@@ -28,12 +28,15 @@ fn number_equality_uses_the_precision_of_the_search_value() {
     let server = Server::start();
     let f = Fixture::new(&server);
     numbers(&f);
-    f.check("RiskAssessment?probability=10", &["n9_6", "n10", "n10_4"]);
-    f.check("RiskAssessment?probability=eq10", &["n9_6", "n10", "n10_4"]);
+    f.check("RiskAssessment?probability=10", &["n9.6", "n10", "n10.4"]);
+    f.check("RiskAssessment?probability=eq10", &["n9.6", "n10", "n10.4"]);
     f.check("RiskAssessment?probability=10.0", &["n10"]);
-    f.check("RiskAssessment?probability=1.0", &["n1_04"]);
-    f.check("RiskAssessment?probability=1.06", &["n1_06"]);
-    f.check("RiskAssessment?probability=ne10", &["n10_6", "n1_04", "n1_06"]);
+    f.check("RiskAssessment?probability=1.0", &["n1.04"]);
+    f.check("RiskAssessment?probability=1.06", &["n1.06"]);
+    f.check(
+        "RiskAssessment?probability=ne10",
+        &["n10.6", "n1.04", "n1.06"],
+    );
 }
 
 #[test]
@@ -41,10 +44,16 @@ fn number_gt_lt_sa_eb_compare_exactly() {
     let server = Server::start();
     let f = Fixture::new(&server);
     numbers(&f);
-    f.check("RiskAssessment?probability=gt10", &["n10_4", "n10_6"]);
-    f.check("RiskAssessment?probability=lt10", &["n9_6", "n1_04", "n1_06"]);
-    f.check("RiskAssessment?probability=sa10", &["n10_4", "n10_6"]);
-    f.check("RiskAssessment?probability=eb10", &["n9_6", "n1_04", "n1_06"]);
+    f.check("RiskAssessment?probability=gt10", &["n10.4", "n10.6"]);
+    f.check(
+        "RiskAssessment?probability=lt10",
+        &["n9.6", "n1.04", "n1.06"],
+    );
+    f.check("RiskAssessment?probability=sa10", &["n10.4", "n10.6"]);
+    f.check(
+        "RiskAssessment?probability=eb10",
+        &["n9.6", "n1.04", "n1.06"],
+    );
 }
 
 /// search.html#number: "ge100 Values that are greater or equal to exactly
@@ -56,8 +65,14 @@ fn number_ge_and_le_ignore_the_implicit_precision() {
     let server = Server::start();
     let f = Fixture::new(&server);
     numbers(&f);
-    f.check("RiskAssessment?probability=ge10", &["n10", "n10_4", "n10_6"]);
-    f.check("RiskAssessment?probability=le10", &["n9_6", "n10", "n1_04", "n1_06"]);
+    f.check(
+        "RiskAssessment?probability=ge10",
+        &["n10", "n10.4", "n10.6"],
+    );
+    f.check(
+        "RiskAssessment?probability=le10",
+        &["n9.6", "n10", "n1.04", "n1.06"],
+    );
 }
 
 #[test]
@@ -65,7 +80,10 @@ fn number_ap_matches_within_about_ten_percent() {
     let server = Server::start();
     let f = Fixture::new(&server);
     numbers(&f);
-    f.check("RiskAssessment?probability=ap10", &["n9_6", "n10", "n10_4", "n10_6"]);
+    f.check(
+        "RiskAssessment?probability=ap10",
+        &["n9.6", "n10", "n10.4", "n10.6"],
+    );
 }
 
 fn measured(id: &str, quantity: Value) -> Value {
@@ -81,11 +99,14 @@ fn quantities(f: &Fixture) {
     f.put_all(vec![
         measured("~g1000", ucum(1000.0, "g")),
         measured("~kg1", ucum(1.0, "kg")),
-        measured("~mg5_4", ucum(5.4, "mg")),
+        measured("~mg5.4", ucum(5.4, "mg")),
         measured("~mgdl100", ucum(100.0, "mg/dL")),
         measured("~gl1", ucum(1.0, "g/L")),
-        measured("~unit5_4", json!({"value": 5.4, "unit": "mg"})),
-        measured("~local5_4", json!({"value": 5.4, "system": "http://example.org/units", "code": "mg"})),
+        measured("~unit5.4", json!({"value": 5.4, "unit": "mg"})),
+        measured(
+            "~local5.4",
+            json!({"value": 5.4, "system": "http://example.org/units", "code": "mg"}),
+        ),
     ]);
 }
 
@@ -94,7 +115,10 @@ fn quantity_value_alone_ignores_units() {
     let server = Server::start();
     let f = Fixture::new(&server);
     quantities(&f);
-    f.check("Observation?value-quantity=5.4", &["mg5_4", "unit5_4", "local5_4"]);
+    f.check(
+        "Observation?value-quantity=5.4",
+        &["mg5.4", "unit5.4", "local5.4"],
+    );
     f.check("Observation?value-quantity=gt999", &["g1000"]);
 }
 
@@ -103,20 +127,33 @@ fn quantity_value_system_and_code() {
     let server = Server::start();
     let f = Fixture::new(&server);
     quantities(&f);
-    f.check(&format!("Observation?value-quantity=5.4|{UCUM}|mg"), &["mg5_4"]);
-    f.check("Observation?value-quantity=5.4|http://example.org/units|mg", &["local5_4"]);
-    f.check(&format!("Observation?value-quantity=le5.4|{UCUM}|mg"), &["mg5_4"]);
+    f.check(
+        &format!("Observation?value-quantity=5.4|{UCUM}|mg"),
+        &["mg5.4"],
+    );
+    f.check(
+        "Observation?value-quantity=5.4|http://example.org/units|mg",
+        &["local5.4"],
+    );
+    f.check(
+        &format!("Observation?value-quantity=le5.4|{UCUM}|mg"),
+        &["mg5.4"],
+    );
     f.check(&format!("Observation?value-quantity=5.5|{UCUM}|mg"), &[]);
 }
 
-/// search.html#quantity: "[parameter]=[prefix][number]||[code] matches a
-/// quantity by value and code or unit".
+/// search.html#quantity: "value-quantity=5.4||mg: Search for all the
+/// observations with a value of 5.4(+/-0.05) mg where the unit - either the
+/// code (code) or the stated human unit (unit) are "mg"".
 #[test]
 fn quantity_value_and_code_without_system_matches_code_or_unit() {
     let server = Server::start();
     let f = Fixture::new(&server);
     quantities(&f);
-    f.check("Observation?value-quantity=5.4||mg", &["mg5_4", "unit5_4", "local5_4"]);
+    f.check(
+        "Observation?value-quantity=5.4||mg",
+        &["mg5.4", "unit5.4", "local5.4"],
+    );
 }
 
 #[test]
@@ -124,11 +161,32 @@ fn quantity_ucum_units_compare_in_a_canonical_unit() {
     let server = Server::start();
     let f = Fixture::new(&server);
     quantities(&f);
-    f.check(&format!("Observation?value-quantity=1|{UCUM}|kg"), &["g1000", "kg1"]);
-    f.check(&format!("Observation?value-quantity=1000|{UCUM}|g"), &["g1000", "kg1"]);
-    f.check(&format!("Observation?value-quantity=5400|{UCUM}|ug"), &["mg5_4"]);
-    f.check(&format!("Observation?value-quantity=1|{UCUM}|g/L"), &["mgdl100", "gl1"]);
-    f.check(&format!("Observation?value-quantity=100|{UCUM}|mg/dL"), &["mgdl100", "gl1"]);
-    f.check(&format!("Observation?value-quantity=lt1|{UCUM}|g"), &["mg5_4"]);
-    f.check(&format!("Observation?value-quantity=gt900|{UCUM}|g"), &["g1000", "kg1"]);
+    f.check(
+        &format!("Observation?value-quantity=1|{UCUM}|kg"),
+        &["g1000", "kg1"],
+    );
+    f.check(
+        &format!("Observation?value-quantity=1000|{UCUM}|g"),
+        &["g1000", "kg1"],
+    );
+    f.check(
+        &format!("Observation?value-quantity=5400|{UCUM}|ug"),
+        &["mg5.4"],
+    );
+    f.check(
+        &format!("Observation?value-quantity=1|{UCUM}|g/L"),
+        &["mgdl100", "gl1"],
+    );
+    f.check(
+        &format!("Observation?value-quantity=100|{UCUM}|mg/dL"),
+        &["mgdl100", "gl1"],
+    );
+    f.check(
+        &format!("Observation?value-quantity=lt1|{UCUM}|g"),
+        &["mg5.4"],
+    );
+    f.check(
+        &format!("Observation?value-quantity=gt900|{UCUM}|g"),
+        &["g1000", "kg1"],
+    );
 }

@@ -161,9 +161,10 @@ fn chain_of_depth_two() {
     f.check("Observation?patient.organization.name=nowhere", &[]);
 }
 
-/// The server matches `subject=Patient/p1` on a reference written as an
-/// absolute URL under its own base (it is the same resource), so a chain
-/// through that reference must reach the same Patient.
+/// search.html#reference: "A relative reference resolving to the same value
+/// as a specified absolute URL, or vice versa, qualifies as a match" — the
+/// server applies this to `subject=Patient/p1`, so a chain through the same
+/// reference must reach the same Patient.
 #[test]
 fn chain_follows_absolute_references_to_the_servers_own_base() {
     let server = Server::start();
@@ -229,4 +230,16 @@ fn has_can_be_nested() {
         "Patient?_has:Observation:subject:_has:DiagnosticReport:result:status=amended",
         &[],
     );
+}
+
+/// The same reference, followed by `_include`.
+#[test]
+fn include_follows_absolute_references_to_the_servers_own_base() {
+    let server = Server::start();
+    let f = Fixture::new(&server);
+    world(&f);
+    absolute(&f);
+    let q = "Observation?_id=~oabs&_include=Observation:subject";
+    f.check(q, &["oabs"]);
+    assert_eq!(f.included(q), ["p1"]);
 }

@@ -38,6 +38,9 @@ pub enum IndexValue {
         display_text: Option<String>,
         /// An Identifier's type coding (system, code), for `:of-type`.
         identifier_type: Option<(Option<String>, Option<String>)>,
+        /// A primitive (`code`, `boolean`, `string`, …) whose system, if
+        /// any, is implied by its value set rather than stated.
+        implicit_system: bool,
     },
     Reference {
         resource_type: Option<String>,
@@ -296,6 +299,7 @@ fn token(system: Option<String>, code: Option<String>) -> IndexValue {
         code,
         display_text: None,
         identifier_type: None,
+        implicit_system: true,
     }
 }
 
@@ -305,6 +309,7 @@ fn coding_token(coding: &Value, display_text: Option<String>) -> IndexValue {
         code: str_at(coding, "code"),
         display_text,
         identifier_type: None,
+        implicit_system: false,
     }
 }
 
@@ -329,6 +334,7 @@ fn token_values(type_name: &str, value: &Value, out: &mut Vec<IndexValue>) {
                     code: None,
                     display_text: Some(text),
                     identifier_type: None,
+                    implicit_system: false,
                 });
             }
         }
@@ -341,6 +347,7 @@ fn token_values(type_name: &str, value: &Value, out: &mut Vec<IndexValue>) {
                 code: code.clone(),
                 display_text: display_text.clone(),
                 identifier_type,
+                implicit_system: false,
             };
             // One entry per type coding, so `:of-type` matches a pair.
             let types: Vec<_> = concept.into_iter().flat_map(codings).collect();
@@ -544,6 +551,8 @@ mod tests {
             code: code.map(Into::into),
             display_text: display.map(Into::into),
             identifier_type: None,
+            // The tests' primitives are the tokens without system or display.
+            implicit_system: system.is_none() && display.is_none(),
         }
     }
 
@@ -648,6 +657,7 @@ mod tests {
             code: Some(String::from(code)),
             display_text: (code == "1").then(|| "MRN".into()),
             identifier_type,
+            implicit_system: false,
         };
         assert_eq!(
             values_of(&observation, "identifier"),

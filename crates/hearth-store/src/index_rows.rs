@@ -13,7 +13,7 @@ use crate::schema::{
 use crate::Result;
 
 /// Bump when extraction changes: the store then rebuilds the index.
-pub(crate) const INDEX_VERSION: &str = "1";
+pub(crate) const INDEX_VERSION: &str = "2";
 
 /// Removes the index rows of a resource.
 pub(crate) fn clear(conn: &mut SqliteConnection, res_key: i64) -> Result<()> {
@@ -71,6 +71,7 @@ fn insert(
             code,
             display_text,
             identifier_type,
+            implicit_system,
         } => {
             let (type_system, type_code) = identifier_type.unwrap_or((None, None));
             insert_into(idx_token::table)
@@ -83,6 +84,7 @@ fn insert(
                     idx_token::text.eq(display_text.map(|t| index::normalise(&t))),
                     idx_token::type_system.eq(type_system),
                     idx_token::type_code.eq(type_code),
+                    idx_token::implicit.eq(implicit_system),
                 ))
                 .execute(conn)?;
         }

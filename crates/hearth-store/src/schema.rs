@@ -47,6 +47,7 @@ diesel::table! {
         text -> Nullable<Text>,
         type_system -> Nullable<Text>,
         type_code -> Nullable<Text>,
+        implicit -> Bool,
     }
 }
 

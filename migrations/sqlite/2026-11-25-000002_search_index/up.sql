@@ -42,7 +42,9 @@ CREATE TABLE idx_token (
     text TEXT,
     -- an Identifier's type, for :of-type
     type_system TEXT,
-    type_code TEXT
+    type_code TEXT,
+    -- 1 for a primitive (code, boolean, …) whose system its value set implies
+    implicit BOOLEAN NOT NULL DEFAULT 0
 );
 CREATE INDEX idx_token_search ON idx_token (param, code, system);
 CREATE INDEX idx_token_res ON idx_token (res_key);

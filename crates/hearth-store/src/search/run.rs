@@ -245,10 +245,10 @@ impl Tx<'_> {
         for round in 0..=MAX_ITERATIONS {
             let mut found = Vec::new();
             for include in query.includes.iter().filter(|i| round == 0 || i.iterate) {
-                found.extend(self.forward(include, &frontier)?);
+                found.extend(self.forward(include, &frontier, query.base.as_deref())?);
             }
             for include in query.revincludes.iter().filter(|i| round == 0 || i.iterate) {
-                found.extend(self.reverse(include, &frontier)?);
+                found.extend(self.reverse(include, &frontier, query.base.as_deref())?);
             }
             frontier = found.into_iter().filter(|k| seen.insert(*k)).collect();
             order.extend(&frontier);
@@ -264,14 +264,16 @@ impl Tx<'_> {
     }
 
     /// Resources that `keys` refer to through the include's parameters.
-    fn forward(&mut self, include: &Include, keys: &[i64]) -> Result<Vec<i64>> {
+    fn forward(&mut self, include: &Include, keys: &[i64], base: Option<&str>) -> Result<Vec<i64>> {
         let mut s = Sql::default();
         s.push(
             "SELECT DISTINCT t.res_key AS res_key FROM idx_reference ref JOIN resources t \
              ON t.resource_type = ref.target_type AND t.id = ref.target_id AND t.deleted = 0 \
-             WHERE ref.url IS NULL AND ref.param IN ",
+             WHERE ref.param IN ",
         )
-        .list(&include.params);
+        .list(&include.params)
+        .push(" AND ")
+        .local_reference("ref.url", base);
         if let Some(target) = &include.target_type {
             s.push(" AND ref.target_type = ").text(target.as_str());
         }
@@ -281,14 +283,16 @@ impl Tx<'_> {
     }
 
     /// Resources that refer to `keys` through the include's parameters.
-    fn reverse(&mut self, include: &Include, keys: &[i64]) -> Result<Vec<i64>> {
+    fn reverse(&mut self, include: &Include, keys: &[i64], base: Option<&str>) -> Result<Vec<i64>> {
         let mut s = Sql::default();
         s.push(
             "SELECT DISTINCT ref.res_key AS res_key FROM idx_reference ref JOIN resources t \
              ON t.resource_type = ref.target_type AND t.id = ref.target_id \
-             WHERE ref.url IS NULL AND ref.param IN ",
+             WHERE ref.param IN ",
         )
-        .list(&include.params);
+        .list(&include.params)
+        .push(" AND ")
+        .local_reference("ref.url", base);
         if let Some(target) = &include.target_type {
             s.push(" AND t.resource_type = ").text(target.as_str());
         }

@@ -49,6 +49,17 @@ impl Sql {
         self
     }
 
+    /// `url IS NULL` (a relative reference) or `url` under this server's
+    /// own base, whose type and id the index also holds.
+    pub fn local_reference(&mut self, column: &str, base: Option<&str>) -> &mut Self {
+        self.push("(").push(column).push(" IS NULL");
+        if let Some(base) = base {
+            self.push(" OR ");
+            self.prefix(column, &format!("{}/", base.trim_end_matches('/')));
+        }
+        self.push(")")
+    }
+
     /// `(?, ?, …)`
     pub fn list<T: AsRef<str>>(&mut self, items: &[T]) -> &mut Self {
         self.push("(");
@@ -74,7 +85,7 @@ impl Sql {
 
     /// `column >= prefix AND column < prefix || MAX`: a prefix match that
     /// uses the index.
-    fn prefix(&mut self, column: &str, prefix: &str) -> &mut Self {
+    pub fn prefix(&mut self, column: &str, prefix: &str) -> &mut Self {
         self.push("(").push(column).push(" >= ").text(prefix);
         self.push(" AND ")
             .push(column)
@@ -217,7 +228,9 @@ fn predicate(condition: &Condition, column: &str, base: Option<&str>, sql: &mut 
             sql.push(column)
                 .push(" IN (SELECT res_key FROM idx_reference WHERE param IN ")
                 .list(params);
-            sql.push(" AND url IS NULL AND (");
+            sql.push(" AND ")
+                .local_reference("url", base)
+                .push(" AND (");
             for (i, (target, inner)) in targets.iter().enumerate() {
                 if i > 0 {
                     sql.push(" OR ");
@@ -243,7 +256,9 @@ fn predicate(condition: &Condition, column: &str, base: Option<&str>, sql: &mut 
             sql.push("ON t.resource_type = h.target_type AND t.id = h.target_id ");
             sql.push("WHERE h.param = ")
                 .text(param.as_str())
-                .push(" AND h.url IS NULL AND ");
+                .push(" AND ")
+                .local_reference("h.url", base)
+                .push(" AND ");
             predicate(inner, "h.res_key", base, sql);
             sql.push(")");
         }
@@ -330,11 +345,14 @@ fn value_clause(
                     .push(")");
             }
             (Some(Some(system)), Some(code)) => {
-                sql.push("(system = ")
-                    .text(system.as_str())
-                    .push(" AND code = ")
+                // A `code` element has no system of its own: its system is
+                // implied by its value set, so a stated system cannot rule
+                // it out (search.html, token).
+                sql.push("(code = ")
                     .text(code.as_str())
-                    .push(")");
+                    .push(" AND (system = ")
+                    .text(system.as_str())
+                    .push(" OR (system IS NULL AND implicit = 1)))");
             }
             (Some(Some(system)), None) => {
                 sql.push("system = ").text(system.as_str());
@@ -383,14 +401,7 @@ fn value_clause(
                 sql.push(" AND target_version = ").text(v.as_str());
             }
             // A relative reference, or an absolute one under this server's base.
-            sql.push(" AND (url IS NULL");
-            if let (Some(base), Some(t), Some(id)) =
-                (base, resource_type.as_deref().or(only_target), id)
-            {
-                sql.push(" OR url = ")
-                    .text(format!("{}/{t}/{id}", base.trim_end_matches('/')));
-            }
-            sql.push("))");
+            sql.push(" AND ").local_reference("url", base).push(")");
         }
         SearchValue::Date { prefix, range } => {
             let (a, b) = (range.start, range.end);
@@ -470,9 +481,21 @@ fn value_clause(
                 number_clause("value", *prefix, *value, *lo, *hi, sql);
                 return;
             };
-            sql.push("((code = ").text(code.as_str());
-            if let Some(system) = system {
-                sql.push(" AND system = ").text(system.as_str());
+            match system {
+                Some(system) => {
+                    sql.push("((code = ")
+                        .text(code.as_str())
+                        .push(" AND system = ")
+                        .text(system.as_str());
+                }
+                // Without a system, the code or the human-readable unit.
+                None => {
+                    sql.push("(((code = ")
+                        .text(code.as_str())
+                        .push(" OR unit = ")
+                        .text(code.as_str())
+                        .push(")");
+                }
             }
             sql.push(" AND ");
             number_clause("value", *prefix, *value, *lo, *hi, sql);
@@ -547,11 +570,13 @@ fn number_clause(column: &str, prefix: Prefix, value: f64, lo: f64, hi: f64, sql
         Prefix::Lt | Prefix::Eb => {
             sql.push(c).push(" < ").real(value);
         }
+        // With a prefix other than eq, ne and ap the value's implicit
+        // precision is ignored (search.html, number).
         Prefix::Ge => {
-            sql.push(c).push(" >= ").real(lo);
+            sql.push(c).push(" >= ").real(value);
         }
         Prefix::Le => {
-            sql.push(c).push(" < ").real(hi);
+            sql.push(c).push(" <= ").real(value);
         }
         Prefix::Ap => {
             let (a, b) = (value * 0.9, value * 1.1);

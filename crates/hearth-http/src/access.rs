@@ -22,6 +22,8 @@ pub enum Interaction {
     HistorySystem,
     SearchType,
     SearchSystem,
+    /// An operation (`$reindex`) or its asynchronous status.
+    Operation,
 }
 
 impl Interaction {

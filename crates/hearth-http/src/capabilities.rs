@@ -2,9 +2,9 @@
 //! implements. It claims nothing the handlers do not do.
 
 use actix_web::HttpResponse;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex};
 
-use hearth_model::search_params::{self, ParamType, SearchParam, Support};
+use hearth_model::search_params::{self, CustomParams, ParamType, SearchParam, Support};
 use hearth_model::{structure, Value};
 use serde_json::json;
 
@@ -26,20 +26,38 @@ const TYPE_INTERACTIONS: [&str; 9] = [
     "search-type",
 ];
 
-/// The `rest.resource` list; the same for every request, so built once.
-fn resources() -> &'static Vec<Value> {
-    static RESOURCES: OnceLock<Vec<Value>> = OnceLock::new();
-    RESOURCES.get_or_init(|| structure::resource_types().map(resource).collect())
+/// The `rest.resource` list: the same for every request until the custom
+/// search parameters change, so built once per generation of them.
+fn resources(custom: &CustomParams) -> Arc<Vec<Value>> {
+    static CACHE: Mutex<Option<(u64, Arc<Vec<Value>>)>> = Mutex::new(None);
+    let generation = custom.generation();
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    match cache.as_ref() {
+        Some((g, list)) if *g == generation => list.clone(),
+        _ => {
+            let list = Arc::new(
+                structure::resource_types()
+                    .map(|t| resource(t, custom))
+                    .collect::<Vec<_>>(),
+            );
+            *cache = Some((generation, list.clone()));
+            list
+        }
+    }
 }
 
 /// `_text` and `_content` have no FHIRPath expression; the full-text index
 /// serves them.
-fn served(p: &SearchParam) -> bool {
-    p.support == Support::Supported || p.code == "_text" || p.code == "_content"
+fn served(p: &SearchParam, custom: &CustomParams) -> bool {
+    (p.support == Support::Supported && custom.is_searchable(p))
+        || p.code == "_text"
+        || p.code == "_content"
 }
 
-fn resource(t: &str) -> Value {
-    let supported: Vec<&SearchParam> = search_params::for_type(t).filter(|p| served(p)).collect();
+fn resource(t: &str, custom: &CustomParams) -> Value {
+    let supported: Vec<&SearchParam> = search_params::for_type(t, custom)
+        .filter(|p| served(p, custom))
+        .collect();
     let search_params: Vec<Value> = supported
         .iter()
         .map(|p| {
@@ -67,7 +85,7 @@ fn resource(t: &str) -> Value {
         })
         .map(|p| format!("{}:{}", p.base, p.code))
         .collect();
-    let unsupported: Vec<String> = search_params::for_type(t)
+    let unsupported: Vec<String> = search_params::for_type(t, custom)
         .filter_map(|p| match (&p.support, p.param_type) {
             (Support::Unsupported(reason), _) => Some(format!("{} ({reason})", p.code)),
             (_, ParamType::Composite) => Some(format!(
@@ -123,9 +141,9 @@ pub fn capability_statement(fhir: &Fhir) -> Value {
         "patchFormat": ["application/json-patch+json", "application/fhir+json", "application/fhir+xml"],
         "rest": [{
             "mode": "server",
-            "documentation": "Read, vread, create, update (also as create), patch (JSON Patch and FHIRPath Patch), delete, history and search on every R4 resource type; system and compartment search. Conditional create (If-None-Exist), update, patch and delete (single match; several answer 412). Search parameters come from the R4 SearchParameter definitions; unknown parameters are ignored (reported in an OperationOutcome entry) unless Prefer: handling=strict.",
+            "documentation": "Read, vread, create, update (also as create), patch (JSON Patch and FHIRPath Patch), delete, history and search on every R4 resource type; system and compartment search. Custom SearchParameter resources (status active) are indexed on write and become searchable after $reindex of their base types. Conditional create (If-None-Exist), update, patch and delete (single match; several answer 412). Search parameters come from the R4 SearchParameter definitions; unknown parameters are ignored (reported in an OperationOutcome entry) unless Prefer: handling=strict.",
             "security": {"description": fhir.state.policy.describe()},
-            "resource": resources(),
+            "resource": *resources(&fhir.state.store.custom_params()),
             "interaction": [{"code": "history-system"}, {"code": "search-system"}],
             "searchParam": [
                 {"name": "_id", "definition": "http://hl7.org/fhir/SearchParameter/Resource-id", "type": "token"},
@@ -137,6 +155,11 @@ pub fn capability_statement(fhir: &Fhir) -> Value {
                 {"name": "_content", "definition": "http://hl7.org/fhir/SearchParameter/Resource-content", "type": "string", "documentation": "Full text over every text value (SQLite FTS5); words are ANDed, OR between words is honoured"},
                 {"name": "_text", "definition": "http://hl7.org/fhir/SearchParameter/DomainResource-text", "type": "string", "documentation": "Full text over the narrative (SQLite FTS5)"},
             ],
+            "operation": [{
+                "name": "reindex",
+                "definition": "http://hearth.dev/fhir/OperationDefinition/reindex",
+                "documentation": "POST [base]/$reindex or [base]/[type]/$reindex rebuilds the search index (needed for a new SearchParameter to become searchable); answers 202 with Content-Location to poll",
+            }],
             "compartment": [
                 "http://hl7.org/fhir/CompartmentDefinition/patient",
                 "http://hl7.org/fhir/CompartmentDefinition/encounter",

@@ -40,6 +40,7 @@ pub(crate) fn condition(
         default_count: 2,
         max_count: 2,
         base: Some(fhir.base()),
+        custom: fhir.state.store.custom_params(),
     };
     search::parse(&[resource_type.to_owned()], &params, &options).map_err(|e| {
         ApiError::BadRequest {

@@ -14,6 +14,7 @@ pub mod error;
 mod history;
 mod logging;
 pub mod negotiate;
+mod operations;
 mod reply;
 mod rest;
 mod search;
@@ -86,6 +87,16 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                 .default_service(not_allowed("GET, HEAD")),
         )
         .service(
+            web::resource("/$reindex")
+                .route(web::post().to(operations::reindex_system))
+                .default_service(not_allowed("POST")),
+        )
+        .service(
+            web::resource("/_async/{id}")
+                .route(web::get().to(operations::status))
+                .default_service(not_allowed("GET")),
+        )
+        .service(
             web::resource("/_search")
                 .route(web::post().to(search::system_post))
                 .default_service(not_allowed("POST")),
@@ -107,6 +118,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                 .route(web::get().to(history::instance))
                 .route(web::head().to(history::instance))
                 .default_service(not_allowed("GET, HEAD")),
+        )
+        .service(
+            web::resource("/{type}/$reindex")
+                .route(web::post().to(operations::reindex_type))
+                .default_service(not_allowed("POST")),
         )
         .service(
             web::resource("/{type}/_search")

@@ -127,6 +127,7 @@ async fn run(
         default_count: config.default_page_size,
         max_count: config.max_page_size,
         base: Some(fhir.base()),
+        custom: fhir.state.store.custom_params(),
     };
     let mut query = search::parse(&types, &params, &options).map_err(|e| ApiError::BadRequest {
         message: e.message,

@@ -17,7 +17,7 @@ use crate::search_params::{self, ParamType, SearchParam};
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct IndexEntry {
     /// The parameter's code (`family`, `code`, `_id`).
-    pub param: &'static str,
+    pub param: String,
     pub value: IndexValue,
 }
 
@@ -76,16 +76,16 @@ pub enum IndexValue {
 
 /// The index entries of `resource` for every supported search parameter of
 /// its type, in parameter order then document order, without duplicates.
-pub fn extract(resource: &Value) -> Vec<IndexEntry> {
+pub fn extract(resource: &Value, custom: &search_params::CustomParams) -> Vec<IndexEntry> {
     let Some(resource_type) = resource.get("resourceType").and_then(Value::as_str) else {
         return Vec::new();
     };
     let mut seen = HashSet::new();
     let mut entries = Vec::new();
-    for param in search_params::for_type(resource_type) {
+    for param in search_params::for_type(resource_type, custom) {
         for value in param_values(param, resource) {
             let entry = IndexEntry {
-                param: &param.code,
+                param: param.code.clone(),
                 value,
             };
             if seen.insert(entry.clone()) {
@@ -528,7 +528,7 @@ mod tests {
 
     /// The values of parameter `code` in `resource`.
     fn values_of(resource: &Value, code: &str) -> Vec<IndexValue> {
-        extract(resource)
+        extract(resource, &search_params::CustomParams::default())
             .into_iter()
             .filter(|e| e.param == code)
             .map(|e| e.value)
@@ -906,7 +906,9 @@ mod tests {
 
     #[test]
     fn custom_parameter_with_an_extension() {
-        let mut param = search_params::get("Patient", "gender").unwrap().clone();
+        let mut param = search_params::spec_get("Patient", "gender")
+            .unwrap()
+            .clone();
         param.code = "race".into();
         param.expression =
             Some(fhirpath::parse("Patient.extension('http://x.org/race').value.first()").unwrap());
@@ -925,10 +927,17 @@ mod tests {
     fn extraction_is_deterministic() {
         let patient = json!({"resourceType": "Patient", "id": "x",
             "name": [{"family": "A", "given": ["B"]}, {"family": "A"}]});
-        let first = extract(&patient);
-        assert_eq!(first, extract(&patient));
+        let first = extract(&patient, &search_params::CustomParams::default());
+        assert_eq!(
+            first,
+            extract(&patient, &search_params::CustomParams::default())
+        );
         // `family` A twice in the resource, once in the index.
         assert_eq!(exact_strings(&patient, "family"), ["A"]);
-        assert!(extract(&json!({"no": "type"})).is_empty());
+        assert!(extract(
+            &json!({"no": "type"}),
+            &search_params::CustomParams::default()
+        )
+        .is_empty());
     }
 }

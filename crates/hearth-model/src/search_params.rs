@@ -13,7 +13,8 @@
 //! not, so the CapabilityStatement and the tests can say exactly what search
 //! covers.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use serde_json::Value;
@@ -107,6 +108,8 @@ pub struct SearchParam {
     pub multiple_or: Option<bool>,
     pub multiple_and: Option<bool>,
     pub support: Support,
+    /// Defined by a SearchParameter resource stored on this server.
+    pub custom: bool,
 }
 
 impl SearchParam {
@@ -129,9 +132,65 @@ fn registry() -> &'static Registry {
     REGISTRY.get_or_init(|| load(DEFINITIONS))
 }
 
+/// The custom search parameters of one store: SearchParameter resources
+/// stored there. Each is indexed from the moment it is defined; it is
+/// searchable (and advertised) once a `$reindex` of its type has covered
+/// the resources written before it.
+#[derive(Debug, Default)]
+pub struct CustomParams {
+    by_type: HashMap<String, Vec<SearchParam>>,
+    ready: HashSet<(String, String)>,
+    generation: u64,
+}
+
+impl CustomParams {
+    /// `ready` lists the (base, code) pairs searches may use.
+    pub fn new(params: Vec<SearchParam>, ready: Vec<(String, String)>) -> CustomParams {
+        static GENERATION: AtomicU64 = AtomicU64::new(1);
+        let mut by_type: HashMap<String, Vec<SearchParam>> = HashMap::new();
+        for param in params {
+            by_type.entry(param.base.clone()).or_default().push(param);
+        }
+        CustomParams {
+            by_type,
+            ready: ready.into_iter().collect(),
+            generation: GENERATION.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    /// Unique to this set of parameters (for caches of the
+    /// CapabilityStatement); 0 for the empty set.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Whether searches may use `param` (always, unless it is a custom
+    /// parameter still waiting for its `$reindex`).
+    pub fn is_searchable(&self, param: &SearchParam) -> bool {
+        !param.custom
+            || self
+                .ready
+                .contains(&(param.base.clone(), param.code.clone()))
+    }
+
+    fn of_type(&self, resource_type: &str) -> &[SearchParam] {
+        self.by_type.get(resource_type).map_or(&[], Vec::as_slice)
+    }
+}
+
 /// The parameters that apply to `resource_type`: the shared ones first, then
-/// the type's own, in definition order.
-pub fn for_type(resource_type: &str) -> impl Iterator<Item = &'static SearchParam> {
+/// the type's own, in definition order, then the custom ones. This is what
+/// the index is built from.
+pub fn for_type<'a>(
+    resource_type: &str,
+    custom: &'a CustomParams,
+) -> impl Iterator<Item = &'a SearchParam> + 'a {
+    let spec = spec_for_type(resource_type).map(|p| -> &'a SearchParam { p });
+    spec.chain(custom.of_type(resource_type))
+}
+
+/// The specification's parameters of `resource_type`.
+pub fn spec_for_type(resource_type: &str) -> impl Iterator<Item = &'static SearchParam> {
     let r = registry();
     let domain = !matches!(resource_type, "Bundle" | "Binary" | "Parameters");
     let own = r.by_type.get(resource_type).map_or(&[][..], Vec::as_slice);
@@ -141,12 +200,60 @@ pub fn for_type(resource_type: &str) -> impl Iterator<Item = &'static SearchPara
         .chain(own)
 }
 
-/// The parameter `code` of `resource_type`, if there is one.
-pub fn get(resource_type: &str, code: &str) -> Option<&'static SearchParam> {
-    for_type(resource_type).find(|p| p.code == code)
+/// The parameter `code` of `resource_type` that searches may use: one of the
+/// specification's, or a custom one whose `$reindex` has completed.
+pub fn get<'a>(
+    resource_type: &str,
+    code: &str,
+    custom: &'a CustomParams,
+) -> Option<&'a SearchParam> {
+    spec_get(resource_type, code).or_else(|| {
+        custom
+            .of_type(resource_type)
+            .iter()
+            .find(|p| p.code == code && custom.is_searchable(p))
+    })
 }
 
-/// Every entry of the registry: one per (definition, base).
+/// The specification's parameter `code` of `resource_type`.
+pub fn spec_get(resource_type: &str, code: &str) -> Option<&'static SearchParam> {
+    spec_for_type(resource_type).find(|p| p.code == code)
+}
+
+/// Compiles a SearchParameter resource into one parameter per base, or
+/// says why it cannot be used.
+pub fn compile_custom(definition: &Value) -> Result<Vec<SearchParam>, String> {
+    let code = definition["code"]
+        .as_str()
+        .filter(|c| !c.is_empty())
+        .ok_or("a SearchParameter needs a code")?;
+    let bases = strings(&definition["base"]);
+    if bases.is_empty() {
+        return Err("a SearchParameter needs at least one base".into());
+    }
+    let types_by_url: HashMap<&str, ParamType> =
+        all().map(|p| (p.url.as_str(), p.param_type)).collect();
+    let mut params = Vec::new();
+    for base in bases {
+        if !crate::structure::is_resource_type(&base) {
+            return Err(format!("base '{base}' is not a resource type"));
+        }
+        if spec_get(&base, code).is_some() {
+            return Err(format!("{base} already has the search parameter '{code}'"));
+        }
+        let mut param = compile(definition, &base, &types_by_url);
+        if let Support::Unsupported(reason) = &param.support {
+            return Err(format!(
+                "search parameter '{code}' cannot be used: {reason}"
+            ));
+        }
+        param.custom = true;
+        params.push(param);
+    }
+    Ok(params)
+}
+
+/// Every entry of the specification's registry: one per (definition, base).
 pub fn all() -> impl Iterator<Item = &'static SearchParam> {
     let r = registry();
     let mut types: Vec<_> = r.by_type.iter().collect();
@@ -227,6 +334,7 @@ fn compile(definition: &Value, base: &str, types_by_url: &HashMap<&str, ParamTyp
         multiple_or: definition["multipleOr"].as_bool(),
         multiple_and: definition["multipleAnd"].as_bool(),
         support: Support::Supported,
+        custom: false,
     };
     let support = match (param_type, definition["expression"].as_str()) {
         (None, _) => Err(format!("unknown type {}", definition["type"])),
@@ -425,23 +533,23 @@ mod tests {
 
     #[test]
     fn shared_expressions_are_split_per_base() {
-        let care_plan = get("CarePlan", "patient").unwrap();
+        let care_plan = spec_get("CarePlan", "patient").unwrap();
         assert_eq!(
             care_plan.expression,
             Some(fhirpath::parse("CarePlan.subject.where(resolve() is Patient)").unwrap())
         );
         assert_eq!(care_plan.targets, ["Patient"]);
-        let observation = get("Observation", "patient").unwrap();
+        let observation = spec_get("Observation", "patient").unwrap();
         assert_eq!(observation.targets, ["Patient"]);
-        let subject = get("Observation", "subject").unwrap();
+        let subject = spec_get("Observation", "subject").unwrap();
         assert!(subject.targets.len() > 1);
-        let allergy = get("AllergyIntolerance", "patient").unwrap();
+        let allergy = spec_get("AllergyIntolerance", "patient").unwrap();
         assert_eq!(
             allergy.expression,
             Some(fhirpath::parse("AllergyIntolerance.patient").unwrap())
         );
         // Several branches for the same base stay a union.
-        let value = get("Observation", "value-quantity").unwrap();
+        let value = spec_get("Observation", "value-quantity").unwrap();
         assert_eq!(value.param_type, ParamType::Quantity);
         assert_eq!(
             value.expression,
@@ -457,14 +565,14 @@ mod tests {
     #[test]
     fn shared_parameters_apply_to_every_type() {
         for resource_type in ["Patient", "Bundle", "Observation"] {
-            let id = get(resource_type, "_id").unwrap();
+            let id = spec_get(resource_type, "_id").unwrap();
             assert_eq!(id.param_type, ParamType::Token);
             assert!(id.is_supported());
         }
-        assert!(get("Patient", "_text").is_some());
-        assert!(get("Bundle", "_text").is_none());
-        assert!(get("Patient", "code").is_none());
-        let codes: Vec<&str> = for_type("Patient").map(|p| p.code.as_str()).collect();
+        assert!(spec_get("Patient", "_text").is_some());
+        assert!(spec_get("Bundle", "_text").is_none());
+        assert!(spec_get("Patient", "code").is_none());
+        let codes: Vec<&str> = spec_for_type("Patient").map(|p| p.code.as_str()).collect();
         for code in [
             "_id",
             "_lastUpdated",
@@ -479,11 +587,11 @@ mod tests {
 
     #[test]
     fn composites_know_their_components() {
-        let p = get("Observation", "code-value-quantity").unwrap();
+        let p = spec_get("Observation", "code-value-quantity").unwrap();
         assert_eq!(p.param_type, ParamType::Composite);
         let types: Vec<ParamType> = p.components.iter().map(|c| c.param_type).collect();
         assert_eq!(types, [ParamType::Token, ParamType::Quantity]);
-        let p = get("MolecularSequence", "chromosome-variant-coordinate").unwrap();
+        let p = spec_get("MolecularSequence", "chromosome-variant-coordinate").unwrap();
         assert_eq!(p.components.len(), 3);
         assert!(p.is_supported());
     }

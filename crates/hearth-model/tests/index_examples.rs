@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use hearth_model::index::{extract, IndexEntry, IndexValue};
+use hearth_model::search_params::CustomParams;
 use serde_json::Value;
 
 const EXAMPLES: &str = concat!(
@@ -34,7 +35,7 @@ fn every_example_indexes_without_panicking() {
     assert_eq!(examples.len(), 709);
     let mut total = 0;
     for (name, resource) in &examples {
-        let entries = extract(resource);
+        let entries = extract(resource, &CustomParams::default());
         // Every resource has at least `_id` (all examples have an id).
         assert!(!entries.is_empty(), "{name}: no entries");
         total += entries.len();
@@ -42,7 +43,7 @@ fn every_example_indexes_without_panicking() {
     // 8,467 when written; a sharp drop means extraction broke somewhere.
     assert!(total > 8_000, "only {total} entries");
 
-    let patient = extract(&examples["Patient-example.json"]);
+    let patient = extract(&examples["Patient-example.json"], &CustomParams::default());
     assert!(has(&patient, "family", |v| matches!(v,
         IndexValue::String { normalised, exact } if normalised == "chalmers" && exact == "Chalmers")));
     assert!(has(&patient, "name", |v| matches!(v,
@@ -55,7 +56,10 @@ fn every_example_indexes_without_panicking() {
         IndexValue::Date { .. }
     )));
 
-    let observation = extract(&examples["Observation-example.json"]);
+    let observation = extract(
+        &examples["Observation-example.json"],
+        &CustomParams::default(),
+    );
     for code in ["29463-7", "3141-9"] {
         assert!(has(&observation, "code", |v| matches!(v,
             IndexValue::Token { system: Some(s), code: Some(c), .. }

@@ -8,6 +8,7 @@ use diesel::connection::SimpleConnection;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection};
 use diesel::sqlite::SqliteConnection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use hearth_model::search_params::CustomParams;
 
 use crate::{Result, StoreError};
 
@@ -69,7 +70,7 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for Pragmas {
     }
 }
 
-pub(crate) fn open_sqlite(path: &Path, options: &SqliteOptions) -> Result<Pool> {
+pub(crate) fn open_sqlite(path: &Path, options: &SqliteOptions) -> Result<(Pool, CustomParams)> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| {
             StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
@@ -78,7 +79,7 @@ pub(crate) fn open_sqlite(path: &Path, options: &SqliteOptions) -> Result<Pool> 
     let url = path.to_string_lossy().into_owned();
     // WAL is a property of the database file: set it once, before the pool
     // opens connections, so readers never block the writer.
-    {
+    let custom = {
         use diesel::Connection;
         let mut conn = SqliteConnection::establish(&url)
             .map_err(|e| StoreError::Unavailable(format!("cannot open {url}: {e}")))?;
@@ -88,10 +89,12 @@ pub(crate) fn open_sqlite(path: &Path, options: &SqliteOptions) -> Result<Pool> 
         ))?;
         conn.run_pending_migrations(SQLITE_MIGRATIONS)
             .map_err(|e| StoreError::Database(format!("migrating {url}: {e}")))?;
-        crate::index_rows::rebuild_if_stale(&mut conn)?;
-    }
+        let custom = conn.immediate_transaction(crate::custom::load)?;
+        crate::index_rows::rebuild_if_stale(&mut conn, &custom)?;
+        custom
+    };
     let manager = ConnectionManager::<SqliteConnection>::new(url);
-    diesel::r2d2::Pool::builder()
+    let pool = diesel::r2d2::Pool::builder()
         .max_size(options.pool_size.max(1))
         .connection_timeout(options.busy_timeout)
         .connection_customizer(Box::new(Pragmas {
@@ -99,7 +102,8 @@ pub(crate) fn open_sqlite(path: &Path, options: &SqliteOptions) -> Result<Pool> 
             busy_timeout: options.busy_timeout,
         }))
         .build(manager)
-        .map_err(|e| StoreError::Unavailable(e.to_string()))
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    Ok((pool, custom))
 }
 
 #[cfg(test)]

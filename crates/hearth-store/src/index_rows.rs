@@ -5,6 +5,7 @@
 use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
 use hearth_model::index::{self, IndexValue};
+use hearth_model::search_params::CustomParams;
 use serde_json::Value;
 
 use crate::schema::{
@@ -34,9 +35,10 @@ pub(crate) fn write(
     res_key: i64,
     resource_type: &str,
     resource: &Value,
+    custom: &CustomParams,
 ) -> Result<()> {
     let mut group = 0;
-    for entry in index::extract(resource) {
+    for entry in index::extract(resource, custom) {
         let param = format!("{resource_type}.{}", entry.param);
         insert(conn, res_key, &param, None, entry.value, &mut group)?;
     }
@@ -180,7 +182,7 @@ fn insert(
 /// Rebuilds every index row when the index was built by other extraction
 /// rules (or never: a database from before search). Runs once, when the
 /// store opens, in one transaction.
-pub(crate) fn rebuild_if_stale(conn: &mut SqliteConnection) -> Result<()> {
+pub(crate) fn rebuild_if_stale(conn: &mut SqliteConnection, custom: &CustomParams) -> Result<()> {
     use crate::schema::{resource_versions as v, resources as r, store_meta};
     let built: Option<String> = store_meta::table
         .filter(store_meta::key.eq("index_version"))
@@ -217,7 +219,7 @@ pub(crate) fn rebuild_if_stale(conn: &mut SqliteConnection) -> Result<()> {
             for (key, resource_type, body) in batch {
                 if let Some(resource) = body.and_then(|b| serde_json::from_slice::<Value>(&b).ok())
                 {
-                    write(conn, key, &resource_type, &resource)?;
+                    write(conn, key, &resource_type, &resource, custom)?;
                     crate::full_text::write(conn, key, &resource)?;
                     rebuilt += 1;
                 }

@@ -7,10 +7,12 @@
 //! transaction (transaction Bundles run many of them in one [`Store::write`]).
 
 mod connection;
+mod custom;
 mod error;
 mod full_text;
 mod history;
 mod index_rows;
+mod jobs;
 mod schema;
 pub mod search;
 mod ucum;
@@ -19,14 +21,21 @@ mod versions;
 pub use connection::{SqliteOptions, Synchronous};
 pub use error::StoreError;
 pub use history::{HistoryPage, HistoryQuery, HistoryScope};
+pub use jobs::{Job, JobStatus};
 pub use versions::{Method, StoredVersion, Tx, Written};
 
+use std::sync::{Arc, RwLock};
+
 use connection::Pool;
+use hearth_model::search_params::CustomParams;
 
 /// A handle on the database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
+    /// The custom search parameters of this database, replaced whole when
+    /// a SearchParameter is written or a reindex finishes.
+    custom: Arc<RwLock<Arc<CustomParams>>>,
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -35,9 +44,23 @@ impl Store {
     /// Opens (creating if needed) an SQLite database file and brings its
     /// schema up to date.
     pub fn open_sqlite(path: &std::path::Path, options: &SqliteOptions) -> Result<Store> {
+        let (pool, custom) = connection::open_sqlite(path, options)?;
         Ok(Store {
-            pool: connection::open_sqlite(path, options)?,
+            pool,
+            custom: Arc::new(RwLock::new(Arc::new(custom))),
         })
+    }
+
+    /// The custom search parameters now in force.
+    pub fn custom_params(&self) -> Arc<CustomParams> {
+        self.custom
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn set_custom_params(&self, custom: CustomParams) {
+        *self.custom.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(custom);
     }
 
     /// Runs `f` in one write transaction: everything it writes is committed
@@ -48,17 +71,31 @@ impl Store {
         f: impl FnOnce(&mut Tx<'_>) -> std::result::Result<T, E>,
     ) -> std::result::Result<T, E> {
         let mut conn = self.pool.get().map_err(|e| E::from(e.into()))?;
-        conn.immediate_transaction(|c| f(&mut Tx::new(c)).map_err(Abort::Caller))
+        let mut custom_changed = false;
+        let custom = self.custom_params();
+        let result = conn
+            .immediate_transaction(|c| {
+                let mut tx = Tx::new(c, custom);
+                let result = f(&mut tx).map_err(Abort::Caller);
+                custom_changed = tx.search_parameters_written;
+                result
+            })
             .map_err(|abort| match abort {
                 Abort::Caller(e) => e,
                 Abort::Database(e) => E::from(e.into()),
-            })
+            })?;
+        // Custom search parameters follow the committed SearchParameters.
+        if custom_changed {
+            let reloaded = conn.immediate_transaction(custom::load).map_err(E::from)?;
+            self.set_custom_params(reloaded);
+        }
+        Ok(result)
     }
 
     /// Runs `f` on a read snapshot.
     pub fn read_with<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
         let mut conn = self.pool.get()?;
-        f(&mut Tx::new(&mut conn))
+        f(&mut Tx::new(&mut conn, self.custom_params()))
     }
 
     /// The current version of a resource (a deleted one answers `Gone`).

@@ -1,7 +1,10 @@
 //! The data functions: reads and versioned writes on an open transaction.
 
+use std::sync::Arc;
+
 use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
+use hearth_model::search_params::CustomParams;
 use serde_json::Value;
 
 use hearth_model::{datetime, resource};
@@ -112,6 +115,11 @@ pub(crate) const VERSION_COLUMNS: VersionColumns = (
 /// [`crate::Store::write`].
 pub struct Tx<'c> {
     pub(crate) conn: &'c mut SqliteConnection,
+    /// Set when a SearchParameter was written: the custom search
+    /// parameters are recomputed after the commit.
+    pub(crate) search_parameters_written: bool,
+    /// The custom search parameters the index is written with.
+    pub(crate) custom: Arc<CustomParams>,
 }
 
 struct Current {
@@ -121,8 +129,12 @@ struct Current {
 }
 
 impl<'c> Tx<'c> {
-    pub(crate) fn new(conn: &'c mut SqliteConnection) -> Self {
-        Tx { conn }
+    pub(crate) fn new(conn: &'c mut SqliteConnection, custom: Arc<CustomParams>) -> Self {
+        Tx {
+            conn,
+            search_parameters_written: false,
+            custom,
+        }
     }
 
     pub fn read(&mut self, resource_type: &str, id: &str) -> Result<StoredVersion> {
@@ -258,6 +270,12 @@ impl<'c> Tx<'c> {
         let last_updated = current.map_or(datetime::now_ms(), |c| {
             datetime::now_ms().max(c.last_updated + 1)
         });
+        if resource_type == "SearchParameter" {
+            if let Some(r) = &resource {
+                crate::custom::check(r).map_err(StoreError::InvalidResource)?;
+            }
+            self.search_parameters_written = true;
+        }
         let resource = resource.map(|mut resource| {
             resource::set_id(&mut resource, id);
             resource::set_version_meta(
@@ -307,7 +325,7 @@ impl<'c> Tx<'c> {
             crate::full_text::clear(self.conn, res_key)?;
         }
         if let Some(resource) = &resource {
-            index_rows::write(self.conn, res_key, resource_type, resource)?;
+            index_rows::write(self.conn, res_key, resource_type, resource, &self.custom)?;
             crate::full_text::write(self.conn, res_key, resource)?;
         }
         Ok(StoredVersion {

@@ -45,7 +45,11 @@ fn serve(args: &ServeArgs) -> std::process::ExitCode {
     };
     init_tracing(&config);
     let result = actix_web::rt::System::new().block_on(async {
-        let (server, addr) = hearth::server::bind(&config)?;
+        let hearth::server::Bound {
+            server,
+            addr,
+            worker,
+        } = hearth::server::bind(&config)?;
         tracing::info!(
             listen = %addr,
             database = %config.database_path().display(),
@@ -55,6 +59,7 @@ fn serve(args: &ServeArgs) -> std::process::ExitCode {
         // actix-web stops gracefully on SIGINT and SIGTERM: it stops
         // accepting, finishes requests in flight, then returns.
         server.await?;
+        drop(worker);
         tracing::info!("Hearth stopped");
         Ok::<(), hearth::server::ServeError>(())
     });

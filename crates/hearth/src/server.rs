@@ -1,6 +1,8 @@
 //! Starting the HTTP server on a store.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::{web, App, HttpServer};
 use hearth_http::access::AllowAll;
@@ -37,10 +39,55 @@ fn state(config: &Config) -> Result<web::Data<AppState>, ServeError> {
     )))
 }
 
-/// Binds the listener and returns the server (not yet awaited) and the
-/// address it listens on (useful when the port was 0).
-pub fn bind(config: &Config) -> Result<(actix_web::dev::Server, std::net::SocketAddr), ServeError> {
+/// Runs background jobs (`$reindex`) on its own thread until dropped.
+pub struct JobWorker {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl JobWorker {
+    fn start(store: Store) -> JobWorker {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                match store.run_job_batch() {
+                    Ok(true) => continue,
+                    Ok(false) => {}
+                    Err(e) => tracing::error!(error = %e, "background job failed a batch"),
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        });
+        JobWorker {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for JobWorker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A bound server: run it by awaiting `server`; `worker` runs background
+/// jobs while it lives.
+pub struct Bound {
+    pub server: actix_web::dev::Server,
+    pub addr: std::net::SocketAddr,
+    pub worker: JobWorker,
+}
+
+/// Binds the listener and starts the job worker. The server is not yet
+/// awaited; `addr` is where it listens (useful when the port was 0).
+pub fn bind(config: &Config) -> Result<Bound, ServeError> {
     let state = state(config)?;
+    let worker = JobWorker::start(state.store.clone());
     let server = HttpServer::new(move || {
         let state = state.clone();
         App::new()
@@ -58,7 +105,11 @@ pub fn bind(config: &Config) -> Result<(actix_web::dev::Server, std::net::Socket
         source,
     })?;
     let addr = server.addrs().first().copied().unwrap_or(config.listen);
-    Ok((server.run(), addr))
+    Ok(Bound {
+        server: server.run(),
+        addr,
+        worker,
+    })
 }
 
 /// A server running on its own thread, for tests and embedding.
@@ -66,12 +117,17 @@ pub struct Background {
     pub base_url: String,
     handle: actix_web::dev::ServerHandle,
     thread: Option<std::thread::JoinHandle<()>>,
+    _worker: JobWorker,
 }
 
 impl Background {
     /// Starts a server on its own runtime thread and returns once it listens.
     pub fn start(config: &Config) -> Result<Background, ServeError> {
-        let (server, addr) = bind(config)?;
+        let Bound {
+            server,
+            addr,
+            worker,
+        } = bind(config)?;
         let handle = server.handle();
         let thread = std::thread::spawn(move || {
             let runtime = actix_web::rt::System::new();
@@ -82,6 +138,7 @@ impl Background {
             base_url: format!("http://{addr}"),
             handle,
             thread: Some(thread),
+            _worker: worker,
         })
     }
 }

@@ -3,7 +3,9 @@
 
 use hearth_model::datetime;
 use hearth_model::index::normalise;
-use hearth_model::search_params::{self, ParamType, SearchParam, Support};
+use std::sync::Arc;
+
+use hearth_model::search_params::{self, CustomParams, ParamType, SearchParam, Support};
 
 use super::{
     Condition, Include, Modifier, Prefix, SearchError, SearchQuery, SearchValue, SortKey, Total,
@@ -33,6 +35,8 @@ pub struct ParseOptions {
     pub default_count: i64,
     pub max_count: i64,
     pub base: Option<String>,
+    /// The store's custom search parameters.
+    pub custom: Arc<CustomParams>,
 }
 
 fn error(param: &str, message: impl Into<String>) -> SearchError {
@@ -49,6 +53,7 @@ pub fn parse(
     params: &[(String, String)],
     options: &ParseOptions,
 ) -> Result<SearchQuery, SearchError> {
+    let custom: &CustomParams = &options.custom;
     let mut query = SearchQuery {
         count: options.default_count,
         base: options.base.clone(),
@@ -109,7 +114,7 @@ pub fn parse(
                 }
             }
             "_summary" => query.count_only = value == "count",
-            "_sort" => query.sort = parse_sort(&query.types, value)?,
+            "_sort" => query.sort = parse_sort(custom, &query.types, value)?,
             "_include" | "_revinclude" => {
                 let iterate = match modifier {
                     None => false,
@@ -119,7 +124,7 @@ pub fn parse(
                     }
                 };
                 for item in value.split(',') {
-                    let include = parse_include(item, iterate, key)?;
+                    let include = parse_include(custom, item, iterate, key)?;
                     if name == "_include" {
                         query.includes.push(include);
                     } else {
@@ -155,12 +160,12 @@ pub fn parse(
                     query: query_text,
                 });
             }
-            "_has" => match parse_has(&query.types, key, value) {
+            "_has" => match parse_has(custom, &query.types, key, value) {
                 Ok(c) => query.conditions.push(c),
                 Err(Unknown::Refused(e)) => return Err(e),
                 Err(Unknown::Ignored(reason)) => ignore(&mut query, options, key, reason)?,
             },
-            _ => match condition(&query.types, key, value, options.base.as_deref()) {
+            _ => match condition(custom, &query.types, key, value, options.base.as_deref()) {
                 Ok(c) => query.conditions.push(c),
                 Err(Unknown::Refused(e)) => return Err(e),
                 Err(Unknown::Ignored(reason)) => ignore(&mut query, options, key, reason)?,
@@ -198,18 +203,23 @@ impl From<SearchError> for Unknown {
 }
 
 /// The definitions of `code` on each of `types` that has it.
-fn definitions(types: &[String], code: &str) -> Vec<(&'static SearchParam, String)> {
+fn definitions<'a>(
+    custom: &'a CustomParams,
+    types: &[String],
+    code: &str,
+) -> Vec<(&'a SearchParam, String)> {
     types
         .iter()
-        .filter_map(|t| search_params::get(t, code).map(|p| (p, format!("{t}.{code}"))))
+        .filter_map(|t| search_params::get(t, code, custom).map(|p| (p, format!("{t}.{code}"))))
         .collect()
 }
 
-fn usable(
+fn usable<'a>(
+    custom: &'a CustomParams,
     types: &[String],
     code: &str,
-) -> Result<(ParamType, Vec<&'static SearchParam>, Vec<String>), Unknown> {
-    let found = definitions(types, code);
+) -> Result<(ParamType, Vec<&'a SearchParam>, Vec<String>), Unknown> {
+    let found = definitions(custom, types, code);
     let Some((first, _)) = found.first() else {
         let on = if types.len() == 1 {
             types[0].as_str()
@@ -235,6 +245,7 @@ fn usable(
 
 /// One `name[:modifier][.chain…]=value` parameter.
 fn condition(
+    custom: &CustomParams,
     types: &[String],
     key: &str,
     value: &str,
@@ -248,7 +259,7 @@ fn condition(
         Some((c, m)) => (c, Some(m)),
         None => (head, None),
     };
-    let (kind, defs, params) = usable(types, code)?;
+    let (kind, defs, params) = usable(custom, types, code)?;
     if let Some(rest) = rest {
         // A chain: `code[:Type].rest`.
         if kind != ParamType::Reference {
@@ -273,10 +284,10 @@ fn condition(
         for t in target_types {
             let one = [t.clone()];
             let next_code = rest.split(['.', ':']).next().unwrap_or_default();
-            if definitions(&one, next_code).is_empty() {
+            if definitions(custom, &one, next_code).is_empty() {
                 continue;
             }
-            targets.push((t, condition(&one, rest, value, base)?));
+            targets.push((t, condition(custom, &one, rest, value, base)?));
         }
         if targets.is_empty() {
             return Err(Unknown::Ignored(format!(
@@ -341,7 +352,7 @@ fn condition(
     })
 }
 
-fn reference_targets(defs: &[&'static SearchParam]) -> Vec<String> {
+fn reference_targets(defs: &[&SearchParam]) -> Vec<String> {
     let mut targets: Vec<String> = defs
         .iter()
         .flat_map(|d| d.targets.iter().cloned())
@@ -665,14 +676,18 @@ fn number(text: &str) -> Option<(f64, f64, f64)> {
     Some((value, value - half, value + half))
 }
 
-fn parse_sort(types: &[String], value: &str) -> Result<Vec<SortKey>, SearchError> {
+fn parse_sort(
+    custom: &CustomParams,
+    types: &[String],
+    value: &str,
+) -> Result<Vec<SortKey>, SearchError> {
     let mut keys = Vec::new();
     for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let (descending, code) = match item.strip_prefix('-') {
             Some(c) => (true, c),
             None => (false, item),
         };
-        let defs = definitions(types, code);
+        let defs = definitions(custom, types, code);
         let Some((first, _)) = defs.first() else {
             return Err(error(
                 "_sort",
@@ -696,7 +711,12 @@ fn parse_sort(types: &[String], value: &str) -> Result<Vec<SortKey>, SearchError
     Ok(keys)
 }
 
-fn parse_include(item: &str, iterate: bool, key: &str) -> Result<Include, SearchError> {
+fn parse_include(
+    custom: &CustomParams,
+    item: &str,
+    iterate: bool,
+    key: &str,
+) -> Result<Include, SearchError> {
     let parts: Vec<&str> = item.split(':').collect();
     let source = parts[0];
     if item == "*" {
@@ -710,11 +730,11 @@ fn parse_include(item: &str, iterate: bool, key: &str) -> Result<Include, Search
     }
     let one = [source.to_owned()];
     let params = match parts.get(1) {
-        Some(&"*") => search_params::for_type(source)
+        Some(&"*") => search_params::for_type(source, custom)
             .filter(|p| p.param_type == ParamType::Reference && p.support == Support::Supported)
             .map(|p| format!("{source}.{}", p.code))
             .collect(),
-        Some(code) => match definitions(&one, code).first() {
+        Some(code) => match definitions(custom, &one, code).first() {
             Some((p, q)) if p.param_type == ParamType::Reference => vec![q.clone()],
             _ => {
                 return Err(error(
@@ -749,7 +769,12 @@ fn parse_include(item: &str, iterate: bool, key: &str) -> Result<Include, Search
 }
 
 /// `_has:Source:reference:param=value`, nested `_has:…:_has:…` allowed.
-fn parse_has(types: &[String], key: &str, value: &str) -> Result<Condition, Unknown> {
+fn parse_has(
+    custom: &CustomParams,
+    types: &[String],
+    key: &str,
+    value: &str,
+) -> Result<Condition, Unknown> {
     let rest = key.strip_prefix("_has:").unwrap_or_default();
     let mut parts = rest.splitn(3, ':');
     let (Some(source), Some(reference), Some(inner_key)) =
@@ -761,7 +786,7 @@ fn parse_has(types: &[String], key: &str, value: &str) -> Result<Condition, Unkn
         return Err(error(key, format!("_has: '{source}' is not a resource type")).into());
     }
     let one = [source.to_owned()];
-    match definitions(&one, reference).first() {
+    match definitions(custom, &one, reference).first() {
         Some((p, _)) if p.param_type == ParamType::Reference => {}
         _ => {
             return Err(error(
@@ -772,9 +797,9 @@ fn parse_has(types: &[String], key: &str, value: &str) -> Result<Condition, Unkn
         }
     }
     let inner = if inner_key.starts_with("_has:") {
-        parse_has(&one, inner_key, value)?
+        parse_has(custom, &one, inner_key, value)?
     } else {
-        condition(&one, inner_key, value, None)?
+        condition(custom, &one, inner_key, value, None)?
     };
     let _ = types;
     Ok(Condition::Has {

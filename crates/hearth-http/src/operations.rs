@@ -1,0 +1,93 @@
+//! Operations and their asynchronous status: `$reindex` at system and type
+//! level, answered 202 with a `Content-Location` to poll at `/_async/{id}`
+//! (the FHIR asynchronous request pattern).
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpResponse};
+use hearth_store::JobStatus;
+
+use crate::access::Interaction;
+use crate::context::Fhir;
+use crate::error::ApiError;
+use crate::rest::check_type;
+
+pub async fn reindex_system(fhir: Fhir) -> HttpResponse {
+    let reply = reindex(&fhir, Vec::new()).await;
+    fhir.finish(reply)
+}
+
+pub async fn reindex_type(fhir: Fhir, path: web::Path<String>) -> HttpResponse {
+    let resource_type = path.into_inner();
+    let reply = async {
+        check_type(&resource_type)?;
+        reindex(&fhir, vec![resource_type]).await
+    }
+    .await;
+    fhir.finish(reply)
+}
+
+async fn reindex(fhir: &Fhir, types: Vec<String>) -> Result<HttpResponse, ApiError> {
+    fhir.access.require(
+        Interaction::Operation,
+        types.first().map(String::as_str),
+        None,
+    )?;
+    let store = fhir.state.store.clone();
+    let id = web::block(move || store.start_reindex(&types)).await??;
+    let mut response = fhir.information(
+        StatusCode::ACCEPTED,
+        format!(
+            "Reindexing queued; poll {}/_async/{id} for its progress",
+            fhir.base()
+        ),
+    )?;
+    if let Ok(location) = header::HeaderValue::from_str(&format!("{}/_async/{id}", fhir.base())) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LOCATION, location);
+    }
+    Ok(response)
+}
+
+/// `GET /_async/{id}`: 202 with `X-Progress` while the job runs; 200 with
+/// an OperationOutcome when it has finished; 500 with one if it failed.
+pub async fn status(fhir: Fhir, path: web::Path<String>) -> HttpResponse {
+    let id = path.into_inner();
+    let reply = async {
+        fhir.access.require(Interaction::Operation, None, None)?;
+        let store = fhir.state.store.clone();
+        let lookup = id.clone();
+        let job = web::block(move || store.job(&lookup))
+            .await??
+            .ok_or_else(|| ApiError::NotFound(format!("no asynchronous request {id}")))?;
+        match job.status {
+            JobStatus::Queued | JobStatus::Running => {
+                let mut response = fhir.information(
+                    StatusCode::ACCEPTED,
+                    format!("{}: {} of {} resources done", job.kind, job.done, job.total),
+                )?;
+                if let Ok(progress) = header::HeaderValue::from_str(&format!(
+                    "{} of {} resources",
+                    job.done, job.total
+                )) {
+                    response
+                        .headers_mut()
+                        .insert(header::HeaderName::from_static("x-progress"), progress);
+                }
+                if let Ok(retry) = header::HeaderValue::from_str("1") {
+                    response.headers_mut().insert(header::RETRY_AFTER, retry);
+                }
+                Ok(response)
+            }
+            JobStatus::Done => fhir.information(
+                StatusCode::OK,
+                format!("{} finished: {} resources", job.kind, job.done),
+            ),
+            JobStatus::Failed(reason) => {
+                Err(ApiError::Internal(format!("{} failed: {reason}", job.kind)))
+            }
+        }
+    }
+    .await;
+    fhir.finish(reply)
+}

@@ -1,0 +1,103 @@
+//! Custom search parameters: SearchParameter resources stored on this
+//! server. The set is recomputed from the stored resources after every
+//! transaction that wrote one, and installed in the model's registry.
+
+use diesel::prelude::*;
+use diesel::sql_types::{Bool, Text};
+use diesel::sqlite::SqliteConnection;
+use hearth_model::search_params::{self, CustomParams, SearchParam};
+use serde_json::Value;
+
+use crate::schema::{resource_versions as v, resources as r};
+use crate::Result;
+
+/// Checks a SearchParameter about to be stored: an active one must compile.
+pub(crate) fn check(resource: &Value) -> std::result::Result<(), String> {
+    if resource["status"].as_str() == Some("active") {
+        search_params::compile_custom(resource).map(|_| ())
+    } else {
+        Ok(())
+    }
+}
+
+#[derive(QueryableByName)]
+struct Row {
+    #[diesel(sql_type = Text)]
+    resource_type: String,
+    #[diesel(sql_type = Text)]
+    code: String,
+    #[diesel(sql_type = Text)]
+    expression: String,
+    #[diesel(sql_type = Bool)]
+    ready: bool,
+}
+
+/// Recomputes the custom parameters from the stored active SearchParameter
+/// resources. A parameter whose expression is new or changed is not
+/// searchable until its type is reindexed.
+pub(crate) fn load(conn: &mut SqliteConnection) -> Result<CustomParams> {
+    let bodies: Vec<Option<Vec<u8>>> = r::table
+        .inner_join(v::table.on(v::seq.eq(r::current_seq)))
+        .filter(
+            r::resource_type
+                .eq("SearchParameter")
+                .and(r::deleted.eq(false)),
+        )
+        .select(v::body)
+        .load(conn)?;
+    let mut params: Vec<SearchParam> = Vec::new();
+    for body in bodies.into_iter().flatten() {
+        let Ok(resource) = serde_json::from_slice::<Value>(&body) else {
+            continue;
+        };
+        if resource["status"].as_str() != Some("active") {
+            continue;
+        }
+        match search_params::compile_custom(&resource) {
+            Ok(compiled) => params.extend(compiled),
+            Err(reason) => {
+                tracing::warn!(reason = %reason, "a stored SearchParameter cannot be used")
+            }
+        }
+    }
+    let known: Vec<Row> = diesel::sql_query(
+        "SELECT resource_type, code, expression, ready FROM custom_search_params",
+    )
+    .load(conn)?;
+    let mut ready = Vec::new();
+    diesel::sql_query("DELETE FROM custom_search_params").execute(conn)?;
+    for p in &params {
+        let expression = p.source_expression.clone().unwrap_or_default();
+        let was_ready = known.iter().any(|k| {
+            k.resource_type == p.base && k.code == p.code && k.expression == expression && k.ready
+        });
+        if was_ready {
+            ready.push((p.base.clone(), p.code.clone()));
+        }
+        diesel::sql_query(
+            "INSERT OR REPLACE INTO custom_search_params (resource_type, code, url, expression, ready) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind::<Text, _>(&p.base)
+        .bind::<Text, _>(&p.code)
+        .bind::<Text, _>(&p.url)
+        .bind::<Text, _>(&expression)
+        .bind::<Bool, _>(was_ready)
+        .execute(conn)?;
+    }
+    Ok(CustomParams::new(params, ready))
+}
+
+/// Marks the custom parameters of `types` (all when empty) searchable:
+/// a reindex of them has finished.
+pub(crate) fn mark_ready(conn: &mut SqliteConnection, types: &[String]) -> Result<CustomParams> {
+    if types.is_empty() {
+        diesel::sql_query("UPDATE custom_search_params SET ready = 1").execute(conn)?;
+    } else {
+        for t in types {
+            diesel::sql_query("UPDATE custom_search_params SET ready = 1 WHERE resource_type = ?")
+                .bind::<Text, _>(t)
+                .execute(conn)?;
+        }
+    }
+    load(conn)
+}

@@ -1,0 +1,197 @@
+//! Background jobs as database rows: they survive a restart and resume from
+//! their cursor. Today's only kind is `reindex`, which rebuilds the search
+//! index of some resource types (needed after a custom SearchParameter is
+//! defined) in batches, one transaction each.
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Nullable, Text};
+use hearth_model::search_params::CustomParams;
+use serde_json::Value;
+
+use crate::schema::{resource_versions as v, resources as r};
+use crate::versions::Tx;
+use crate::{Result, Store};
+
+/// Resources reindexed per transaction.
+const BATCH: i64 = 500;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobStatus {
+    Queued,
+    Running,
+    Done,
+    Failed(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: String,
+    pub kind: String,
+    pub types: Vec<String>,
+    pub status: JobStatus,
+    pub done: i64,
+    pub total: i64,
+}
+
+#[derive(QueryableByName)]
+struct JobRow {
+    #[diesel(sql_type = Text)]
+    id: String,
+    #[diesel(sql_type = Text)]
+    kind: String,
+    #[diesel(sql_type = Text)]
+    types: String,
+    #[diesel(sql_type = Text)]
+    status: String,
+    #[diesel(sql_type = BigInt)]
+    cursor: i64,
+    #[diesel(sql_type = BigInt)]
+    done: i64,
+    #[diesel(sql_type = BigInt)]
+    total: i64,
+    #[diesel(sql_type = Nullable<Text>)]
+    error: Option<String>,
+}
+
+impl JobRow {
+    fn types(&self) -> Vec<String> {
+        self.types
+            .split(',')
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn job(self) -> Job {
+        let types = self.types();
+        Job {
+            status: match self.status.as_str() {
+                "queued" => JobStatus::Queued,
+                "running" => JobStatus::Running,
+                "done" => JobStatus::Done,
+                _ => JobStatus::Failed(self.error.unwrap_or_default()),
+            },
+            id: self.id,
+            kind: self.kind,
+            types,
+            done: self.done,
+            total: self.total,
+        }
+    }
+}
+
+const JOB_COLUMNS: &str = "id, kind, types, status, cursor, done, total, error";
+
+impl Store {
+    /// Queues a reindex of `types` (every type when empty).
+    pub fn start_reindex(&self, types: &[String]) -> Result<String> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let now = hearth_model::datetime::now_ms();
+        self.write(|tx| -> Result<()> {
+            let total = tx.count_resources(types)?;
+            diesel::sql_query(
+                "INSERT INTO jobs (id, kind, types, status, cursor, done, total, created, updated) \
+                 VALUES (?, 'reindex', ?, 'queued', 0, 0, ?, ?, ?)",
+            )
+            .bind::<Text, _>(&id)
+            .bind::<Text, _>(types.join(","))
+            .bind::<BigInt, _>(total)
+            .bind::<BigInt, _>(now)
+            .bind::<BigInt, _>(now)
+            .execute(tx.conn)?;
+            Ok(())
+        })?;
+        Ok(id)
+    }
+
+    pub fn job(&self, id: &str) -> Result<Option<Job>> {
+        let mut conn = self.pool.get()?;
+        let row: Option<JobRow> =
+            diesel::sql_query(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"))
+                .bind::<Text, _>(id)
+                .get_result(&mut conn)
+                .optional()?;
+        Ok(row.map(JobRow::job))
+    }
+
+    /// Runs one batch of the oldest unfinished job. Answers whether there
+    /// was work, so a worker knows when to sleep.
+    pub fn run_job_batch(&self) -> Result<bool> {
+        let job = self.write(|tx| -> Result<Option<(JobRow, Option<CustomParams>)>> {
+            let job: Option<JobRow> = diesel::sql_query(format!(
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE status IN ('queued', 'running') ORDER BY created LIMIT 1"
+            ))
+            .get_result(tx.conn)
+            .optional()?;
+            let Some(job) = job else { return Ok(None) };
+            let types = job.types();
+            let keys = tx.reindex_batch(&types, job.cursor)?;
+            let now = hearth_model::datetime::now_ms();
+            match keys.last() {
+                Some(last) => {
+                    diesel::sql_query(
+                        "UPDATE jobs SET status = 'running', cursor = ?, done = done + ?, updated = ? WHERE id = ?",
+                    )
+                    .bind::<BigInt, _>(*last)
+                    .bind::<BigInt, _>(keys.len() as i64)
+                    .bind::<BigInt, _>(now)
+                    .bind::<Text, _>(&job.id)
+                    .execute(tx.conn)?;
+                }
+                None => {
+                    diesel::sql_query("UPDATE jobs SET status = 'done', updated = ? WHERE id = ?")
+                        .bind::<BigInt, _>(now)
+                        .bind::<Text, _>(&job.id)
+                        .execute(tx.conn)?;
+                    return Ok(Some((job, Some(crate::custom::mark_ready(tx.conn, &types)?))));
+                }
+            }
+            Ok(Some((job, None)))
+        })?;
+        let Some((_, finished)) = job else {
+            return Ok(false);
+        };
+        if let Some(custom) = finished {
+            self.set_custom_params(custom);
+        }
+        Ok(true)
+    }
+}
+
+impl Tx<'_> {
+    fn count_resources(&mut self, types: &[String]) -> Result<i64> {
+        let mut q = r::table.filter(r::deleted.eq(false)).into_boxed();
+        if !types.is_empty() {
+            q = q.filter(r::resource_type.eq_any(types));
+        }
+        Ok(q.count().get_result(self.conn)?)
+    }
+
+    /// Rebuilds the index rows of the next batch of resources after
+    /// `cursor` (a res_key), returning the keys done.
+    fn reindex_batch(&mut self, types: &[String], cursor: i64) -> Result<Vec<i64>> {
+        let mut q = r::table
+            .inner_join(v::table.on(v::seq.eq(r::current_seq)))
+            .filter(r::deleted.eq(false).and(r::res_key.gt(cursor)))
+            .into_boxed();
+        if !types.is_empty() {
+            q = q.filter(r::resource_type.eq_any(types));
+        }
+        let batch: Vec<(i64, String, Option<Vec<u8>>)> = q
+            .order(r::res_key)
+            .limit(BATCH)
+            .select((r::res_key, r::resource_type, v::body))
+            .load(self.conn)?;
+        let mut keys = Vec::with_capacity(batch.len());
+        for (key, resource_type, body) in batch {
+            crate::index_rows::clear(self.conn, key)?;
+            crate::full_text::clear(self.conn, key)?;
+            if let Some(resource) = body.and_then(|b| serde_json::from_slice::<Value>(&b).ok()) {
+                crate::index_rows::write(self.conn, key, &resource_type, &resource, &self.custom)?;
+                crate::full_text::write(self.conn, key, &resource)?;
+            }
+            keys.push(key);
+        }
+        Ok(keys)
+    }
+}

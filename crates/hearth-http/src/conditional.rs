@@ -5,15 +5,15 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpResponse};
-use hearth_model::{resource, Value};
+use hearth_model::resource;
 use hearth_store::search::{self, ParseOptions, SearchQuery};
-use hearth_store::{Method, StoreError, StoredVersion, Tx};
+use hearth_store::{Method, StoredVersion, Tx};
 
 use crate::access::Interaction;
 use crate::context::{Fhir, PreferReturn};
 use crate::error::ApiError;
 use crate::negotiate;
-use crate::rest::{self, apply_patch, check_type, patch_document};
+use crate::rest::{self, check_type, patch_document};
 
 /// Parameters that shape responses, not the condition.
 const NOT_CONDITIONS: [&str; 2] = ["_format", "_pretty"];
@@ -176,19 +176,7 @@ pub async fn patch(fhir: Fhir, path: web::Path<String>, payload: web::Payload) -
                 let found = single_match(tx, &query)?.ok_or_else(|| {
                     ApiError::NotFound("no resource matches the condition".into())
                 })?;
-                if let Some(expected) = if_match.filter(|v| *v != found.version_id) {
-                    return Err(StoreError::VersionConflict {
-                        expected,
-                        current: Some(found.version_id),
-                    }
-                    .into());
-                }
-                let mut value: Value =
-                    serde_json::from_slice(found.body.as_deref().unwrap_or_default())
-                        .map_err(|e| ApiError::Internal(format!("stored resource: {e}")))?;
-                apply_patch(&mut value, &document)?;
-                let patched = rest::revalidate(value, &found.resource_type, &found.id)?;
-                Ok(tx.update(&found.id, patched, Some(found.version_id), Method::Patch)?)
+                rest::patch_version(tx, found, if_match, &document)
             })
         })
         .await??;

@@ -4,7 +4,7 @@
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpResponse};
 use hearth_model::{json_patch, resource, structure, Format, Value};
-use hearth_store::{Method, StoreError, StoredVersion};
+use hearth_store::{Method, StoreError, StoredVersion, Tx, Written};
 
 use crate::access::Interaction;
 use crate::context::Fhir;
@@ -287,19 +287,7 @@ pub async fn patch(
         let written = web::block(move || {
             store.write(|tx| -> Result<_, ApiError> {
                 let current = tx.read(&resource_type, &id)?;
-                if let Some(expected) = if_match.filter(|v| *v != current.version_id) {
-                    return Err(StoreError::VersionConflict {
-                        expected,
-                        current: Some(current.version_id),
-                    }
-                    .into());
-                }
-                let mut value: Value =
-                    serde_json::from_slice(current.body.as_deref().unwrap_or_default())
-                        .map_err(|e| ApiError::Internal(format!("stored resource: {e}")))?;
-                apply_patch(&mut value, &document)?;
-                let patched = revalidate(value, &resource_type, &id)?;
-                Ok(tx.update(&id, patched, Some(current.version_id), Method::Patch)?)
+                patch_version(tx, current, if_match, &document)
             })
         })
         .await??;
@@ -309,8 +297,35 @@ pub async fn patch(
     fhir.finish(reply)
 }
 
+/// Patches `current` and writes the result as the next version, inside the
+/// caller's transaction.
+pub(crate) fn patch_version(
+    tx: &mut Tx<'_>,
+    current: StoredVersion,
+    if_match: Option<i64>,
+    document: &PatchDocument,
+) -> Result<Written, ApiError> {
+    if let Some(expected) = if_match.filter(|v| *v != current.version_id) {
+        return Err(StoreError::VersionConflict {
+            expected,
+            current: Some(current.version_id),
+        }
+        .into());
+    }
+    let mut value: Value = serde_json::from_slice(current.body.as_deref().unwrap_or_default())
+        .map_err(|e| ApiError::Internal(format!("stored resource: {e}")))?;
+    apply_patch(&mut value, document)?;
+    let patched = revalidate(value, &current.resource_type, &current.id)?;
+    Ok(tx.update(
+        &current.id,
+        patched,
+        Some(current.version_id),
+        Method::Patch,
+    )?)
+}
+
 /// A patched resource must still be a valid resource of the same identity.
-pub(crate) fn revalidate(value: Value, resource_type: &str, id: &str) -> Result<Value, ApiError> {
+fn revalidate(value: Value, resource_type: &str, id: &str) -> Result<Value, ApiError> {
     let patched = hearth_model::parse(&hearth_model::to_json_bytes(&value, false), Format::Json)
         .map_err(|e| ApiError::Unprocessable(format!("the patched resource is not valid: {e}")))?;
     if resource::resource_type(&patched) != Some(resource_type)

@@ -170,3 +170,22 @@ fn racing_conditional_creates_make_exactly_one_resource() {
         1
     );
 }
+
+#[test]
+fn conditional_delete_of_several_deletes_all_where_configured() {
+    let server = Server::local(|c| c.conditional_delete_multiple = true);
+    let system = format!("urn:{}", unique("sys"));
+    server.create(&patient(&system, "12"));
+    server.create(&patient(&system, "12"));
+    let response = server.delete(&format!("Patient?identifier={system}|12"));
+    assert!(matches!(response.status, 200 | 204), "{}", response.text());
+    assert_eq!(
+        count(&server, &format!("Patient?identifier={system}|12")),
+        0
+    );
+    let statement = server.get("metadata").json();
+    assert_eq!(
+        statement["rest"][0]["resource"][0]["conditionalDelete"],
+        "multiple"
+    );
+}

@@ -28,16 +28,18 @@ const TYPE_INTERACTIONS: [&str; 9] = [
 
 /// The `rest.resource` list: the same for every request until the custom
 /// search parameters change, so built once per generation of them.
-fn resources(custom: &CustomParams) -> Arc<Vec<Value>> {
-    static CACHE: Mutex<Option<(u64, Arc<Vec<Value>>)>> = Mutex::new(None);
-    let generation = custom.generation();
+fn resources(custom: &CustomParams, multiple_delete: bool) -> Arc<Vec<Value>> {
+    /// (custom parameters' generation, multiple delete) → the list.
+    type Cached = ((u64, bool), Arc<Vec<Value>>);
+    static CACHE: Mutex<Option<Cached>> = Mutex::new(None);
+    let generation = (custom.generation(), multiple_delete);
     let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
     match cache.as_ref() {
         Some((g, list)) if *g == generation => list.clone(),
         _ => {
             let list = Arc::new(
                 structure::resource_types()
-                    .map(|t| resource(t, custom))
+                    .map(|t| resource(t, custom, multiple_delete))
                     .collect::<Vec<_>>(),
             );
             *cache = Some((generation, list.clone()));
@@ -54,7 +56,7 @@ fn served(p: &SearchParam, custom: &CustomParams) -> bool {
         || p.code == "_content"
 }
 
-fn resource(t: &str, custom: &CustomParams) -> Value {
+fn resource(t: &str, custom: &CustomParams, multiple_delete: bool) -> Value {
     let supported: Vec<&SearchParam> = search_params::for_type(t, custom)
         .filter(|p| served(p, custom))
         .collect();
@@ -105,7 +107,7 @@ fn resource(t: &str, custom: &CustomParams) -> Value {
         "conditionalCreate": true,
         "conditionalRead": "full-support",
         "conditionalUpdate": true,
-        "conditionalDelete": "single",
+        "conditionalDelete": if multiple_delete { "multiple" } else { "single" },
     });
     // FHIR has no empty arrays: leave out what a type does not have.
     for (key, list) in [
@@ -143,7 +145,10 @@ pub fn capability_statement(fhir: &Fhir) -> Value {
             "mode": "server",
             "documentation": "Read, vread, create, update (also as create), patch (JSON Patch and FHIRPath Patch), delete, history and search on every R4 resource type; system and compartment search. Custom SearchParameter resources (status active) are indexed on write and become searchable after $reindex of their base types. Conditional create (If-None-Exist), update, patch and delete (single match; several answer 412). Search parameters come from the R4 SearchParameter definitions; unknown parameters are ignored (reported in an OperationOutcome entry) unless Prefer: handling=strict.",
             "security": {"description": fhir.state.policy.describe()},
-            "resource": *resources(&fhir.state.store.custom_params()),
+            "resource": *resources(
+                &fhir.state.store.custom_params(),
+                fhir.state.config.conditional_delete_multiple,
+            ),
             "interaction": [{"code": "history-system"}, {"code": "search-system"}],
             "searchParam": [
                 {"name": "_id", "definition": "http://hl7.org/fhir/SearchParameter/Resource-id", "type": "token"},

@@ -95,7 +95,7 @@ pub async fn update(fhir: Fhir, path: web::Path<String>, payload: web::Payload) 
         let store = fhir.state.store.clone();
         let written = web::block(move || {
             let value = rest::parse_body(&body, format, &resource_type)?;
-            store.write(|tx| -> Result<_, ApiError> {
+            store.write(move |tx| -> Result<_, ApiError> {
                 let body_id = resource::id(&value).map(str::to_owned);
                 let id = match (single_match(tx, &query)?, body_id) {
                     (Some(found), Some(id)) if found.id != id => {
@@ -134,21 +134,29 @@ pub async fn delete(fhir: Fhir, path: web::Path<String>) -> HttpResponse {
             .require(Interaction::Delete, Some(&resource_type), None)?;
         let query = condition(&fhir, &resource_type, &fhir.params)?;
         let store = fhir.state.store.clone();
+        let multiple = fhir.state.config.conditional_delete_multiple;
         let deleted = web::block(move || {
-            store.write(|tx| -> Result<_, ApiError> {
-                match single_match(tx, &query)? {
-                    None => Ok(None),
-                    Some(found) => Ok(tx.delete(&found.resource_type, &found.id, None)?),
+            store.write(move |tx| -> Result<_, ApiError> {
+                let targets = if multiple {
+                    tx.matching(&query, i64::MAX)?
+                } else {
+                    single_match(tx, &query)?.into_iter().collect()
+                };
+                let mut deleted = Vec::new();
+                for found in targets {
+                    deleted.extend(tx.delete(&found.resource_type, &found.id, None)?);
                 }
+                Ok(deleted)
             })
         })
         .await??;
-        let message = match &deleted {
-            Some(v) => format!(
+        let message = match deleted.as_slice() {
+            [] => "No resource matched the condition; nothing was deleted".to_owned(),
+            [v] => format!(
                 "Deleted {}/{} (version {})",
                 v.resource_type, v.id, v.version_id
             ),
-            None => "No resource matched the condition; nothing was deleted".to_owned(),
+            many => format!("Deleted {} resources", many.len()),
         };
         match fhir.prefer_return {
             PreferReturn::OperationOutcome => fhir.information(StatusCode::OK, message),
@@ -172,7 +180,7 @@ pub async fn patch(fhir: Fhir, path: web::Path<String>, payload: web::Payload) -
         let document = patch_document(&fhir, &body)?;
         let store = fhir.state.store.clone();
         let written = web::block(move || {
-            store.write(|tx| -> Result<_, ApiError> {
+            store.write(move |tx| -> Result<_, ApiError> {
                 let found = single_match(tx, &query)?.ok_or_else(|| {
                     ApiError::NotFound("no resource matches the condition".into())
                 })?;

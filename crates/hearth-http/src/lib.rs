@@ -37,6 +37,9 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     pub default_page_size: i64,
     pub max_page_size: i64,
+    /// Whether a conditional delete matching several resources deletes them
+    /// all (otherwise it answers 412).
+    pub conditional_delete_multiple: bool,
 }
 
 impl Default for HttpConfig {
@@ -46,6 +49,7 @@ impl Default for HttpConfig {
             max_body_bytes: 16 * 1024 * 1024,
             default_page_size: 50,
             max_page_size: 1000,
+            conditional_delete_multiple: false,
         }
     }
 }

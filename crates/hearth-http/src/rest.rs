@@ -147,7 +147,7 @@ pub async fn create(fhir: Fhir, path: web::Path<String>, payload: web::Payload) 
             if let Some(obj) = value.as_object_mut() {
                 obj.remove("id");
             }
-            store.write(|tx| {
+            store.write(move |tx| {
                 if let Some(query) = &condition {
                     if let Some(found) = crate::conditional::single_match(tx, query)? {
                         return Ok((None, Some(found)));
@@ -285,7 +285,7 @@ pub async fn patch(
         // Read, patch and write in one transaction: no other write can slip
         // in between.
         let written = web::block(move || {
-            store.write(|tx| -> Result<_, ApiError> {
+            store.write(move |tx| -> Result<_, ApiError> {
                 let current = tx.read(&resource_type, &id)?;
                 patch_version(tx, current, if_match, &document)
             })

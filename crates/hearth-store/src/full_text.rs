@@ -79,18 +79,33 @@ fn collect_text(value: &Value, out: &mut String) {
 }
 
 /// An FTS5 query for a `_text` / `_content` value: words are ANDed, `OR`
-/// between words is kept, and every word is quoted so FTS5 syntax in user
-/// input is taken literally.
+/// between words is kept. Words are split into the tokens the index holds
+/// (letters and digits) and quoted, so FTS5 syntax in user input is taken
+/// literally and no phrase query arises (the index keeps no positions).
 pub(crate) fn match_query(column: &str, value: &str) -> Option<String> {
     let mut terms = Vec::new();
-    for word in value.split_whitespace() {
+    let words = value
+        .split_whitespace()
+        .flat_map(|w| {
+            if w == "OR" || w == "AND" {
+                vec![w.to_owned()]
+            } else {
+                w.split(|c: char| !c.is_alphanumeric())
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            }
+        })
+        .collect::<Vec<_>>();
+    for word in words {
+        let word = word.as_str();
         if word == "OR" || word == "AND" {
             if !terms.is_empty() {
                 terms.push(word.to_owned());
             }
             continue;
         }
-        let quoted = format!("\"{}\"", word.replace('"', "\"\""));
+        let quoted = format!("\"{word}\"");
         if terms
             .last()
             .is_some_and(|t: &String| t != "OR" && t != "AND")
@@ -121,7 +136,7 @@ mod tests {
         );
         assert_eq!(
             match_query("content", "x\"y"),
-            Some("content : (\"x\"\"y\")".to_owned())
+            Some("content : (\"x\" AND \"y\")".to_owned())
         );
         assert_eq!(match_query("content", "  "), None);
     }

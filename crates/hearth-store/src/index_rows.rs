@@ -14,7 +14,7 @@ use crate::schema::{
 use crate::Result;
 
 /// Bump when extraction changes: the store then rebuilds the index.
-pub(crate) const INDEX_VERSION: &str = "2";
+pub(crate) const INDEX_VERSION: &str = "3";
 
 /// Removes the index rows of a resource.
 pub(crate) fn clear(conn: &mut SqliteConnection, res_key: i64) -> Result<()> {
@@ -37,12 +37,19 @@ pub(crate) fn write(
     resource: &Value,
     custom: &CustomParams,
 ) -> Result<()> {
-    let mut group = 0;
+    let mut counters = Counters::default();
     for entry in index::extract(resource, custom) {
         let param = format!("{resource_type}.{}", entry.param);
-        insert(conn, res_key, &param, None, entry.value, &mut group)?;
+        insert(conn, res_key, &param, None, entry.value, &mut counters)?;
     }
     Ok(())
+}
+
+/// Numbers the rows of one resource (`n`) and its composite groups.
+#[derive(Default)]
+struct Counters {
+    row: i64,
+    group: i64,
 }
 
 /// Inserts one index value; a composite's components go to their own
@@ -53,14 +60,17 @@ fn insert(
     param: &str,
     grp: Option<i64>,
     value: IndexValue,
-    group: &mut i64,
+    counters: &mut Counters,
 ) -> Result<()> {
+    counters.row += 1;
+    let n = counters.row;
     use diesel::insert_into;
     match value {
         IndexValue::String { normalised, exact } => {
             insert_into(idx_string::table)
                 .values((
                     idx_string::res_key.eq(key),
+                    idx_string::n.eq(n),
                     idx_string::param.eq(param),
                     idx_string::grp.eq(grp),
                     idx_string::norm.eq(normalised),
@@ -79,6 +89,7 @@ fn insert(
             insert_into(idx_token::table)
                 .values((
                     idx_token::res_key.eq(key),
+                    idx_token::n.eq(n),
                     idx_token::param.eq(param),
                     idx_token::grp.eq(grp),
                     idx_token::system.eq(system),
@@ -101,6 +112,7 @@ fn insert(
             insert_into(idx_reference::table)
                 .values((
                     idx_reference::res_key.eq(key),
+                    idx_reference::n.eq(n),
                     idx_reference::param.eq(param),
                     idx_reference::grp.eq(grp),
                     idx_reference::target_type.eq(resource_type),
@@ -116,6 +128,7 @@ fn insert(
             insert_into(idx_date::table)
                 .values((
                     idx_date::res_key.eq(key),
+                    idx_date::n.eq(n),
                     idx_date::param.eq(param),
                     idx_date::grp.eq(grp),
                     idx_date::lo.eq(start_ms),
@@ -128,6 +141,7 @@ fn insert(
                 insert_into(idx_number::table)
                     .values((
                         idx_number::res_key.eq(key),
+                        idx_number::n.eq(n),
                         idx_number::param.eq(param),
                         idx_number::grp.eq(grp),
                         idx_number::value.eq(v),
@@ -146,6 +160,7 @@ fn insert(
                 insert_into(idx_quantity::table)
                     .values((
                         idx_quantity::res_key.eq(key),
+                        idx_quantity::n.eq(n),
                         idx_quantity::param.eq(param),
                         idx_quantity::grp.eq(grp),
                         idx_quantity::value.eq(v),
@@ -162,6 +177,7 @@ fn insert(
             insert_into(idx_uri::table)
                 .values((
                     idx_uri::res_key.eq(key),
+                    idx_uri::n.eq(n),
                     idx_uri::param.eq(param),
                     idx_uri::grp.eq(grp),
                     idx_uri::uri.eq(uri),
@@ -169,10 +185,10 @@ fn insert(
                 .execute(conn)?;
         }
         IndexValue::Composite(components) => {
-            *group += 1;
-            let grp = Some(*group);
+            counters.group += 1;
+            let grp = Some(counters.group);
             for (i, component) in components.into_iter().enumerate() {
-                insert(conn, key, &format!("{param}${i}"), grp, component, group)?;
+                insert(conn, key, &format!("{param}${i}"), grp, component, counters)?;
             }
         }
     }

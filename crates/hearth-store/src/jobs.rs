@@ -87,13 +87,14 @@ impl Store {
     pub fn start_reindex(&self, types: &[String]) -> Result<String> {
         let id = uuid::Uuid::new_v4().to_string();
         let now = hearth_model::datetime::now_ms();
-        self.write(|tx| -> Result<()> {
-            let total = tx.count_resources(types)?;
+        let (job_id, types) = (id.clone(), types.to_vec());
+        self.write(move |tx| -> Result<()> {
+            let total = tx.count_resources(&types)?;
             diesel::sql_query(
                 "INSERT INTO jobs (id, kind, types, status, cursor, done, total, created, updated) \
                  VALUES (?, 'reindex', ?, 'queued', 0, 0, ?, ?, ?)",
             )
-            .bind::<Text, _>(&id)
+            .bind::<Text, _>(&job_id)
             .bind::<Text, _>(types.join(","))
             .bind::<BigInt, _>(total)
             .bind::<BigInt, _>(now)

@@ -10,6 +10,7 @@ mod connection;
 mod custom;
 mod error;
 mod full_text;
+mod group_commit;
 mod history;
 mod index_rows;
 mod jobs;
@@ -36,6 +37,9 @@ pub struct Store {
     /// The custom search parameters of this database, replaced whole when
     /// a SearchParameter is written or a reindex finishes.
     custom: Arc<RwLock<Arc<CustomParams>>>,
+    /// The one writer thread: SQLite has one writer at a time, and
+    /// concurrent writes share its transactions (group commit).
+    writer: Arc<group_commit::Writer>,
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -45,9 +49,11 @@ impl Store {
     /// schema up to date.
     pub fn open_sqlite(path: &std::path::Path, options: &SqliteOptions) -> Result<Store> {
         let (pool, custom) = connection::open_sqlite(path, options)?;
+        let custom = Arc::new(RwLock::new(Arc::new(custom)));
         Ok(Store {
+            writer: Arc::new(group_commit::Writer::start(pool.clone(), custom.clone())),
             pool,
-            custom: Arc::new(RwLock::new(Arc::new(custom))),
+            custom,
         })
     }
 
@@ -63,33 +69,19 @@ impl Store {
         *self.custom.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(custom);
     }
 
-    /// Runs `f` in one write transaction: everything it writes is committed
-    /// together, or nothing is if it returns an error. `f` may fail with the
-    /// caller's own error type.
-    pub fn write<T, E: From<StoreError>>(
+    /// Runs `f` in a write transaction: everything it writes is committed
+    /// together, or nothing is if it returns an error (in which case writes
+    /// of other callers sharing the transaction are unaffected). `f` may
+    /// fail with the caller's own error type.
+    pub fn write<T, E>(
         &self,
-        f: impl FnOnce(&mut Tx<'_>) -> std::result::Result<T, E>,
-    ) -> std::result::Result<T, E> {
-        let mut conn = self.pool.get().map_err(|e| E::from(e.into()))?;
-        let mut custom_changed = false;
-        let custom = self.custom_params();
-        let result = conn
-            .immediate_transaction(|c| {
-                let mut tx = Tx::new(c, custom);
-                let result = f(&mut tx).map_err(Abort::Caller);
-                custom_changed = tx.search_parameters_written;
-                result
-            })
-            .map_err(|abort| match abort {
-                Abort::Caller(e) => e,
-                Abort::Database(e) => E::from(e.into()),
-            })?;
-        // Custom search parameters follow the committed SearchParameters.
-        if custom_changed {
-            let reloaded = conn.immediate_transaction(custom::load).map_err(E::from)?;
-            self.set_custom_params(reloaded);
-        }
-        Ok(result)
+        f: impl FnOnce(&mut Tx<'_>) -> std::result::Result<T, E> + Send + 'static,
+    ) -> std::result::Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        self.writer.write(f)
     }
 
     /// Runs `f` on a read snapshot.
@@ -109,7 +101,7 @@ impl Store {
     }
 
     pub fn create(&self, resource: serde_json::Value) -> Result<Written> {
-        self.write(|tx| tx.create(resource))
+        self.write(move |tx| tx.create(resource))
     }
 
     pub fn update(
@@ -119,7 +111,8 @@ impl Store {
         if_match: Option<i64>,
         method: Method,
     ) -> Result<Written> {
-        self.write(|tx| tx.update(id, resource, if_match, method))
+        let id = id.to_owned();
+        self.write(move |tx| tx.update(&id, resource, if_match, method))
     }
 
     pub fn delete(
@@ -128,7 +121,8 @@ impl Store {
         id: &str,
         if_match: Option<i64>,
     ) -> Result<Option<StoredVersion>> {
-        self.write(|tx| tx.delete(resource_type, id, if_match))
+        let (resource_type, id) = (resource_type.to_owned(), id.to_owned());
+        self.write(move |tx| tx.delete(&resource_type, &id, if_match))
     }
 
     pub fn search(
@@ -141,17 +135,5 @@ impl Store {
 
     pub fn history(&self, query: &HistoryQuery) -> Result<HistoryPage> {
         self.read_with(|tx| tx.history(query))
-    }
-}
-
-/// Why a write transaction rolled back: the caller's error or the database's.
-enum Abort<E> {
-    Caller(E),
-    Database(diesel::result::Error),
-}
-
-impl<E> From<diesel::result::Error> for Abort<E> {
-    fn from(e: diesel::result::Error) -> Self {
-        Abort::Database(e)
     }
 }

@@ -26,9 +26,9 @@ diesel::table! {
 }
 
 diesel::table! {
-    idx_string (rowid) {
-        rowid -> BigInt,
+    idx_string (res_key, n) {
         res_key -> BigInt,
+        n -> BigInt,
         param -> Text,
         grp -> Nullable<BigInt>,
         norm -> Text,
@@ -37,9 +37,9 @@ diesel::table! {
 }
 
 diesel::table! {
-    idx_token (rowid) {
-        rowid -> BigInt,
+    idx_token (res_key, n) {
         res_key -> BigInt,
+        n -> BigInt,
         param -> Text,
         grp -> Nullable<BigInt>,
         system -> Nullable<Text>,
@@ -52,9 +52,9 @@ diesel::table! {
 }
 
 diesel::table! {
-    idx_reference (rowid) {
-        rowid -> BigInt,
+    idx_reference (res_key, n) {
         res_key -> BigInt,
+        n -> BigInt,
         param -> Text,
         grp -> Nullable<BigInt>,
         target_type -> Nullable<Text>,
@@ -67,9 +67,9 @@ diesel::table! {
 }
 
 diesel::table! {
-    idx_date (rowid) {
-        rowid -> BigInt,
+    idx_date (res_key, n) {
         res_key -> BigInt,
+        n -> BigInt,
         param -> Text,
         grp -> Nullable<BigInt>,
         lo -> BigInt,
@@ -78,9 +78,9 @@ diesel::table! {
 }
 
 diesel::table! {
-    idx_number (rowid) {
-        rowid -> BigInt,
+    idx_number (res_key, n) {
         res_key -> BigInt,
+        n -> BigInt,
         param -> Text,
         grp -> Nullable<BigInt>,
         value -> Double,
@@ -88,9 +88,9 @@ diesel::table! {
 }
 
 diesel::table! {
-    idx_quantity (rowid) {
-        rowid -> BigInt,
+    idx_quantity (res_key, n) {
         res_key -> BigInt,
+        n -> BigInt,
         param -> Text,
         grp -> Nullable<BigInt>,
         value -> Double,
@@ -103,9 +103,9 @@ diesel::table! {
 }
 
 diesel::table! {
-    idx_uri (rowid) {
-        rowid -> BigInt,
+    idx_uri (res_key, n) {
         res_key -> BigInt,
+        n -> BigInt,
         param -> Text,
         grp -> Nullable<BigInt>,
         uri -> Text,

@@ -80,6 +80,7 @@ struct FileConfig {
     default_page_size: Option<i64>,
     max_page_size: Option<i64>,
     shutdown_timeout_secs: Option<u64>,
+    conditional_delete_multiple: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +103,7 @@ pub struct Config {
     pub default_page_size: i64,
     pub max_page_size: i64,
     pub shutdown_timeout: Duration,
+    pub conditional_delete_multiple: bool,
 }
 
 impl Config {
@@ -209,6 +211,7 @@ impl Config {
             default_page_size,
             max_page_size: max_page_size.max(default_page_size),
             shutdown_timeout: Duration::from_secs(file.shutdown_timeout_secs.unwrap_or(30)),
+            conditional_delete_multiple: file.conditional_delete_multiple.unwrap_or(false),
         })
     }
 }

@@ -31,6 +31,7 @@ fn state(config: &Config) -> Result<web::Data<AppState>, ServeError> {
         max_body_bytes: config.max_body_bytes,
         default_page_size: config.default_page_size,
         max_page_size: config.max_page_size,
+        conditional_delete_multiple: config.conditional_delete_multiple,
     };
     Ok(web::Data::new(AppState::new(
         store,

@@ -145,7 +145,7 @@ CREATE VIRTUAL TABLE resource_text USING fts5(
     narrative,
     content,
     tokenize = 'unicode61 remove_diacritics 2',
-    -- only which rows hold a term, not where: terms are ANDed and ORed,
+    -- which rows and columns hold a term, not where: terms are ANDed and ORed,
     -- never matched as phrases, and the index stays small
-    detail = none
+    detail = column
 );

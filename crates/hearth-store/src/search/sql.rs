@@ -112,7 +112,15 @@ fn table(kind: ParamType) -> &'static str {
 pub(crate) fn filter(query: &SearchQuery, sql: &mut Sql) {
     sql.push("r.deleted = 0");
     if query.types.len() < hearth_model::structure::resource_types().count() {
-        sql.push(" AND r.resource_type IN ").list(&query.types);
+        // With conditions, the index subqueries (whose parameters are
+        // qualified by type) should drive the search: the unary `+` keeps
+        // SQLite from scanning every resource of the type instead.
+        let column = if query.conditions.is_empty() {
+            " AND r.resource_type IN "
+        } else {
+            " AND +r.resource_type IN "
+        };
+        sql.push(column).list(&query.types);
     }
     for condition in &query.conditions {
         sql.push(" AND ");
@@ -139,22 +147,23 @@ pub(crate) fn order(sort: &[SortKey], sql: &mut Sql) {
                 if desc { "MAX" } else { "MIN" },
             ),
         };
-        let mut expr = Sql::default();
-        expr.push("(SELECT ")
+        // `+param`: look the resource's rows up by its key (the primary
+        // key), not by scanning the parameter's index.
+        sql.push("(SELECT ")
             .push(pick)
             .push("(")
             .push(column)
             .push(") FROM ")
-            .push(table(key.kind));
-        expr.push(" WHERE res_key = r.res_key AND param IN ")
+            .push(table(key.kind))
+            .push(" WHERE res_key = r.res_key AND +param IN ")
             .list(&key.params)
             .push(")");
         // Missing values sort last either way.
-        sql.push(&expr.text).push(" IS NULL, ");
-        sql.binds.extend(expr.binds.iter().cloned());
-        sql.push(&expr.text)
-            .push(if key.descending { " DESC, " } else { " ASC, " });
-        sql.binds.extend(expr.binds);
+        sql.push(if key.descending {
+            " DESC NULLS LAST, "
+        } else {
+            " ASC NULLS LAST, "
+        });
     }
     sql.push("r.res_key");
 }

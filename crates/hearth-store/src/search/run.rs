@@ -269,7 +269,7 @@ impl Tx<'_> {
         s.push(
             "SELECT DISTINCT t.res_key AS res_key FROM idx_reference ref JOIN resources t \
              ON t.resource_type = ref.target_type AND t.id = ref.target_id AND t.deleted = 0 \
-             WHERE ref.param IN ",
+             WHERE +ref.param IN ",
         )
         .list(&include.params)
         .push(" AND ")
@@ -277,6 +277,7 @@ impl Tx<'_> {
         if let Some(target) = &include.target_type {
             s.push(" AND ref.target_type = ").text(target.as_str());
         }
+        // `+ref.param`: find the page's rows by their key.
         s.push(" AND ref.res_key IN ").ints(keys);
         let rows: Vec<Key> = boxed(s).load(self.conn)?;
         Ok(rows.into_iter().map(|k| k.res_key).collect())

@@ -122,9 +122,32 @@ pub(crate) fn filter(query: &SearchQuery, sql: &mut Sql) {
         };
         sql.push(column).list(&query.types);
     }
-    for condition in &query.conditions {
+    // The likely most selective condition drives; the others check its
+    // candidates.
+    let mut conditions: Vec<&Condition> = query.conditions.iter().collect();
+    conditions.sort_by_key(|c| selectivity_rank(c));
+    for (i, condition) in conditions.into_iter().enumerate() {
         sql.push(" AND ");
-        predicate(condition, "r.res_key", query.base.as_deref(), sql);
+        predicate(condition, "r.res_key", query.base.as_deref(), i == 0, sql);
+    }
+}
+
+/// Lower is likely more selective: equality on codes and references before
+/// names, ranges, and negations.
+fn selectivity_rank(condition: &Condition) -> u8 {
+    match condition {
+        Condition::Values {
+            modifier: Modifier::Not,
+            ..
+        }
+        | Condition::Missing { .. } => 4,
+        Condition::Values { kind, .. } => match kind {
+            ParamType::Token | ParamType::Reference | ParamType::Uri | ParamType::Composite => 0,
+            ParamType::String => 1,
+            _ => 3,
+        },
+        Condition::Text { .. } => 1,
+        Condition::Chain { .. } | Condition::Has { .. } | Condition::All(_) => 2,
     }
 }
 
@@ -169,7 +192,16 @@ pub(crate) fn order(sort: &[SortKey], sql: &mut Sql) {
 }
 
 /// Writes `column [NOT] IN (…)` for one condition.
-fn predicate(condition: &Condition, column: &str, base: Option<&str>, sql: &mut Sql) {
+/// `driving`: whether this condition selects the candidates (an `IN` list
+/// SQLite builds first) or checks candidates another condition selected
+/// (`EXISTS` through the primary key).
+fn predicate(
+    condition: &Condition,
+    column: &str,
+    base: Option<&str>,
+    driving: bool,
+    sql: &mut Sql,
+) {
     match condition {
         Condition::Values {
             params,
@@ -205,12 +237,23 @@ fn predicate(condition: &Condition, column: &str, base: Option<&str>, sql: &mut 
             only_target,
         } => {
             let negated = *modifier == Modifier::Not;
-            sql.push(column)
-                .push(if negated { " NOT IN " } else { " IN " });
-            sql.push("(SELECT res_key FROM ")
-                .push(table(*kind))
-                .push(" WHERE param IN ")
-                .list(params);
+            if driving {
+                sql.push(column)
+                    .push(if negated { " NOT IN " } else { " IN " });
+                sql.push("(SELECT res_key FROM ")
+                    .push(table(*kind))
+                    .push(" WHERE param IN ")
+                    .list(params);
+            } else {
+                // Checked per candidate through the primary key.
+                sql.push(if negated { "NOT EXISTS " } else { "EXISTS " });
+                sql.push("(SELECT 1 FROM ")
+                    .push(table(*kind))
+                    .push(" WHERE res_key = ")
+                    .push(column)
+                    .push(" AND +param IN ")
+                    .list(params);
+            }
             sql.push(" AND (");
             for (i, value) in values.iter().enumerate() {
                 if i > 0 {
@@ -250,7 +293,7 @@ fn predicate(condition: &Condition, column: &str, base: Option<&str>, sql: &mut 
                 )
                 .text(target.as_str());
                 sql.push(" AND c.deleted = 0 AND ");
-                predicate(inner, "c.res_key", base, sql);
+                predicate(inner, "c.res_key", base, true, sql);
                 sql.push("))");
             }
             sql.push("))");
@@ -268,7 +311,7 @@ fn predicate(condition: &Condition, column: &str, base: Option<&str>, sql: &mut 
                 .push(" AND ")
                 .local_reference("h.url", base)
                 .push(" AND ");
-            predicate(inner, "h.res_key", base, sql);
+            predicate(inner, "h.res_key", base, true, sql);
             sql.push(")");
         }
         Condition::Text { query, .. } => {
@@ -282,7 +325,7 @@ fn predicate(condition: &Condition, column: &str, base: Option<&str>, sql: &mut 
                 if i > 0 {
                     sql.push(" AND ");
                 }
-                predicate(c, column, base, sql);
+                predicate(c, column, base, driving, sql);
             }
             sql.push(")");
         }

@@ -125,12 +125,27 @@ impl Store {
         self.write(move |tx| tx.delete(&resource_type, &id, if_match))
     }
 
+    /// Runs a search and returns one page of it. A result larger than a
+    /// page is stored as a snapshot (through the writer, like every write)
+    /// so its paging links keep meaning the same list.
     pub fn search(
         &self,
         query: &search::SearchQuery,
         page: &search::SearchPage,
     ) -> Result<search::SearchResults> {
-        self.read_with(|tx| tx.search(query, page))
+        if query.count_only {
+            return self.read_with(|tx| tx.count(query));
+        }
+        let (keys, stored) = self.read_with(|tx| tx.result_keys(query, page))?;
+        let snapshot = match stored {
+            Some(id) => Some(id),
+            None if keys.len() as i64 > query.count => {
+                let saved = keys.clone();
+                Some(self.write(move |tx| tx.save_snapshot(&saved))?)
+            }
+            None => None,
+        };
+        self.read_with(|tx| tx.page(query, &keys, snapshot, page.offset))
     }
 
     pub fn history(&self, query: &HistoryQuery) -> Result<HistoryPage> {

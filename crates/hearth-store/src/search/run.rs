@@ -97,39 +97,42 @@ fn decode(bytes: &[u8]) -> Vec<i64> {
 }
 
 impl Tx<'_> {
-    /// Runs a search and returns one page of it.
-    pub fn search(&mut self, query: &SearchQuery, page: &SearchPage) -> Result<SearchResults> {
-        if query.count_only {
-            let mut s = Sql::default();
-            s.push("SELECT COUNT(*) AS n FROM resources r WHERE ");
-            sql::filter(query, &mut s);
-            let count: Count = boxed(s).get_result(self.conn)?;
-            return Ok(SearchResults {
-                total: count.n,
-                ..SearchResults::default()
-            });
-        }
-        let stored = match &page.snapshot {
-            Some(id) => self.load_snapshot(id)?,
-            None => None,
-        };
-        let (keys, snapshot) = match stored {
-            Some(keys) => (keys, page.snapshot.clone()),
-            None => {
-                let keys = self.matching_keys(query)?;
-                let snapshot = if keys.len() as i64 > query.count {
-                    Some(self.save_snapshot(&keys)?)
-                } else {
-                    None
-                };
-                (keys, snapshot)
+    /// How many resources match (`_summary=count`).
+    pub(crate) fn count(&mut self, query: &SearchQuery) -> Result<SearchResults> {
+        let mut s = Sql::default();
+        s.push("SELECT COUNT(*) AS n FROM resources r WHERE ");
+        sql::filter(query, &mut s);
+        let count: Count = boxed(s).get_result(self.conn)?;
+        Ok(SearchResults {
+            total: count.n,
+            ..SearchResults::default()
+        })
+    }
+
+    /// The ordered keys of every match: from the page's snapshot when it
+    /// still exists (returned with it), or by running the query.
+    pub(crate) fn result_keys(
+        &mut self,
+        query: &SearchQuery,
+        page: &SearchPage,
+    ) -> Result<(Vec<i64>, Option<String>)> {
+        if let Some(id) = &page.snapshot {
+            if let Some(keys) = self.load_snapshot(id)? {
+                return Ok((keys, Some(id.clone())));
             }
-        };
-        let offset = if snapshot.is_some() {
-            page.offset.max(0)
-        } else {
-            0
-        };
+        }
+        Ok((self.matching_keys(query)?, None))
+    }
+
+    /// One page of `keys`, with its includes.
+    pub(crate) fn page(
+        &mut self,
+        query: &SearchQuery,
+        keys: &[i64],
+        snapshot: Option<String>,
+        offset: i64,
+    ) -> Result<SearchResults> {
+        let offset = if snapshot.is_some() { offset.max(0) } else { 0 };
         let start = (offset as usize).min(keys.len());
         let end = (start + query.count.max(0) as usize).min(keys.len());
         let page_keys = &keys[start..end];
@@ -171,7 +174,8 @@ impl Tx<'_> {
         Ok(keys.into_iter().map(|k| k.res_key).collect())
     }
 
-    fn save_snapshot(&mut self, keys: &[i64]) -> Result<String> {
+    /// Stores the keys of a search larger than a page, for its paging links.
+    pub(crate) fn save_snapshot(&mut self, keys: &[i64]) -> Result<String> {
         let id = uuid::Uuid::new_v4().to_string();
         let now = hearth_model::datetime::now_ms();
         diesel::sql_query("DELETE FROM search_snapshots WHERE created < ?")

@@ -99,9 +99,12 @@ fn decode(bytes: &[u8]) -> Vec<i64> {
 impl Tx<'_> {
     /// How many resources match (`_summary=count`).
     pub(crate) fn count(&mut self, query: &SearchQuery) -> Result<SearchResults> {
-        let mut s = Sql::default();
-        s.push("SELECT COUNT(*) AS n FROM resources r WHERE ");
-        sql::filter(query, &mut s);
+        let s = sql::direct_count(query).unwrap_or_else(|| {
+            let mut s = Sql::default();
+            s.push("SELECT COUNT(*) AS n FROM resources r WHERE ");
+            sql::filter(query, &mut s);
+            s
+        });
         let count: Count = boxed(s).get_result(self.conn)?;
         Ok(SearchResults {
             total: count.n,

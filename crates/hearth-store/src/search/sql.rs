@@ -132,6 +132,46 @@ pub(crate) fn filter(query: &SearchQuery, sql: &mut Sql) {
     }
 }
 
+/// `SELECT COUNT(…)` straight from the index for a query with one positive
+/// condition on one parameter: index rows exist only for current,
+/// non-deleted resources, and their parameters are qualified by type, so
+/// the distinct keys are exactly the matches. `None` for other queries.
+pub(crate) fn direct_count(query: &SearchQuery) -> Option<Sql> {
+    let [Condition::Values {
+        params,
+        kind,
+        modifier,
+        values,
+        only_target,
+    }] = query.conditions.as_slice()
+    else {
+        return None;
+    };
+    if *modifier == Modifier::Not || *kind == ParamType::Composite {
+        return None;
+    }
+    let mut sql = Sql::default();
+    sql.push("SELECT COUNT(DISTINCT res_key) AS n FROM ")
+        .push(table(*kind))
+        .push(" WHERE param IN ")
+        .list(params)
+        .push(" AND (");
+    for (i, value) in values.iter().enumerate() {
+        if i > 0 {
+            sql.push(" OR ");
+        }
+        value_clause(
+            value,
+            modifier,
+            only_target.as_deref(),
+            query.base.as_deref(),
+            &mut sql,
+        );
+    }
+    sql.push(")");
+    Some(sql)
+}
+
 /// Lower is likely more selective: equality on codes and references before
 /// names, ranges, and negations.
 fn selectivity_rank(condition: &Condition) -> u8 {

@@ -114,12 +114,7 @@ pub async fn update(fhir: Fhir, path: web::Path<String>, payload: web::Payload) 
             })
         })
         .await??;
-        let status = if written.created {
-            StatusCode::CREATED
-        } else {
-            StatusCode::OK
-        };
-        fhir.written(status, &written.version, written.created)
+        fhir.updated(&written)
     }
     .await;
     fhir.finish(reply)

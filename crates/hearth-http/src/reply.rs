@@ -5,7 +5,7 @@
 use actix_web::http::{header, StatusCode};
 use actix_web::HttpResponse;
 use hearth_model::{datetime, IssueCode, OperationOutcome, Severity};
-use hearth_store::StoredVersion;
+use hearth_store::{StoredVersion, Written};
 
 use crate::context::{Fhir, PreferReturn};
 use crate::error::ApiError;
@@ -93,6 +93,17 @@ impl Fhir {
                     .body(body))
             }
         }
+    }
+
+    /// The answer to an update, which may have created the resource
+    /// (201 with `Location`) or written a new version of it (200).
+    pub fn updated(&self, written: &Written) -> Reply {
+        let status = if written.created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
+        self.written(status, &written.version, written.created)
     }
 
     /// An informational OperationOutcome with a status (delete, for one).

@@ -208,12 +208,7 @@ pub async fn update(
             Ok(store.update(&id, value, if_match, Method::Put)?)
         })
         .await??;
-        let status = if written.created {
-            StatusCode::CREATED
-        } else {
-            StatusCode::OK
-        };
-        fhir.written(status, &written.version, written.created)
+        fhir.updated(&written)
     }
     .await;
     fhir.finish(reply)

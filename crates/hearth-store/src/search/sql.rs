@@ -498,19 +498,10 @@ fn value_clause(
         SearchValue::Date { prefix, range } => {
             let (a, b) = (range.start, range.end);
             match prefix {
-                Prefix::Eq => {
-                    sql.push("(lo >= ")
-                        .int(a)
-                        .push(" AND hi <= ")
-                        .int(b)
-                        .push(")");
-                }
+                Prefix::Eq => within(sql, a, b),
                 Prefix::Ne => {
-                    sql.push("NOT (lo >= ")
-                        .int(a)
-                        .push(" AND hi <= ")
-                        .int(b)
-                        .push(")");
+                    sql.push("NOT ");
+                    within(sql, a, b);
                 }
                 Prefix::Gt => {
                     sql.push("hi > ").int(b);
@@ -518,23 +509,16 @@ fn value_clause(
                 Prefix::Lt => {
                     sql.push("lo < ").int(a);
                 }
+                // ge is gt or eq; le is lt or eq.
                 Prefix::Ge => {
-                    sql.push("(hi > ")
-                        .int(b)
-                        .push(" OR (lo >= ")
-                        .int(a)
-                        .push(" AND hi <= ")
-                        .int(b)
-                        .push("))");
+                    sql.push("(hi > ").int(b).push(" OR ");
+                    within(sql, a, b);
+                    sql.push(")");
                 }
                 Prefix::Le => {
-                    sql.push("(lo < ")
-                        .int(a)
-                        .push(" OR (lo >= ")
-                        .int(a)
-                        .push(" AND hi <= ")
-                        .int(b)
-                        .push("))");
+                    sql.push("(lo < ").int(a).push(" OR ");
+                    within(sql, a, b);
+                    sql.push(")");
                 }
                 Prefix::Sa => {
                     sql.push("lo >= ").int(b);
@@ -627,6 +611,15 @@ fn value_clause(
             }
         },
     }
+}
+
+/// A date range `[lo, hi)` lies within the search range `[a, b)` (`eq`).
+fn within(sql: &mut Sql, a: i64, b: i64) {
+    sql.push("(lo >= ")
+        .int(a)
+        .push(" AND hi <= ")
+        .int(b)
+        .push(")");
 }
 
 /// Number comparison with the search value's precision: `eq 100` is

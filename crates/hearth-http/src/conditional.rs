@@ -93,10 +93,17 @@ pub async fn update(fhir: Fhir, path: web::Path<String>, payload: web::Payload) 
         let format = negotiate::body_format(&fhir.req)?;
         let body = fhir.body(payload).await?;
         let store = fhir.state.store.clone();
-        let written = web::block(move || {
-            let value = rest::parse_body(&body, format, &resource_type)?;
-            store.write(move |tx| -> Result<_, ApiError> {
+        let (document, body_id) = web::block({
+            let (store, resource_type) = (store.clone(), resource_type.clone());
+            move || -> Result<_, ApiError> {
+                let value = rest::parse_body(&body, format, &resource_type)?;
                 let body_id = resource::id(&value).map(str::to_owned);
+                Ok((store.document(value)?, body_id))
+            }
+        })
+        .await??;
+        let written = store
+            .write_async(move |tx| -> Result<_, ApiError> {
                 let id = match (single_match(tx, &query)?, body_id) {
                     (Some(found), Some(id)) if found.id != id => {
                         return Err(ApiError::bad_request(format!(
@@ -106,14 +113,11 @@ pub async fn update(fhir: Fhir, path: web::Path<String>, payload: web::Payload) 
                     }
                     (Some(found), _) => found.id,
                     (None, Some(id)) => id,
-                    (None, None) => return Ok(tx.create(value)?),
+                    (None, None) => return Ok(tx.create(document)?),
                 };
-                let mut value = value;
-                resource::set_id(&mut value, &id);
-                Ok(tx.update(&id, value, if_match, Method::Put)?)
+                Ok(tx.update(&id, document, if_match, Method::Put)?)
             })
-        })
-        .await??;
+            .await?;
         fhir.updated(&written)
     }
     .await;
@@ -130,21 +134,23 @@ pub async fn delete(fhir: Fhir, path: web::Path<String>) -> HttpResponse {
         let query = condition(&fhir, &resource_type, &fhir.params)?;
         let store = fhir.state.store.clone();
         let multiple = fhir.state.config.conditional_delete_multiple;
-        let deleted = web::block(move || {
-            store.write(move |tx| -> Result<_, ApiError> {
+        let deleted = store
+            .write_async(move |tx| -> Result<_, ApiError> {
                 let targets = if multiple {
                     tx.matching(&query, i64::MAX)?
                 } else {
                     single_match(tx, &query)?.into_iter().collect()
                 };
-                let mut deleted = Vec::new();
-                for found in targets {
-                    deleted.extend(tx.delete(&found.resource_type, &found.id, None)?);
-                }
-                Ok(deleted)
+                // Deleting several is several steps: all or none.
+                tx.savepoint(|tx| -> Result<_, ApiError> {
+                    let mut deleted = Vec::new();
+                    for found in targets {
+                        deleted.extend(tx.delete(&found.resource_type, &found.id, None)?);
+                    }
+                    Ok(deleted)
+                })
             })
-        })
-        .await??;
+            .await?;
         let message = match deleted.as_slice() {
             [] => "No resource matched the condition; nothing was deleted".to_owned(),
             [v] => format!(
@@ -174,15 +180,14 @@ pub async fn patch(fhir: Fhir, path: web::Path<String>, payload: web::Payload) -
         let body = fhir.body(payload).await?;
         let document = patch_document(&fhir, &body)?;
         let store = fhir.state.store.clone();
-        let written = web::block(move || {
-            store.write(move |tx| -> Result<_, ApiError> {
+        let written = store
+            .write_async(move |tx| -> Result<_, ApiError> {
                 let found = single_match(tx, &query)?.ok_or_else(|| {
                     ApiError::NotFound("no resource matches the condition".into())
                 })?;
                 rest::patch_version(tx, found, if_match, &document)
             })
-        })
-        .await??;
+            .await?;
         fhir.written(StatusCode::OK, &written.version, false)
     }
     .await;

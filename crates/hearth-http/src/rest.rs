@@ -87,7 +87,10 @@ pub async fn read(fhir: Fhir, path: web::Path<(String, String)>) -> HttpResponse
         fhir.access
             .require(Interaction::Read, Some(&resource_type), Some(&id))?;
         let store = fhir.state.store.clone();
-        let version = web::block(move || store.read(&resource_type, &id)).await??;
+        let version = match store.read_now(&resource_type, &id) {
+            Some(version) => version?,
+            None => web::block(move || store.read(&resource_type, &id)).await??,
+        };
         read_reply(&fhir, &version)
     }
     .await;
@@ -141,22 +144,27 @@ pub async fn create(fhir: Fhir, path: web::Path<String>, payload: web::Payload) 
         let body = fhir.body(payload).await?;
         let condition = crate::conditional::if_none_exist(&fhir, &resource_type)?;
         let store = fhir.state.store.clone();
-        let (written, existing) = web::block(move || -> Result<_, ApiError> {
-            let mut value = parse_body(&body, format, &resource_type)?;
-            // The server assigns the id and meta of a created resource.
-            if let Some(obj) = value.as_object_mut() {
-                obj.remove("id");
+        // Parse and prepare on the blocking pool; wait for the commit
+        // without holding a thread.
+        let document = web::block({
+            let store = store.clone();
+            move || -> Result<_, ApiError> {
+                // The server assigns the id and meta of a created resource
+                // (the document leaves out whatever the body says of them).
+                Ok(store.document(parse_body(&body, format, &resource_type)?)?)
             }
-            store.write(move |tx| {
+        })
+        .await??;
+        let (written, existing) = store
+            .write_async(move |tx| -> Result<_, ApiError> {
                 if let Some(query) = &condition {
                     if let Some(found) = crate::conditional::single_match(tx, query)? {
                         return Ok((None, Some(found)));
                     }
                 }
-                Ok((Some(tx.create(value)?), None))
+                Ok((Some(tx.create(document)?), None))
             })
-        })
-        .await??;
+            .await?;
         // If-None-Exist matched one resource: nothing is created (200).
         if let Some(found) = existing {
             return fhir.written(StatusCode::OK, &found, true);
@@ -184,34 +192,42 @@ pub async fn update(
         let format = negotiate::body_format(&fhir.req)?;
         let body = fhir.body(payload).await?;
         let store = fhir.state.store.clone();
-        let written = web::block(move || -> Result<_, ApiError> {
-            let value = parse_body(&body, format, &resource_type)?;
-            match resource::id(&value) {
-                Some(body_id) if body_id == id => {}
-                Some(body_id) => {
-                    return Err(ApiError::BadRequest {
-                        message: format!(
-                        "the id in the body ('{body_id}') differs from the id in the URL ('{id}')"
-                    ),
-                        expression: vec![format!("{resource_type}.id")],
-                    })
-                }
-                None => {
-                    return Err(ApiError::BadRequest {
-                        message: format!(
-                            "an update needs the resource id in the body; expected '{id}'"
-                        ),
-                        expression: vec![format!("{resource_type}.id")],
-                    })
-                }
+        let document = web::block({
+            let store = store.clone();
+            move || -> Result<_, ApiError> {
+                let value = parse_body(&body, format, &resource_type)?;
+                check_body_id(&value, &resource_type, &id)?;
+                Ok((store.document(value)?, id))
             }
-            Ok(store.update(&id, value, if_match, Method::Put)?)
         })
         .await??;
+        let written = store
+            .write_async(move |tx| {
+                let (document, id) = document;
+                tx.update(&id, document, if_match, Method::Put)
+            })
+            .await?;
         fhir.updated(&written)
     }
     .await;
     fhir.finish(reply)
+}
+
+/// An update's body must carry the id of the URL.
+fn check_body_id(value: &Value, resource_type: &str, id: &str) -> Result<(), ApiError> {
+    match resource::id(value) {
+        Some(body_id) if body_id == id => Ok(()),
+        Some(body_id) => Err(ApiError::BadRequest {
+            message: format!(
+                "the id in the body ('{body_id}') differs from the id in the URL ('{id}')"
+            ),
+            expression: vec![format!("{resource_type}.id")],
+        }),
+        None => Err(ApiError::BadRequest {
+            message: format!("an update needs the resource id in the body; expected '{id}'"),
+            expression: vec![format!("{resource_type}.id")],
+        }),
+    }
 }
 
 /// A patch document: JSON Patch or FHIRPath Patch (a Parameters resource).
@@ -279,13 +295,12 @@ pub async fn patch(
         let store = fhir.state.store.clone();
         // Read, patch and write in one transaction: no other write can slip
         // in between.
-        let written = web::block(move || {
-            store.write(move |tx| -> Result<_, ApiError> {
+        let written = store
+            .write_async(move |tx| -> Result<_, ApiError> {
                 let current = tx.read(&resource_type, &id)?;
                 patch_version(tx, current, if_match, &document)
             })
-        })
-        .await??;
+            .await?;
         fhir.written(StatusCode::OK, &written.version, false)
     }
     .await;
@@ -310,7 +325,7 @@ pub(crate) fn patch_version(
     let mut value: Value = serde_json::from_slice(current.body.as_deref().unwrap_or_default())
         .map_err(|e| ApiError::Internal(format!("stored resource: {e}")))?;
     apply_patch(&mut value, document)?;
-    let patched = revalidate(value, &current.resource_type, &current.id)?;
+    let patched = tx.document(revalidate(value, &current.resource_type, &current.id)?)?;
     Ok(tx.update(
         &current.id,
         patched,
@@ -342,7 +357,9 @@ pub async fn delete(fhir: Fhir, path: web::Path<(String, String)>) -> HttpRespon
         let if_match = if_match(&fhir)?;
         let store = fhir.state.store.clone();
         let (rt, rid) = (resource_type.clone(), id.clone());
-        let deleted = web::block(move || store.delete(&rt, &rid, if_match)).await?;
+        let deleted = store
+            .write_async(move |tx| tx.delete(&rt, &rid, if_match))
+            .await;
         // Deleting what does not exist, or is already deleted, succeeds: the
         // resource is gone either way (http.html#delete).
         let (message, version) = match deleted {

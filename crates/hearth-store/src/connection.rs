@@ -70,7 +70,10 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for Pragmas {
     }
 }
 
-pub(crate) fn open_sqlite(path: &Path, options: &SqliteOptions) -> Result<(Pool, CustomParams)> {
+pub(crate) fn open_sqlite(
+    path: &Path,
+    options: &SqliteOptions,
+) -> Result<(Pool, std::sync::Arc<CustomParams>)> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| {
             StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
@@ -89,7 +92,7 @@ pub(crate) fn open_sqlite(path: &Path, options: &SqliteOptions) -> Result<(Pool,
         ))?;
         conn.run_pending_migrations(SQLITE_MIGRATIONS)
             .map_err(|e| StoreError::Database(format!("migrating {url}: {e}")))?;
-        let custom = conn.immediate_transaction(crate::custom::load)?;
+        let custom = std::sync::Arc::new(conn.immediate_transaction(crate::custom::load)?);
         crate::index_rows::rebuild_if_stale(&mut conn, &custom)?;
         custom
     };
@@ -97,6 +100,9 @@ pub(crate) fn open_sqlite(path: &Path, options: &SqliteOptions) -> Result<(Pool,
     let pool = diesel::r2d2::Pool::builder()
         .max_size(options.pool_size.max(1))
         .connection_timeout(options.busy_timeout)
+        // A connection to a local file does not go stale; testing it costs
+        // a parsed statement on every checkout.
+        .test_on_check_out(false)
         .connection_customizer(Box::new(Pragmas {
             synchronous: options.synchronous,
             busy_timeout: options.busy_timeout,

@@ -1,34 +1,104 @@
 //! The full-text index behind `_text` (narrative) and `_content` (every
 //! text value of the resource): SQLite FTS5, one row per current resource.
 
-use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Text};
 use diesel::sqlite::SqliteConnection;
+use diesel::RunQueryDsl;
 use serde_json::Value;
 
-use crate::Result;
+use crate::statement::Sql;
 
-pub(crate) fn clear(conn: &mut SqliteConnection, res_key: i64) -> Result<()> {
-    diesel::sql_query("DELETE FROM resource_text WHERE rowid = ?")
-        .bind::<BigInt, _>(res_key)
-        .execute(conn)?;
-    Ok(())
+/// What the full-text index holds of one resource: the words of its
+/// narrative (`_text`) and of every text value (`_content`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FullText {
+    narrative: String,
+    content: String,
 }
 
-pub(crate) fn write(conn: &mut SqliteConnection, res_key: i64, resource: &Value) -> Result<()> {
-    let narrative = resource
-        .pointer("/text/div")
-        .and_then(Value::as_str)
-        .map(strip_markup)
-        .unwrap_or_default();
-    let mut content = String::new();
-    collect_text(resource, &mut content);
-    diesel::sql_query("INSERT INTO resource_text (rowid, narrative, content) VALUES (?, ?, ?)")
-        .bind::<BigInt, _>(res_key)
-        .bind::<Text, _>(narrative)
-        .bind::<Text, _>(content)
-        .execute(conn)?;
-    Ok(())
+impl FullText {
+    pub(crate) fn of(resource: &Value) -> FullText {
+        let narrative = resource
+            .pointer("/text/div")
+            .and_then(Value::as_str)
+            .map(strip_markup)
+            .unwrap_or_default();
+        let mut content = String::new();
+        collect_text(resource, &mut content, true);
+        FullText { narrative, content }
+    }
+}
+
+/// The full-text changes of an open write transaction, applied together
+/// just before it commits, or before a full-text search inside it. FTS5
+/// writes what it holds in memory to disk at every savepoint and statement
+/// journal; applying its rows last does that once per transaction.
+#[derive(Debug, Default)]
+pub(crate) struct PendingText {
+    /// In order: the resource key, whether it had a row to remove, and its
+    /// new text (`None` when it is deleted).
+    ops: Vec<(i64, bool, Option<FullText>)>,
+    /// `ops[..applied]` are in the database already.
+    applied: usize,
+}
+
+/// Where [`PendingText`] stood, to go back to when a savepoint rolls back.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PendingMark {
+    len: usize,
+    applied: usize,
+}
+
+struct DeleteText;
+struct InsertText;
+
+impl PendingText {
+    /// Replaces the text of `res_key` (which had a row when `had_row`).
+    pub(crate) fn replace(&mut self, res_key: i64, had_row: bool, text: Option<FullText>) {
+        self.ops.push((res_key, had_row, text));
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.applied == self.ops.len()
+    }
+
+    /// Writes the changes not yet written.
+    pub(crate) fn apply(&mut self, conn: &mut SqliteConnection) -> diesel::QueryResult<()> {
+        for (key, had_row, text) in &self.ops[self.applied..] {
+            if *had_row {
+                let mut sql = Sql::default();
+                sql.push("DELETE FROM resource_text WHERE rowid = ")
+                    .int(*key);
+                sql.cached::<DeleteText>().execute(conn)?;
+            }
+            if let Some(text) = text {
+                let mut sql = Sql::default();
+                sql.push("INSERT INTO resource_text (rowid, narrative, content) VALUES (")
+                    .int(*key)
+                    .push(", ")
+                    .text(text.narrative.as_str())
+                    .push(", ")
+                    .text(text.content.as_str())
+                    .push(")");
+                sql.cached::<InsertText>().execute(conn)?;
+            }
+        }
+        self.applied = self.ops.len();
+        Ok(())
+    }
+
+    pub(crate) fn mark(&self) -> PendingMark {
+        PendingMark {
+            len: self.ops.len(),
+            applied: self.applied,
+        }
+    }
+
+    /// Forgets the changes made since `mark`, and takes changes written
+    /// since then as unwritten again (their savepoint rolled them back).
+    pub(crate) fn restore(&mut self, mark: PendingMark) {
+        self.ops.truncate(mark.len);
+        self.applied = self.applied.min(mark.applied);
+    }
 }
 
 /// The words of an XHTML fragment, without tags; common entities decoded.
@@ -53,14 +123,15 @@ fn strip_markup(xhtml: &str) -> String {
         .replace("&apos;", "'")
 }
 
-/// Every string value of the resource (narrative included, as words).
-fn collect_text(value: &Value, out: &mut String) {
+/// Every string value of the resource (narrative included, as words),
+/// but for its id and meta, which the server sets.
+fn collect_text(value: &Value, out: &mut String, top: bool) {
     match value {
         Value::String(s) => {
             out.push_str(s);
             out.push(' ');
         }
-        Value::Array(items) => items.iter().for_each(|v| collect_text(v, out)),
+        Value::Array(items) => items.iter().for_each(|v| collect_text(v, out, false)),
         Value::Object(map) => {
             for (key, v) in map {
                 match (key.as_str(), v) {
@@ -68,9 +139,10 @@ fn collect_text(value: &Value, out: &mut String) {
                         out.push_str(&strip_markup(div));
                         out.push(' ');
                     }
+                    ("id" | "meta", _) if top => {}
                     // Identifiers of structure, not content.
                     ("resourceType" | "url" | "system" | "reference", _) => {}
-                    _ => collect_text(v, out),
+                    _ => collect_text(v, out, false),
                 }
             }
         }

@@ -1,18 +1,28 @@
 //! Group commit. SQLite has one writer at a time, and a transaction's cost
 //! is dominated by the pages it dirties (the version, and index rows spread
 //! over several B-trees). One writer thread therefore takes every write
-//! waiting for it and runs them in a single transaction, each in its own
-//! savepoint: a write that fails rolls back alone, and every caller is
-//! answered only after the commit, so an acknowledged write is durable.
+//! waiting for it and runs them in a single transaction, and answers every
+//! caller only after the commit, so an acknowledged write is durable.
+//!
+//! A write that fails must fail before it changes anything, or inside
+//! [`Tx::savepoint`]: single-resource interactions check everything first,
+//! and savepoints (which cost a copy of every page they touch) are kept for
+//! writes of several steps, like transaction Bundles. A write that breaks
+//! this rule rolls back its whole batch rather than commit half of itself.
 
 use std::any::Any;
 use std::sync::mpsc;
 use std::sync::{Arc, RwLock};
 
-use diesel::Connection;
+use tokio::sync::oneshot;
+
+use diesel::sqlite::SqliteConnection;
+use diesel::RunQueryDsl;
 use hearth_model::search_params::CustomParams;
 
 use crate::connection::Pool;
+use crate::full_text::PendingText;
+use crate::statement::Sql;
 use crate::versions::Tx;
 use crate::{custom, StoreError};
 
@@ -33,25 +43,13 @@ enum Outcome {
 
 struct Request {
     job: Job,
-    reply: mpsc::SyncSender<Outcome>,
+    reply: oneshot::Sender<Outcome>,
 }
 
 /// The handle on the writer thread; the thread ends when every handle is
 /// dropped.
 pub(crate) struct Writer {
     sender: mpsc::Sender<Request>,
-}
-
-/// Rolls back a savepoint for the write's own error or a database error.
-enum Abort {
-    Refused(Boxed),
-    Database(diesel::result::Error),
-}
-
-impl From<diesel::result::Error> for Abort {
-    fn from(e: diesel::result::Error) -> Self {
-        Abort::Database(e)
-    }
 }
 
 impl Writer {
@@ -86,28 +84,64 @@ impl Writer {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        let (reply, answer) = mpsc::sync_channel(1);
+        let answer = self.submit(f)?;
+        answer_of(answer.blocking_recv())
+    }
+
+    /// [`Writer::write`] for async callers: waiting for the commit holds no
+    /// thread, so as many writes as there are requests can share it.
+    pub(crate) fn write_async<T, E>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T, E> + Send + 'static,
+    ) -> impl std::future::Future<Output = Result<T, E>> + Send + 'static
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let submitted = self.submit(f);
+        async move { answer_of(submitted?.await) }
+    }
+
+    fn submit<T, E>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T, E> + Send + 'static,
+    ) -> Result<oneshot::Receiver<Outcome>, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
         let job: Job = Box::new(move |tx| match f(tx) {
             Ok(value) => Ok(Box::new(value) as Boxed),
             Err(error) => Err(Box::new(error) as Boxed),
         });
-        let stopped = || E::from(StoreError::Unavailable("the writer has stopped".into()));
         self.sender
             .send(Request { job, reply })
-            .map_err(|_| stopped())?;
-        let mismatch = || {
-            E::from(StoreError::Database(
-                "a write answered with the wrong type".into(),
-            ))
-        };
-        match answer.recv().map_err(|_| stopped())? {
-            Outcome::Done(value) => value.downcast::<T>().map(|v| *v).map_err(|_| mismatch()),
-            Outcome::Refused(error) => Err(error
-                .downcast::<E>()
-                .map(|e| *e)
-                .unwrap_or_else(|_| mismatch())),
-            Outcome::Failed(error) => Err(E::from(error)),
-        }
+            .map_err(|_| E::from(stopped()))?;
+        Ok(answer)
+    }
+}
+
+fn stopped() -> StoreError {
+    StoreError::Unavailable("the writer has stopped".into())
+}
+
+/// A write's result, as the type its caller expects.
+fn answer_of<T: 'static, E: From<StoreError> + 'static>(
+    outcome: Result<Outcome, oneshot::error::RecvError>,
+) -> Result<T, E> {
+    let mismatch = || {
+        E::from(StoreError::Database(
+            "a write answered with the wrong type".into(),
+        ))
+    };
+    match outcome.map_err(|_| E::from(stopped()))? {
+        Outcome::Done(value) => value.downcast::<T>().map(|v| *v).map_err(|_| mismatch()),
+        Outcome::Refused(error) => Err(error
+            .downcast::<E>()
+            .map(|e| *e)
+            .unwrap_or_else(|_| mismatch())),
+        Outcome::Failed(error) => Err(E::from(error)),
     }
 }
 
@@ -125,36 +159,53 @@ fn run_batch(pool: &Pool, params: &Arc<RwLock<Arc<CustomParams>>>, batch: Vec<Re
         }
     };
     let snapshot = params.read().unwrap_or_else(|e| e.into_inner()).clone();
+    let mut text = PendingText::default();
     let mut replies = Vec::with_capacity(batch.len());
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut search_parameters_written = false;
     let committed = conn.immediate_transaction::<_, diesel::result::Error, _>(|c| {
         for request in batch {
             replies.push(request.reply);
-            let job = request.job;
-            let mut written = false;
-            // A nested transaction is a savepoint.
-            let result = c.transaction::<_, Abort, _>(|c| {
-                let mut tx = Tx::new(c, snapshot.clone());
-                let result = job(&mut tx).map_err(Abort::Refused);
-                written = tx.search_parameters_written;
-                result
-            });
-            outcomes.push(match result {
+            let before = total_changes(c)?;
+            let mark = text.mark();
+            let mut tx = Tx::new(c, snapshot.clone(), &mut text);
+            let result = (request.job)(&mut tx);
+            let (written, not_its_own) = (tx.search_parameters_written, tx.not_its_own_changes);
+            match result {
                 Ok(value) => {
                     search_parameters_written |= written;
-                    Outcome::Done(value)
+                    outcomes.push(Outcome::Done(value));
                 }
-                Err(Abort::Refused(error)) => Outcome::Refused(error),
-                Err(Abort::Database(e)) => Outcome::Failed(e.into()),
-            });
+                Err(error) => {
+                    text.restore(mark);
+                    // A write that fails must have changed nothing outside
+                    // its savepoints; otherwise nothing in this transaction
+                    // can be trusted, and all of it is rolled back.
+                    if total_changes(c)? - before != not_its_own {
+                        tracing::error!(
+                            "a write failed after changing the database; its batch is rolled back"
+                        );
+                        return Err(diesel::result::Error::RollbackTransaction);
+                    }
+                    outcomes.push(Outcome::Refused(error));
+                }
+            }
         }
+        text.apply(c)?;
         Ok(())
     });
     if let Err(e) = committed {
-        let error = StoreError::from(e);
+        let error = match e {
+            diesel::result::Error::RollbackTransaction => StoreError::Unavailable(
+                "the write was rolled back with others sharing its transaction; try again".into(),
+            ),
+            other => StoreError::from(other),
+        };
         for reply in replies {
-            let _ = reply.send(Outcome::Failed(StoreError::Database(error.to_string())));
+            let _ = reply.send(Outcome::Failed(match &error {
+                StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
+                other => StoreError::Database(other.to_string()),
+            }));
         }
         return;
     }
@@ -168,4 +219,21 @@ fn run_batch(pool: &Pool, params: &Arc<RwLock<Arc<CustomParams>>>, batch: Vec<Re
     for (reply, outcome) in replies.into_iter().zip(outcomes) {
         let _ = reply.send(outcome);
     }
+}
+
+#[derive(diesel::QueryableByName)]
+struct Changes {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+struct TotalChanges;
+
+/// Rows changed on this connection since it opened (SQLite counts every
+/// INSERT, UPDATE and DELETE, including those a savepoint rolled back).
+pub(crate) fn total_changes(conn: &mut SqliteConnection) -> diesel::QueryResult<i64> {
+    Sql::new("SELECT total_changes() AS n")
+        .cached::<TotalChanges>()
+        .get_result::<Changes>(conn)
+        .map(|c| c.n)
 }

@@ -2,19 +2,24 @@
 //! [`hearth_model::index::extract`]. Rows are replaced in the transaction
 //! that writes a version, so the index always describes current versions.
 
+use std::sync::Arc;
+
 use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
 use hearth_model::index::{self, IndexValue};
 use hearth_model::search_params::CustomParams;
 use serde_json::Value;
 
+use crate::document::Document;
+use crate::full_text::PendingText;
 use crate::schema::{
     idx_date, idx_number, idx_quantity, idx_reference, idx_string, idx_token, idx_uri,
 };
+use crate::statement::{Bind, Sql};
 use crate::Result;
 
 /// Bump when extraction changes: the store then rebuilds the index.
-pub(crate) const INDEX_VERSION: &str = "3";
+pub(crate) const INDEX_VERSION: &str = "4";
 
 /// Removes the index rows of a resource.
 pub(crate) fn clear(conn: &mut SqliteConnection, res_key: i64) -> Result<()> {
@@ -29,176 +34,186 @@ pub(crate) fn clear(conn: &mut SqliteConnection, res_key: i64) -> Result<()> {
     Ok(())
 }
 
-/// Writes the index rows of `resource`, whose key is `res_key`.
-pub(crate) fn write(
-    conn: &mut SqliteConnection,
-    res_key: i64,
-    resource_type: &str,
-    resource: &Value,
-    custom: &CustomParams,
-) -> Result<()> {
-    let mut counters = Counters::default();
-    for entry in index::extract(resource, custom) {
-        let param = format!("{resource_type}.{}", entry.param);
-        insert(conn, res_key, &param, None, entry.value, &mut counters)?;
-    }
-    Ok(())
+/// Parameters every resource has that the `resources` table answers
+/// itself: they need no index rows.
+fn in_resources_table(code: &str) -> bool {
+    matches!(code, "_id" | "_lastUpdated")
 }
 
-/// Numbers the rows of one resource (`n`) and its composite groups.
-#[derive(Default)]
-struct Counters {
-    row: i64,
+/// The index tables, each with its one INSERT statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Table {
+    String,
+    Token,
+    Reference,
+    Date,
+    Number,
+    Quantity,
+    Uri,
+}
+
+impl Table {
+    fn insert_sql(self) -> &'static str {
+        match self {
+            Table::String => "INSERT INTO idx_string (res_key, n, param, grp, norm, exact) VALUES (?, ?, ?, ?, ?, ?)",
+            Table::Token => "INSERT INTO idx_token (res_key, n, param, grp, system, code, text, type_system, type_code, implicit) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            Table::Reference => "INSERT INTO idx_reference (res_key, n, param, grp, target_type, target_id, target_version, url, ident_system, ident_value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            Table::Date => "INSERT INTO idx_date (res_key, n, param, grp, lo, hi) VALUES (?, ?, ?, ?, ?, ?)",
+            Table::Number => "INSERT INTO idx_number (res_key, n, param, grp, value) VALUES (?, ?, ?, ?, ?)",
+            Table::Quantity => "INSERT INTO idx_quantity (res_key, n, param, grp, value, system, code, unit, canonical_value, canonical_code) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            Table::Uri => "INSERT INTO idx_uri (res_key, n, param, grp, uri) VALUES (?, ?, ?, ?, ?)",
+        }
+    }
+}
+
+/// The index rows of one resource: a pure function of its index entries.
+/// Each row is its table and its values after `res_key`: `n` (its number
+/// within the resource), `param`, `grp` (which composite value it is a
+/// component of), then the table's own columns.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct IndexRows {
+    rows: Vec<(Table, Vec<Bind>)>,
     group: i64,
 }
 
-/// Inserts one index value; a composite's components go to their own
-/// types' tables as `param$i`, tied together by a group number.
-fn insert(
-    conn: &mut SqliteConnection,
-    key: i64,
-    param: &str,
-    grp: Option<i64>,
-    value: IndexValue,
-    counters: &mut Counters,
-) -> Result<()> {
-    counters.row += 1;
-    let n = counters.row;
-    use diesel::insert_into;
-    match value {
-        IndexValue::String { normalised, exact } => {
-            insert_into(idx_string::table)
-                .values((
-                    idx_string::res_key.eq(key),
-                    idx_string::n.eq(n),
-                    idx_string::param.eq(param),
-                    idx_string::grp.eq(grp),
-                    idx_string::norm.eq(normalised),
-                    idx_string::exact.eq(exact),
-                ))
-                .execute(conn)?;
-        }
-        IndexValue::Token {
-            system,
-            code,
-            display_text,
-            identifier_type,
-            implicit_system,
-        } => {
-            let (type_system, type_code) = identifier_type.unwrap_or((None, None));
-            insert_into(idx_token::table)
-                .values((
-                    idx_token::res_key.eq(key),
-                    idx_token::n.eq(n),
-                    idx_token::param.eq(param),
-                    idx_token::grp.eq(grp),
-                    idx_token::system.eq(system),
-                    idx_token::code.eq(code),
-                    idx_token::text.eq(display_text.map(|t| index::normalise(&t))),
-                    idx_token::type_system.eq(type_system),
-                    idx_token::type_code.eq(type_code),
-                    idx_token::implicit.eq(implicit_system),
-                ))
-                .execute(conn)?;
-        }
-        IndexValue::Reference {
-            resource_type,
-            id,
-            version,
-            url,
-            identifier,
-        } => {
-            let (ident_system, ident_value) = identifier.unwrap_or((None, None));
-            insert_into(idx_reference::table)
-                .values((
-                    idx_reference::res_key.eq(key),
-                    idx_reference::n.eq(n),
-                    idx_reference::param.eq(param),
-                    idx_reference::grp.eq(grp),
-                    idx_reference::target_type.eq(resource_type),
-                    idx_reference::target_id.eq(id),
-                    idx_reference::target_version.eq(version),
-                    idx_reference::url.eq(url),
-                    idx_reference::ident_system.eq(ident_system),
-                    idx_reference::ident_value.eq(ident_value),
-                ))
-                .execute(conn)?;
-        }
-        IndexValue::Date { start_ms, end_ms } => {
-            insert_into(idx_date::table)
-                .values((
-                    idx_date::res_key.eq(key),
-                    idx_date::n.eq(n),
-                    idx_date::param.eq(param),
-                    idx_date::grp.eq(grp),
-                    idx_date::lo.eq(start_ms),
-                    idx_date::hi.eq(end_ms),
-                ))
-                .execute(conn)?;
-        }
-        IndexValue::Number { value } => {
-            if let Ok(v) = value.parse::<f64>() {
-                insert_into(idx_number::table)
-                    .values((
-                        idx_number::res_key.eq(key),
-                        idx_number::n.eq(n),
-                        idx_number::param.eq(param),
-                        idx_number::grp.eq(grp),
-                        idx_number::value.eq(v),
-                    ))
-                    .execute(conn)?;
+impl IndexRows {
+    pub(crate) fn of(resource_type: &str, entries: Vec<index::IndexEntry>) -> IndexRows {
+        let mut rows = IndexRows::default();
+        for entry in entries {
+            if !in_resources_table(&entry.param) {
+                rows.add(
+                    &format!("{resource_type}.{}", entry.param),
+                    None,
+                    entry.value,
+                );
             }
         }
-        IndexValue::Quantity {
-            value,
-            system,
-            code,
-            unit,
-        } => {
-            if let Ok(v) = value.parse::<f64>() {
-                let canonical = crate::ucum::canonical(v, system.as_deref(), code.as_deref());
-                insert_into(idx_quantity::table)
-                    .values((
-                        idx_quantity::res_key.eq(key),
-                        idx_quantity::n.eq(n),
-                        idx_quantity::param.eq(param),
-                        idx_quantity::grp.eq(grp),
-                        idx_quantity::value.eq(v),
-                        idx_quantity::system.eq(system),
-                        idx_quantity::code.eq(code),
-                        idx_quantity::unit.eq(unit),
-                        idx_quantity::canonical_value.eq(canonical.map(|(cv, _)| cv)),
-                        idx_quantity::canonical_code.eq(canonical.map(|(_, cc)| cc)),
-                    ))
-                    .execute(conn)?;
-            }
-        }
-        IndexValue::Uri(uri) => {
-            insert_into(idx_uri::table)
-                .values((
-                    idx_uri::res_key.eq(key),
-                    idx_uri::n.eq(n),
-                    idx_uri::param.eq(param),
-                    idx_uri::grp.eq(grp),
-                    idx_uri::uri.eq(uri),
-                ))
-                .execute(conn)?;
-        }
-        IndexValue::Composite(components) => {
-            counters.group += 1;
-            let grp = Some(counters.group);
-            for (i, component) in components.into_iter().enumerate() {
-                insert(conn, key, &format!("{param}${i}"), grp, component, counters)?;
-            }
-        }
+        rows
     }
-    Ok(())
+
+    /// Adds one index value; a composite's components go to their own
+    /// types' tables as `param$i`, tied together by a group number.
+    fn add(&mut self, param: &str, grp: Option<i64>, value: IndexValue) {
+        use Bind::{Bool, Int, OptText, Real, Text};
+        let (table, values) = match value {
+            IndexValue::String { normalised, exact } => {
+                (Table::String, vec![Text(normalised), Text(exact)])
+            }
+            IndexValue::Token {
+                system,
+                code,
+                display_text,
+                identifier_type,
+                implicit_system,
+            } => {
+                let (type_system, type_code) = identifier_type.unwrap_or((None, None));
+                let text = display_text.map(|t| index::normalise(&t));
+                let values = vec![
+                    OptText(system),
+                    OptText(code),
+                    OptText(text),
+                    OptText(type_system),
+                    OptText(type_code),
+                    Bool(implicit_system),
+                ];
+                (Table::Token, values)
+            }
+            IndexValue::Reference {
+                resource_type,
+                id,
+                version,
+                url,
+                identifier,
+            } => {
+                let (ident_system, ident_value) = identifier.unwrap_or((None, None));
+                let values = vec![
+                    OptText(resource_type),
+                    OptText(id),
+                    OptText(version),
+                    OptText(url),
+                    OptText(ident_system),
+                    OptText(ident_value),
+                ];
+                (Table::Reference, values)
+            }
+            IndexValue::Date { start_ms, end_ms } => {
+                (Table::Date, vec![Int(start_ms), Int(end_ms)])
+            }
+            IndexValue::Number { value } => match value.parse::<f64>() {
+                Ok(value) => (Table::Number, vec![Real(value)]),
+                Err(_) => return,
+            },
+            IndexValue::Quantity {
+                value,
+                system,
+                code,
+                unit,
+            } => {
+                let Ok(value) = value.parse::<f64>() else {
+                    return;
+                };
+                let canonical = crate::ucum::canonical(value, system.as_deref(), code.as_deref());
+                let values = vec![
+                    Real(value),
+                    OptText(system),
+                    OptText(code),
+                    OptText(unit),
+                    Bind::OptReal(canonical.map(|(v, _)| v)),
+                    OptText(canonical.map(|(_, c)| c.to_owned())),
+                ];
+                (Table::Quantity, values)
+            }
+            IndexValue::Uri(uri) => (Table::Uri, vec![Text(uri)]),
+            IndexValue::Composite(components) => {
+                self.group += 1;
+                let grp = Some(self.group);
+                for (i, component) in components.into_iter().enumerate() {
+                    self.add(&format!("{param}${i}"), grp, component);
+                }
+                return;
+            }
+        };
+        let n = self.rows.len() as i64 + 1;
+        let mut binds = Vec::with_capacity(values.len() + 4);
+        // res_key is bound when the rows are inserted.
+        binds.extend([Int(0), Int(n), Text(param.to_owned()), Bind::OptInt(grp)]);
+        binds.extend(values);
+        self.rows.push((table, binds));
+    }
+
+    /// Inserts the rows for the resource `res_key`.
+    pub(crate) fn insert(self, conn: &mut SqliteConnection, res_key: i64) -> Result<()> {
+        struct InsertString;
+        struct InsertToken;
+        struct InsertReference;
+        struct InsertDate;
+        struct InsertNumber;
+        struct InsertQuantity;
+        struct InsertUri;
+        for (table, mut binds) in self.rows {
+            binds[0] = Bind::Int(res_key);
+            let sql = Sql::with_binds(table.insert_sql(), binds);
+            match table {
+                Table::String => sql.cached::<InsertString>().execute(conn),
+                Table::Token => sql.cached::<InsertToken>().execute(conn),
+                Table::Reference => sql.cached::<InsertReference>().execute(conn),
+                Table::Date => sql.cached::<InsertDate>().execute(conn),
+                Table::Number => sql.cached::<InsertNumber>().execute(conn),
+                Table::Quantity => sql.cached::<InsertQuantity>().execute(conn),
+                Table::Uri => sql.cached::<InsertUri>().execute(conn),
+            }?;
+        }
+        Ok(())
+    }
 }
 
 /// Rebuilds every index row when the index was built by other extraction
 /// rules (or never: a database from before search). Runs once, when the
 /// store opens, in one transaction.
-pub(crate) fn rebuild_if_stale(conn: &mut SqliteConnection, custom: &CustomParams) -> Result<()> {
+pub(crate) fn rebuild_if_stale(
+    conn: &mut SqliteConnection,
+    custom: &Arc<CustomParams>,
+) -> Result<()> {
     use crate::schema::{resource_versions as v, resources as r, store_meta};
     let built: Option<String> = store_meta::table
         .filter(store_meta::key.eq("index_version"))
@@ -217,6 +232,7 @@ pub(crate) fn rebuild_if_stale(conn: &mut SqliteConnection, custom: &CustomParam
             "idx_number",
             "idx_quantity",
             "idx_uri",
+            "resource_text",
         ] {
             diesel::sql_query(format!("DELETE FROM {table}")).execute(conn)?;
         }
@@ -232,14 +248,17 @@ pub(crate) fn rebuild_if_stale(conn: &mut SqliteConnection, custom: &CustomParam
                 .load(conn)?;
             let Some(last) = batch.last() else { break };
             after = last.0;
-            for (key, resource_type, body) in batch {
+            let mut text = PendingText::default();
+            for (key, _, body) in batch {
                 if let Some(resource) = body.and_then(|b| serde_json::from_slice::<Value>(&b).ok())
                 {
-                    write(conn, key, &resource_type, &resource, custom)?;
-                    crate::full_text::write(conn, key, &resource)?;
+                    let document = Document::new(resource, custom.clone())?;
+                    document.index.insert(conn, key)?;
+                    text.replace(key, false, Some(document.text));
                     rebuilt += 1;
                 }
             }
+            text.apply(conn)?;
         }
         diesel::replace_into(store_meta::table)
             .values((

@@ -184,13 +184,20 @@ impl Tx<'_> {
             .select((r::res_key, r::resource_type, v::body))
             .load(self.conn)?;
         let mut keys = Vec::with_capacity(batch.len());
-        for (key, resource_type, body) in batch {
+        for (key, _, body) in batch {
             crate::index_rows::clear(self.conn, key)?;
-            crate::full_text::clear(self.conn, key)?;
-            if let Some(resource) = body.and_then(|b| serde_json::from_slice::<Value>(&b).ok()) {
-                crate::index_rows::write(self.conn, key, &resource_type, &resource, &self.custom)?;
-                crate::full_text::write(self.conn, key, &resource)?;
-            }
+            let document = body
+                .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+                .map(|resource| self.document(resource))
+                .transpose()?;
+            let text = match document {
+                Some(d) => {
+                    d.index.insert(self.conn, key)?;
+                    Some(d.text)
+                }
+                None => None,
+            };
+            self.text.replace(key, true, text);
             keys.push(key);
         }
         Ok(keys)

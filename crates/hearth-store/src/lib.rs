@@ -8,6 +8,7 @@
 
 mod connection;
 mod custom;
+mod document;
 mod error;
 mod full_text;
 mod group_commit;
@@ -16,10 +17,12 @@ mod index_rows;
 mod jobs;
 mod schema;
 pub mod search;
+mod statement;
 mod ucum;
 mod versions;
 
 pub use connection::{SqliteOptions, Synchronous};
+pub use document::Document;
 pub use error::StoreError;
 pub use history::{HistoryPage, HistoryQuery, HistoryScope};
 pub use jobs::{Job, JobStatus};
@@ -49,7 +52,7 @@ impl Store {
     /// schema up to date.
     pub fn open_sqlite(path: &std::path::Path, options: &SqliteOptions) -> Result<Store> {
         let (pool, custom) = connection::open_sqlite(path, options)?;
-        let custom = Arc::new(RwLock::new(Arc::new(custom)));
+        let custom = Arc::new(RwLock::new(custom));
         Ok(Store {
             writer: Arc::new(group_commit::Writer::start(pool.clone(), custom.clone())),
             pool,
@@ -84,10 +87,25 @@ impl Store {
         self.writer.write(f)
     }
 
+    /// [`Store::write`] for async callers: nothing blocks while the write
+    /// waits for its commit.
+    pub fn write_async<T, E>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_>) -> std::result::Result<T, E> + Send + 'static,
+    ) -> impl std::future::Future<Output = std::result::Result<T, E>> + Send + 'static
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        self.writer.write_async(f)
+    }
+
     /// Runs `f` on a read snapshot.
     pub fn read_with<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
         let mut conn = self.pool.get()?;
-        f(&mut Tx::new(&mut conn, self.custom_params()))
+        // Reads write no full text.
+        let mut text = full_text::PendingText::default();
+        f(&mut Tx::new(&mut conn, self.custom_params(), &mut text))
     }
 
     /// The current version of a resource (a deleted one answers `Gone`).
@@ -95,13 +113,29 @@ impl Store {
         self.read_with(|tx| tx.read(resource_type, id))
     }
 
+    /// [`Store::read`] when it can be answered at once, without waiting: a
+    /// lookup by key on a local database takes microseconds, less than
+    /// handing it to another thread. `None` when no connection is free.
+    pub fn read_now(&self, resource_type: &str, id: &str) -> Option<Result<StoredVersion>> {
+        let mut conn = self.pool.try_get()?;
+        let mut text = full_text::PendingText::default();
+        Some(Tx::new(&mut conn, self.custom_params(), &mut text).read(resource_type, id))
+    }
+
     /// One version of a resource.
     pub fn vread(&self, resource_type: &str, id: &str, version_id: i64) -> Result<StoredVersion> {
         self.read_with(|tx| tx.vread(resource_type, id, version_id))
     }
 
+    /// Makes `resource` ready to write (see [`Document`]): call it before
+    /// [`Store::write`], so the work is done by the calling thread.
+    pub fn document(&self, resource: serde_json::Value) -> Result<Document> {
+        Document::new(resource, self.custom_params())
+    }
+
     pub fn create(&self, resource: serde_json::Value) -> Result<Written> {
-        self.write(move |tx| tx.create(resource))
+        let document = self.document(resource)?;
+        self.write(move |tx| tx.create(document))
     }
 
     pub fn update(
@@ -112,7 +146,8 @@ impl Store {
         method: Method,
     ) -> Result<Written> {
         let id = id.to_owned();
-        self.write(move |tx| tx.update(&id, resource, if_match, method))
+        let document = self.document(resource)?;
+        self.write(move |tx| tx.update(&id, document, if_match, method))
     }
 
     pub fn delete(

@@ -7,10 +7,14 @@ use diesel::sqlite::SqliteConnection;
 use hearth_model::search_params::CustomParams;
 use serde_json::Value;
 
-use hearth_model::{datetime, resource};
+use hearth_model::datetime;
 
+use crate::document::Document;
+use crate::full_text::PendingText;
+use crate::group_commit::total_changes;
 use crate::index_rows;
 use crate::schema::{resource_versions as v, resources as r};
+use crate::statement::{Bind, Sql};
 use crate::{Result, StoreError};
 
 /// The interaction that wrote a version; history reports it as the entry's
@@ -120,21 +124,106 @@ pub struct Tx<'c> {
     pub(crate) search_parameters_written: bool,
     /// The custom search parameters the index is written with.
     pub(crate) custom: Arc<CustomParams>,
+    /// Full-text changes of the transaction, written before it commits.
+    pub(crate) text: &'c mut PendingText,
+    /// Rows this write changed that do not stay its own: undone by a
+    /// savepoint, or full text of earlier writes written on their behalf.
+    pub(crate) not_its_own_changes: i64,
+}
+
+/// Why a savepoint was rolled back.
+enum Abort<E> {
+    Refused(E),
+    Database(diesel::result::Error),
+}
+
+impl<E> From<diesel::result::Error> for Abort<E> {
+    fn from(e: diesel::result::Error) -> Self {
+        Abort::Database(e)
+    }
 }
 
 struct Current {
+    res_key: i64,
     version_id: i64,
     last_updated: i64,
     deleted: bool,
 }
 
+// Lookups by a unique key use `get_result`, not `first`: `first` binds its
+// LIMIT, and SQLite re-plans a statement whose LIMIT binding was set again.
 impl<'c> Tx<'c> {
-    pub(crate) fn new(conn: &'c mut SqliteConnection, custom: Arc<CustomParams>) -> Self {
+    pub(crate) fn new(
+        conn: &'c mut SqliteConnection,
+        custom: Arc<CustomParams>,
+        text: &'c mut PendingText,
+    ) -> Self {
         Tx {
             conn,
             search_parameters_written: false,
             custom,
+            text,
+            not_its_own_changes: 0,
         }
+    }
+
+    /// Runs `f` in a savepoint: if it fails, everything it wrote is undone
+    /// and the transaction goes on. A write of several steps that may fail
+    /// after its first change (a transaction Bundle) must run in one.
+    pub fn savepoint<T, E>(
+        &mut self,
+        f: impl FnOnce(&mut Tx<'_>) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        let before = total_changes(self.conn).map_err(StoreError::from)?;
+        let mark = self.text.mark();
+        let custom = self.custom.clone();
+        let text = &mut *self.text;
+        let mut inner_state = (false, 0);
+        // A nested diesel transaction is a savepoint.
+        let result = self.conn.transaction::<_, Abort<E>, _>(|c| {
+            let mut inner = Tx::new(c, custom, text);
+            let result = f(&mut inner);
+            inner_state = (inner.search_parameters_written, inner.not_its_own_changes);
+            result.map_err(Abort::Refused)
+        });
+        match result {
+            Ok(value) => {
+                self.search_parameters_written |= inner_state.0;
+                self.not_its_own_changes += inner_state.1;
+                Ok(value)
+            }
+            Err(abort) => {
+                self.text.restore(mark);
+                let undone = total_changes(self.conn).map_err(StoreError::from)? - before;
+                self.not_its_own_changes += undone;
+                match abort {
+                    Abort::Refused(e) => Err(e),
+                    Abort::Database(e) => Err(StoreError::from(e).into()),
+                }
+            }
+        }
+    }
+
+    /// Writes the transaction's pending full text, so a full-text search
+    /// inside it sees the writes before it.
+    pub(crate) fn apply_pending_text(&mut self) -> Result<()> {
+        if self.text.is_empty() {
+            return Ok(());
+        }
+        let before = total_changes(self.conn)?;
+        self.text.apply(self.conn)?;
+        self.not_its_own_changes += total_changes(self.conn)? - before;
+        Ok(())
+    }
+
+    /// Makes `resource` ready to write in this transaction (see
+    /// [`Document`]; computing it before [`crate::Store::write`] keeps the
+    /// work out of the writer).
+    pub fn document(&self, resource: Value) -> Result<Document> {
+        Document::new(resource, self.custom.clone())
     }
 
     pub fn read(&mut self, resource_type: &str, id: &str) -> Result<StoredVersion> {
@@ -142,7 +231,7 @@ impl<'c> Tx<'c> {
             .inner_join(v::table.on(v::seq.eq(r::current_seq)))
             .filter(r::resource_type.eq(resource_type).and(r::id.eq(id)))
             .select(VERSION_COLUMNS)
-            .first(self.conn)
+            .get_result(self.conn)
             .optional()?;
         match row.map(StoredVersion::from) {
             None => Err(StoreError::NotFound {
@@ -167,7 +256,7 @@ impl<'c> Tx<'c> {
                     .and(v::version_id.eq(version_id)),
             )
             .select(VERSION_COLUMNS)
-            .first(self.conn)
+            .get_result(self.conn)
             .optional()?;
         match row.map(StoredVersion::from) {
             None => {
@@ -190,11 +279,11 @@ impl<'c> Tx<'c> {
     }
 
     /// Creates a resource with a new server-assigned id.
-    pub fn create(&mut self, resource: Value) -> Result<Written> {
+    pub fn create(&mut self, document: Document) -> Result<Written> {
         let id = uuid::Uuid::new_v4().to_string();
-        let resource_type = type_of(&resource)?;
+        let resource_type = document.resource_type.clone();
         let version =
-            self.write_version(&resource_type, &id, Some(resource), None, Method::Post)?;
+            self.write_version(&resource_type, &id, Some(document), None, Method::Post)?;
         Ok(Written {
             version,
             created: true,
@@ -207,16 +296,16 @@ impl<'c> Tx<'c> {
     pub fn update(
         &mut self,
         id: &str,
-        resource: Value,
+        document: Document,
         if_match: Option<i64>,
         method: Method,
     ) -> Result<Written> {
-        let resource_type = type_of(&resource)?;
+        let resource_type = document.resource_type.clone();
         let current = self.current(&resource_type, id)?;
         check_precondition(if_match, current.as_ref())?;
         let created = current.as_ref().is_none_or(|c| c.deleted);
         let version =
-            self.write_version(&resource_type, id, Some(resource), current.as_ref(), method)?;
+            self.write_version(&resource_type, id, Some(document), current.as_ref(), method)?;
         Ok(Written { version, created })
     }
 
@@ -243,25 +332,28 @@ impl<'c> Tx<'c> {
     }
 
     fn current(&mut self, resource_type: &str, id: &str) -> Result<Option<Current>> {
-        let row: Option<(i64, i64, bool)> = r::table
+        let row: Option<(i64, i64, i64, bool)> = r::table
             .filter(r::resource_type.eq(resource_type).and(r::id.eq(id)))
-            .select((r::version_id, r::last_updated, r::deleted))
-            .first(self.conn)
+            .select((r::res_key, r::version_id, r::last_updated, r::deleted))
+            .get_result(self.conn)
             .optional()?;
-        Ok(row.map(|(version_id, last_updated, deleted)| Current {
-            version_id,
-            last_updated,
-            deleted,
-        }))
+        Ok(
+            row.map(|(res_key, version_id, last_updated, deleted)| Current {
+                res_key,
+                version_id,
+                last_updated,
+                deleted,
+            }),
+        )
     }
 
-    /// Appends a version (a tombstone when `resource` is `None`) and points
+    /// Appends a version (a tombstone when `document` is `None`) and points
     /// `resources` at it. The caller holds the write transaction.
     fn write_version(
         &mut self,
         resource_type: &str,
         id: &str,
-        resource: Option<Value>,
+        document: Option<Document>,
         current: Option<&Current>,
         method: Method,
     ) -> Result<StoredVersion> {
@@ -271,23 +363,22 @@ impl<'c> Tx<'c> {
             datetime::now_ms().max(c.last_updated + 1)
         });
         if resource_type == "SearchParameter" {
-            if let Some(r) = &resource {
-                crate::custom::check(r).map_err(StoreError::InvalidResource)?;
-            }
             self.search_parameters_written = true;
         }
-        let resource = resource.map(|mut resource| {
-            resource::set_id(&mut resource, id);
-            resource::set_version_meta(
-                &mut resource,
-                &version_id.to_string(),
-                &datetime::format_instant(last_updated),
-            );
-            resource
-        });
-        let body = resource
-            .as_ref()
-            .map(|r| hearth_model::to_json_bytes(r, false));
+        let document = match document {
+            Some(d) => Some(d.under(&self.custom)?),
+            None => None,
+        };
+        let (body, index, text) = match document {
+            Some(Document {
+                body, index, text, ..
+            }) => (
+                Some(body.render(id, version_id, &datetime::format_instant(last_updated))),
+                Some(index),
+                Some(text),
+            ),
+            None => (None, None, None),
+        };
         let deleted = body.is_none();
         let seq: i64 = diesel::insert_into(v::table)
             .values((
@@ -300,33 +391,44 @@ impl<'c> Tx<'c> {
             ))
             .returning(v::seq)
             .get_result(self.conn)?;
-        let res_key: i64 = diesel::insert_into(r::table)
-            .values((
-                r::resource_type.eq(resource_type),
-                r::id.eq(id),
-                r::version_id.eq(version_id),
-                r::last_updated.eq(last_updated),
-                r::deleted.eq(deleted),
-                r::current_seq.eq(seq),
-            ))
-            .on_conflict((r::resource_type, r::id))
-            .do_update()
-            .set((
-                r::version_id.eq(version_id),
-                r::last_updated.eq(last_updated),
-                r::deleted.eq(deleted),
-                r::current_seq.eq(seq),
-            ))
-            .returning(r::res_key)
-            .get_result::<i64>(self.conn)?;
-        // The index describes current versions only.
-        if current.is_some() {
+        let res_key = match current {
+            None => diesel::insert_into(r::table)
+                .values((
+                    r::resource_type.eq(resource_type),
+                    r::id.eq(id),
+                    r::version_id.eq(version_id),
+                    r::last_updated.eq(last_updated),
+                    r::deleted.eq(deleted),
+                    r::current_seq.eq(seq),
+                ))
+                .returning(r::res_key)
+                .get_result::<i64>(self.conn)?,
+            Some(c) => {
+                let mut sql = Sql::default();
+                sql.push("UPDATE resources SET version_id = ")
+                    .int(version_id)
+                    .push(", last_updated = ")
+                    .int(last_updated)
+                    .push(", deleted = ")
+                    .bind(Bind::Bool(deleted))
+                    .push(", current_seq = ")
+                    .int(seq)
+                    .push(" WHERE res_key = ")
+                    .int(c.res_key);
+                sql.cached::<UpdateCurrent>().execute(self.conn)?;
+                c.res_key
+            }
+        };
+        // The index describes current, live versions only.
+        let indexed = current.is_some_and(|c| !c.deleted);
+        if indexed {
             index_rows::clear(self.conn, res_key)?;
-            crate::full_text::clear(self.conn, res_key)?;
         }
-        if let Some(resource) = &resource {
-            index_rows::write(self.conn, res_key, resource_type, resource, &self.custom)?;
-            crate::full_text::write(self.conn, res_key, resource)?;
+        if let Some(index) = index {
+            index.insert(self.conn, res_key)?;
+        }
+        if indexed || text.is_some() {
+            self.text.replace(res_key, indexed, text);
         }
         Ok(StoredVersion {
             resource_type: resource_type.to_owned(),
@@ -338,6 +440,8 @@ impl<'c> Tx<'c> {
         })
     }
 }
+
+struct UpdateCurrent;
 
 /// A deletion answers `Gone`; any other version is returned.
 fn live(version: StoredVersion) -> Result<StoredVersion> {
@@ -351,12 +455,6 @@ fn live(version: StoredVersion) -> Result<StoredVersion> {
     } else {
         Ok(version)
     }
-}
-
-fn type_of(resource: &Value) -> Result<String> {
-    resource::resource_type(resource)
-        .map(str::to_owned)
-        .ok_or_else(|| StoreError::InvalidResource("the resource has no resourceType".into()))
 }
 
 fn check_precondition(if_match: Option<i64>, current: Option<&Current>) -> Result<()> {

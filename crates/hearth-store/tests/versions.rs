@@ -132,13 +132,42 @@ fn a_stale_if_match_fails_and_changes_nothing() {
 fn a_failed_transaction_writes_nothing() {
     let (store, _dir) = store();
     let result: Result<(), StoreError> = store.write(|tx| {
-        tx.update("a", patient("a", "A"), None, Method::Put)?;
-        tx.update("b", patient("b", "B"), None, Method::Put)?;
-        // Inside the transaction, its own writes are visible.
-        assert!(tx.read("Patient", "a").is_ok());
+        tx.savepoint(|tx| {
+            let a = tx.document(patient("a", "A"))?;
+            tx.update("a", a, None, Method::Put)?;
+            let b = tx.document(patient("b", "B"))?;
+            tx.update("b", b, None, Method::Put)?;
+            // Inside the transaction, its own writes are visible.
+            assert!(tx.read("Patient", "a").is_ok());
+            Err(StoreError::InvalidResource("abort".into()))
+        })
+    });
+    assert!(matches!(result, Err(StoreError::InvalidResource(m)) if m == "abort"));
+    assert_nothing_written(&store);
+}
+
+/// A write that fails after changing something, outside a savepoint,
+/// cannot be undone alone: its whole transaction is rolled back.
+#[test]
+fn a_write_failing_halfway_without_a_savepoint_rolls_back_its_batch() {
+    let (store, _dir) = store();
+    let result: Result<(), StoreError> = store.write(|tx| {
+        let a = tx.document(patient("a", "A"))?;
+        tx.update("a", a, None, Method::Put)?;
         Err(StoreError::InvalidResource("abort".into()))
     });
-    assert!(result.is_err());
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "{result:?}"
+    );
+    assert_nothing_written(&store);
+    // The writer goes on.
+    store
+        .update("b", patient("b", "B"), None, Method::Put)
+        .unwrap();
+}
+
+fn assert_nothing_written(store: &Store) {
     assert!(matches!(
         store.read("Patient", "a"),
         Err(StoreError::NotFound { .. })
@@ -147,7 +176,7 @@ fn a_failed_transaction_writes_nothing() {
         store.read("Patient", "b"),
         Err(StoreError::NotFound { .. })
     ));
-    assert!(history(&store, HistoryScope::System).is_empty());
+    assert!(history(store, HistoryScope::System).is_empty());
 }
 
 #[test]

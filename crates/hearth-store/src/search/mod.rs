@@ -33,6 +33,22 @@ pub struct SearchQuery {
     pub ignored: Vec<(String, String)>,
 }
 
+impl SearchQuery {
+    /// Whether a condition uses the full-text index (`_text`, `_content`).
+    pub(crate) fn uses_full_text(&self) -> bool {
+        fn uses(c: &Condition) -> bool {
+            match c {
+                Condition::Text { .. } => true,
+                Condition::Chain { targets, .. } => targets.iter().any(|(_, c)| uses(c)),
+                Condition::Has { inner, .. } => uses(inner),
+                Condition::All(conditions) => conditions.iter().any(uses),
+                Condition::Values { .. } | Condition::Missing { .. } => false,
+            }
+        }
+        self.conditions.iter().any(uses)
+    }
+}
+
 /// One condition on the resources searched.
 #[derive(Debug, Clone)]
 pub enum Condition {

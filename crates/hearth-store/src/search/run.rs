@@ -4,10 +4,9 @@
 use std::collections::{HashMap, HashSet};
 
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Binary, Double, Nullable, Text};
-use diesel::sqlite::Sqlite;
+use diesel::sql_types::{BigInt, Binary, Nullable, Text};
 
-use super::sql::{self, Bind, Sql};
+use super::sql::{self, Sql};
 use super::{Include, SearchQuery};
 use crate::versions::{StoredVersion, Tx};
 use crate::Result;
@@ -71,20 +70,6 @@ struct Row {
     body: Option<Vec<u8>>,
 }
 
-fn boxed(
-    sql: Sql,
-) -> diesel::query_builder::BoxedSqlQuery<'static, Sqlite, diesel::query_builder::SqlQuery> {
-    let mut query = diesel::sql_query(sql.text).into_boxed::<Sqlite>();
-    for bind in sql.binds {
-        query = match bind {
-            Bind::Text(s) => query.bind::<Text, _>(s),
-            Bind::Int(i) => query.bind::<BigInt, _>(i),
-            Bind::Real(f) => query.bind::<Double, _>(f),
-        };
-    }
-    query
-}
-
 fn encode(keys: &[i64]) -> Vec<u8> {
     keys.iter().flat_map(|k| k.to_le_bytes()).collect()
 }
@@ -99,13 +84,16 @@ fn decode(bytes: &[u8]) -> Vec<i64> {
 impl Tx<'_> {
     /// How many resources match (`_summary=count`).
     pub(crate) fn count(&mut self, query: &SearchQuery) -> Result<SearchResults> {
+        if query.uses_full_text() {
+            self.apply_pending_text()?;
+        }
         let s = sql::direct_count(query).unwrap_or_else(|| {
             let mut s = Sql::default();
             s.push("SELECT COUNT(*) AS n FROM resources r WHERE ");
             sql::filter(query, &mut s);
             s
         });
-        let count: Count = boxed(s).get_result(self.conn)?;
+        let count: Count = s.get_result(self.conn)?;
         Ok(SearchResults {
             total: count.n,
             ..SearchResults::default()
@@ -166,6 +154,9 @@ impl Tx<'_> {
     }
 
     fn keys(&mut self, query: &SearchQuery, limit: Option<i64>) -> Result<Vec<i64>> {
+        if query.uses_full_text() {
+            self.apply_pending_text()?;
+        }
         let mut s = Sql::default();
         s.push("SELECT r.res_key AS res_key FROM resources r WHERE ");
         sql::filter(query, &mut s);
@@ -173,7 +164,7 @@ impl Tx<'_> {
         if let Some(limit) = limit {
             s.push(" LIMIT ").int(limit);
         }
-        let keys: Vec<Key> = boxed(s).load(self.conn)?;
+        let keys: Vec<Key> = s.load(self.conn)?;
         Ok(keys.into_iter().map(|k| k.res_key).collect())
     }
 
@@ -220,7 +211,7 @@ impl Tx<'_> {
                  WHERE r.deleted = 0 AND r.res_key IN ",
             )
             .ints(chunk);
-            let rows: Vec<Row> = boxed(s).load(self.conn)?;
+            let rows: Vec<Row> = s.load(self.conn)?;
             for row in rows {
                 by_key.insert(
                     row.res_key,
@@ -279,14 +270,14 @@ impl Tx<'_> {
              WHERE +ref.param IN ",
         )
         .list(&include.params)
-        .push(" AND ")
-        .local_reference("ref.url", base);
+        .push(" AND ");
+        sql::local_reference(&mut s, "ref.url", base);
         if let Some(target) = &include.target_type {
             s.push(" AND ref.target_type = ").text(target.as_str());
         }
         // `+ref.param`: find the page's rows by their key.
         s.push(" AND ref.res_key IN ").ints(keys);
-        let rows: Vec<Key> = boxed(s).load(self.conn)?;
+        let rows: Vec<Key> = s.load(self.conn)?;
         Ok(rows.into_iter().map(|k| k.res_key).collect())
     }
 
@@ -299,13 +290,13 @@ impl Tx<'_> {
              WHERE ref.param IN ",
         )
         .list(&include.params)
-        .push(" AND ")
-        .local_reference("ref.url", base);
+        .push(" AND ");
+        sql::local_reference(&mut s, "ref.url", base);
         if let Some(target) = &include.target_type {
             s.push(" AND t.resource_type = ").text(target.as_str());
         }
         s.push(" AND t.res_key IN ").ints(keys);
-        let rows: Vec<Key> = boxed(s).load(self.conn)?;
+        let rows: Vec<Key> = s.load(self.conn)?;
         Ok(rows.into_iter().map(|k| k.res_key).collect())
     }
 }

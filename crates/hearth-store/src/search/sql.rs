@@ -2,97 +2,54 @@
 //! `res_key [NOT] IN (SELECT res_key FROM idx_… WHERE …)` so SQLite can
 //! drive the search from the most selective index.
 
+use hearth_model::datetime::Range;
 use hearth_model::search_params::ParamType;
 
 use super::{Condition, Modifier, Prefix, SearchQuery, SearchValue, SortKey};
+pub(crate) use crate::statement::Sql;
 
-/// A bound SQL value.
-#[derive(Debug, Clone)]
-pub(crate) enum Bind {
-    Text(String),
-    Int(i64),
-    Real(f64),
+/// `url IS NULL` (a relative reference) or `url` under this server's own
+/// base, whose type and id the index also holds.
+pub(crate) fn local_reference<'a>(
+    sql: &'a mut Sql,
+    column: &str,
+    base: Option<&str>,
+) -> &'a mut Sql {
+    sql.push("(").push(column).push(" IS NULL");
+    if let Some(base) = base {
+        sql.push(" OR ");
+        sql.prefix(column, &format!("{}/", base.trim_end_matches('/')));
+    }
+    sql.push(")")
 }
 
-/// SQL text with its binds, built left to right.
-#[derive(Debug, Default)]
-pub(crate) struct Sql {
-    pub text: String,
-    pub binds: Vec<Bind>,
+/// The columns of `resources` that answer the parameters every resource
+/// has, instead of index rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ResourceColumn {
+    Id,
+    LastUpdated,
 }
 
-/// The largest code point: `prefix || MAX` bounds every string that starts
-/// with `prefix` (UTF-8 order is code point order).
-const MAX_CHAR: char = '\u{10FFFF}';
-
-impl Sql {
-    pub fn push(&mut self, s: &str) -> &mut Self {
-        self.text.push_str(s);
-        self
-    }
-
-    pub fn text(&mut self, v: impl Into<String>) -> &mut Self {
-        self.text.push('?');
-        self.binds.push(Bind::Text(v.into()));
-        self
-    }
-
-    pub fn int(&mut self, v: i64) -> &mut Self {
-        self.text.push('?');
-        self.binds.push(Bind::Int(v));
-        self
-    }
-
-    pub fn real(&mut self, v: f64) -> &mut Self {
-        self.text.push('?');
-        self.binds.push(Bind::Real(v));
-        self
-    }
-
-    /// `url IS NULL` (a relative reference) or `url` under this server's
-    /// own base, whose type and id the index also holds.
-    pub fn local_reference(&mut self, column: &str, base: Option<&str>) -> &mut Self {
-        self.push("(").push(column).push(" IS NULL");
-        if let Some(base) = base {
-            self.push(" OR ");
-            self.prefix(column, &format!("{}/", base.trim_end_matches('/')));
+/// Whether `params` (type-qualified) are `_id` or `_lastUpdated`, with the
+/// types they are qualified by.
+fn resource_column(params: &[String]) -> Option<(ResourceColumn, Vec<&str>)> {
+    let mut column = None;
+    let mut types = Vec::new();
+    for param in params {
+        let (t, code) = param.split_once('.')?;
+        let c = match code {
+            "_id" => ResourceColumn::Id,
+            "_lastUpdated" => ResourceColumn::LastUpdated,
+            _ => return None,
+        };
+        if column.is_some_and(|seen| seen != c) {
+            return None;
         }
-        self.push(")")
+        column = Some(c);
+        types.push(t);
     }
-
-    /// `(?, ?, …)`
-    pub fn list<T: AsRef<str>>(&mut self, items: &[T]) -> &mut Self {
-        self.push("(");
-        for (i, item) in items.iter().enumerate() {
-            if i > 0 {
-                self.push(", ");
-            }
-            self.text(item.as_ref());
-        }
-        self.push(")")
-    }
-
-    pub fn ints(&mut self, items: &[i64]) -> &mut Self {
-        self.push("(");
-        for (i, item) in items.iter().enumerate() {
-            if i > 0 {
-                self.push(", ");
-            }
-            self.int(*item);
-        }
-        self.push(")")
-    }
-
-    /// `column >= prefix AND column < prefix || MAX`: a prefix match that
-    /// uses the index.
-    pub fn prefix(&mut self, column: &str, prefix: &str) -> &mut Self {
-        self.push("(").push(column).push(" >= ").text(prefix);
-        self.push(" AND ")
-            .push(column)
-            .push(" < ")
-            .text(format!("{prefix}{MAX_CHAR}"))
-            .push(")")
-    }
+    column.map(|c| (c, types))
 }
 
 fn table(kind: ParamType) -> &'static str {
@@ -147,7 +104,10 @@ pub(crate) fn direct_count(query: &SearchQuery) -> Option<Sql> {
     else {
         return None;
     };
-    if *modifier == Modifier::Not || *kind == ParamType::Composite {
+    if *modifier == Modifier::Not
+        || *kind == ParamType::Composite
+        || resource_column(params).is_some()
+    {
         return None;
     }
     let mut sql = Sql::default();
@@ -196,6 +156,14 @@ fn selectivity_rank(condition: &Condition) -> u8 {
 pub(crate) fn order(sort: &[SortKey], sql: &mut Sql) {
     sql.push(" ORDER BY ");
     for key in sort {
+        if let Some((column, _)) = resource_column(&key.params) {
+            sql.push(match column {
+                ResourceColumn::Id => "r.id",
+                ResourceColumn::LastUpdated => "r.last_updated",
+            });
+            sql.push(if key.descending { " DESC, " } else { " ASC, " });
+            continue;
+        }
         let (column, pick) = match (key.kind, key.descending) {
             (ParamType::Date, false) => ("lo", "MIN"),
             (ParamType::Date, true) => ("hi", "MAX"),
@@ -243,6 +211,53 @@ fn predicate(
     sql: &mut Sql,
 ) {
     match condition {
+        Condition::Values {
+            params,
+            modifier,
+            values,
+            ..
+        } if resource_column(params).is_some() => {
+            let Some((resource_column, types)) = resource_column(params) else {
+                return;
+            };
+            sql.push(column).push(if *modifier == Modifier::Not {
+                " NOT IN "
+            } else {
+                " IN "
+            });
+            sql.push("(SELECT x.res_key FROM resources x WHERE x.resource_type IN ")
+                .list(&types)
+                .push(" AND (");
+            for (i, value) in values.iter().enumerate() {
+                if i > 0 {
+                    sql.push(" OR ");
+                }
+                match (resource_column, value) {
+                    (ResourceColumn::Id, SearchValue::Token { code: Some(id), .. }) => {
+                        sql.push("x.id = ").text(id.as_str());
+                    }
+                    (ResourceColumn::LastUpdated, SearchValue::Date { prefix, range }) => {
+                        date_clause(
+                            sql,
+                            *prefix,
+                            range,
+                            "x.last_updated",
+                            "(x.last_updated + 1)",
+                        );
+                    }
+                    _ => {
+                        sql.push("0");
+                    }
+                }
+            }
+            sql.push("))");
+        }
+        Condition::Missing {
+            params, missing, ..
+        } if resource_column(params).is_some() => {
+            // Every resource has an id and a lastUpdated.
+            sql.push(if *missing { "0" } else { "1" });
+        }
         Condition::Values {
             params,
             kind: ParamType::Composite,
@@ -320,9 +335,8 @@ fn predicate(
             sql.push(column)
                 .push(" IN (SELECT res_key FROM idx_reference WHERE param IN ")
                 .list(params);
-            sql.push(" AND ")
-                .local_reference("url", base)
-                .push(" AND (");
+            sql.push(" AND ");
+            local_reference(sql, "url", base).push(" AND (");
             for (i, (target, inner)) in targets.iter().enumerate() {
                 if i > 0 {
                     sql.push(" OR ");
@@ -348,9 +362,8 @@ fn predicate(
             sql.push("ON t.resource_type = h.target_type AND t.id = h.target_id ");
             sql.push("WHERE h.param = ")
                 .text(param.as_str())
-                .push(" AND ")
-                .local_reference("h.url", base)
                 .push(" AND ");
+            local_reference(sql, "h.url", base).push(" AND ");
             predicate(inner, "h.res_key", base, true, sql);
             sql.push(")");
         }
@@ -493,52 +506,10 @@ fn value_clause(
                 sql.push(" AND target_version = ").text(v.as_str());
             }
             // A relative reference, or an absolute one under this server's base.
-            sql.push(" AND ").local_reference("url", base).push(")");
+            sql.push(" AND ");
+            local_reference(sql, "url", base).push(")");
         }
-        SearchValue::Date { prefix, range } => {
-            let (a, b) = (range.start, range.end);
-            match prefix {
-                Prefix::Eq => within(sql, a, b),
-                Prefix::Ne => {
-                    sql.push("NOT ");
-                    within(sql, a, b);
-                }
-                Prefix::Gt => {
-                    sql.push("hi > ").int(b);
-                }
-                Prefix::Lt => {
-                    sql.push("lo < ").int(a);
-                }
-                // ge is gt or eq; le is lt or eq.
-                Prefix::Ge => {
-                    sql.push("(hi > ").int(b).push(" OR ");
-                    within(sql, a, b);
-                    sql.push(")");
-                }
-                Prefix::Le => {
-                    sql.push("(lo < ").int(a).push(" OR ");
-                    within(sql, a, b);
-                    sql.push(")");
-                }
-                Prefix::Sa => {
-                    sql.push("lo >= ").int(b);
-                }
-                Prefix::Eb => {
-                    sql.push("hi <= ").int(a);
-                }
-                Prefix::Ap => {
-                    // Approximately: within 10% of the distance to now, and
-                    // at least a day, either side.
-                    let now = hearth_model::datetime::now_ms();
-                    let slack = ((now - a).abs() / 10).max(86_400_000);
-                    sql.push("(lo < ")
-                        .int(b.saturating_add(slack))
-                        .push(" AND hi > ")
-                        .int(a.saturating_sub(slack))
-                        .push(")");
-                }
-            }
-        }
+        SearchValue::Date { prefix, range } => date_clause(sql, *prefix, range, "lo", "hi"),
         SearchValue::Number {
             prefix,
             value,
@@ -613,13 +584,67 @@ fn value_clause(
     }
 }
 
-/// A date range `[lo, hi)` lies within the search range `[a, b)` (`eq`).
-fn within(sql: &mut Sql, a: i64, b: i64) {
-    sql.push("(lo >= ")
-        .int(a)
-        .push(" AND hi <= ")
-        .int(b)
-        .push(")");
+/// A stored date range `[lo, hi)` (the columns, or expressions, given)
+/// against a date search value with its prefix.
+fn date_clause(sql: &mut Sql, prefix: Prefix, range: &Range, lo: &str, hi: &str) {
+    let (a, b) = (range.start, range.end);
+    // The stored range lies within the search range (`eq`).
+    let within = |sql: &mut Sql| {
+        sql.push("(")
+            .push(lo)
+            .push(" >= ")
+            .int(a)
+            .push(" AND ")
+            .push(hi)
+            .push(" <= ")
+            .int(b)
+            .push(")");
+    };
+    match prefix {
+        Prefix::Eq => within(sql),
+        Prefix::Ne => {
+            sql.push("NOT ");
+            within(sql);
+        }
+        Prefix::Gt => {
+            sql.push(hi).push(" > ").int(b);
+        }
+        Prefix::Lt => {
+            sql.push(lo).push(" < ").int(a);
+        }
+        // ge is gt or eq; le is lt or eq.
+        Prefix::Ge => {
+            sql.push("(").push(hi).push(" > ").int(b).push(" OR ");
+            within(sql);
+            sql.push(")");
+        }
+        Prefix::Le => {
+            sql.push("(").push(lo).push(" < ").int(a).push(" OR ");
+            within(sql);
+            sql.push(")");
+        }
+        Prefix::Sa => {
+            sql.push(lo).push(" >= ").int(b);
+        }
+        Prefix::Eb => {
+            sql.push(hi).push(" <= ").int(a);
+        }
+        Prefix::Ap => {
+            // Approximately: within 10% of the distance to now, and at
+            // least a day, either side.
+            let now = hearth_model::datetime::now_ms();
+            let slack = ((now - a).abs() / 10).max(86_400_000);
+            sql.push("(")
+                .push(lo)
+                .push(" < ")
+                .int(b.saturating_add(slack))
+                .push(" AND ")
+                .push(hi)
+                .push(" > ")
+                .int(a.saturating_sub(slack))
+                .push(")");
+        }
+    }
 }
 
 /// Number comparison with the search value's precision: `eq 100` is

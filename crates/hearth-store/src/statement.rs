@@ -1,0 +1,256 @@
+//! SQL text built at run time, with its binds, as a diesel query.
+//!
+//! The text marks each bind with `?`; when the statement is sent, diesel
+//! writes each backend's own placeholder there, so the same text serves
+//! SQLite (`?`) and PostgreSQL (`$1`). A statement whose text never varies
+//! gets a key type ([`Sql::cached`]) and is prepared once per connection.
+
+use std::marker::PhantomData;
+
+use diesel::backend::Backend;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::serialize::ToSql;
+use diesel::sql_types::{BigInt, Binary, Bool, Double, HasSqlType, Nullable, Text, Untyped};
+use diesel::{QueryResult, RunQueryDsl};
+
+/// A bound SQL value.
+#[derive(Debug, Clone)]
+pub(crate) enum Bind {
+    Text(String),
+    OptText(Option<String>),
+    Int(i64),
+    OptInt(Option<i64>),
+    Real(f64),
+    OptReal(Option<f64>),
+    Bool(bool),
+}
+
+/// SQL text with its binds, built left to right.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Sql {
+    pub text: String,
+    pub binds: Vec<Bind>,
+}
+
+/// The largest code point: `prefix || MAX` bounds every string that starts
+/// with `prefix` (UTF-8 order is code point order).
+const MAX_CHAR: char = '\u{10FFFF}';
+
+impl Sql {
+    pub fn new(text: &str) -> Sql {
+        Sql {
+            text: text.to_owned(),
+            binds: Vec::new(),
+        }
+    }
+
+    /// A statement whose text already holds a `?` for each of `binds`.
+    pub fn with_binds(text: &str, binds: Vec<Bind>) -> Sql {
+        debug_assert_eq!(text.matches('?').count(), binds.len());
+        Sql {
+            text: text.to_owned(),
+            binds,
+        }
+    }
+
+    pub fn push(&mut self, s: &str) -> &mut Self {
+        debug_assert!(!s.contains('?'), "binds are added with the bind methods");
+        self.text.push_str(s);
+        self
+    }
+
+    pub fn bind(&mut self, bind: Bind) -> &mut Self {
+        self.text.push('?');
+        self.binds.push(bind);
+        self
+    }
+
+    pub fn text(&mut self, v: impl Into<String>) -> &mut Self {
+        self.bind(Bind::Text(v.into()))
+    }
+
+    pub fn int(&mut self, v: i64) -> &mut Self {
+        self.bind(Bind::Int(v))
+    }
+
+    pub fn real(&mut self, v: f64) -> &mut Self {
+        self.bind(Bind::Real(v))
+    }
+
+    /// `(?, ?, …)`
+    pub fn list<T: AsRef<str>>(&mut self, items: &[T]) -> &mut Self {
+        self.push("(");
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.text(item.as_ref());
+        }
+        self.push(")")
+    }
+
+    pub fn ints(&mut self, items: &[i64]) -> &mut Self {
+        self.push("(");
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.int(*item);
+        }
+        self.push(")")
+    }
+
+    /// `column >= prefix AND column < prefix || MAX`: a prefix match that
+    /// uses the index.
+    pub fn prefix(&mut self, column: &str, prefix: &str) -> &mut Self {
+        self.push("(").push(column).push(" >= ").text(prefix);
+        self.push(" AND ")
+            .push(column)
+            .push(" < ")
+            .text(format!("{prefix}{MAX_CHAR}"))
+            .push(")")
+    }
+
+    /// The same statement, prepared once per connection and kept: `K` is a
+    /// type that names this statement alone (its text must never vary).
+    pub fn cached<K: 'static>(self) -> Cached<K> {
+        Cached {
+            sql: self,
+            key: PhantomData,
+        }
+    }
+}
+
+/// The backends a [`Sql`] can be sent to.
+pub(crate) trait SqlBackend:
+    Backend
+    + HasSqlType<Text>
+    + HasSqlType<BigInt>
+    + HasSqlType<Double>
+    + HasSqlType<Bool>
+    + HasSqlType<Binary>
+where
+    String: ToSql<Text, Self>,
+    Option<String>: ToSql<Nullable<Text>, Self>,
+    i64: ToSql<BigInt, Self>,
+    Option<i64>: ToSql<Nullable<BigInt>, Self>,
+    f64: ToSql<Double, Self>,
+    Option<f64>: ToSql<Nullable<Double>, Self>,
+    bool: ToSql<Bool, Self>,
+    Vec<u8>: ToSql<Binary, Self>,
+{
+}
+
+impl<DB> SqlBackend for DB
+where
+    DB: Backend
+        + HasSqlType<Text>
+        + HasSqlType<BigInt>
+        + HasSqlType<Double>
+        + HasSqlType<Bool>
+        + HasSqlType<Binary>,
+    String: ToSql<Text, DB>,
+    Option<String>: ToSql<Nullable<Text>, DB>,
+    i64: ToSql<BigInt, DB>,
+    Option<i64>: ToSql<Nullable<BigInt>, DB>,
+    f64: ToSql<Double, DB>,
+    Option<f64>: ToSql<Nullable<Double>, DB>,
+    bool: ToSql<Bool, DB>,
+    Vec<u8>: ToSql<Binary, DB>,
+{
+}
+
+fn walk<'b, DB>(sql: &'b Sql, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()>
+where
+    DB: SqlBackend,
+    String: ToSql<Text, DB>,
+    Option<String>: ToSql<Nullable<Text>, DB>,
+    i64: ToSql<BigInt, DB>,
+    Option<i64>: ToSql<Nullable<BigInt>, DB>,
+    f64: ToSql<Double, DB>,
+    Option<f64>: ToSql<Nullable<Double>, DB>,
+    bool: ToSql<Bool, DB>,
+    Vec<u8>: ToSql<Binary, DB>,
+{
+    let mut pieces = sql.text.split('?');
+    if let Some(first) = pieces.next() {
+        out.push_sql(first);
+    }
+    for (piece, bind) in pieces.zip(&sql.binds) {
+        match bind {
+            Bind::Text(v) => out.push_bind_param::<Text, _>(v)?,
+            Bind::OptText(v) => out.push_bind_param::<Nullable<Text>, _>(v)?,
+            Bind::Int(v) => out.push_bind_param::<BigInt, _>(v)?,
+            Bind::OptInt(v) => out.push_bind_param::<Nullable<BigInt>, _>(v)?,
+            Bind::Real(v) => out.push_bind_param::<Double, _>(v)?,
+            Bind::OptReal(v) => out.push_bind_param::<Nullable<Double>, _>(v)?,
+            Bind::Bool(v) => out.push_bind_param::<Bool, _>(v)?,
+        }
+        out.push_sql(piece);
+    }
+    Ok(())
+}
+
+impl<DB> QueryFragment<DB> for Sql
+where
+    DB: SqlBackend,
+    String: ToSql<Text, DB>,
+    Option<String>: ToSql<Nullable<Text>, DB>,
+    i64: ToSql<BigInt, DB>,
+    Option<i64>: ToSql<Nullable<BigInt>, DB>,
+    f64: ToSql<Double, DB>,
+    Option<f64>: ToSql<Nullable<Double>, DB>,
+    bool: ToSql<Bool, DB>,
+    Vec<u8>: ToSql<Binary, DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        // The text varies from one call to the next.
+        out.unsafe_to_cache_prepared();
+        walk(self, &mut out)
+    }
+}
+
+impl QueryId for Sql {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl Query for Sql {
+    type SqlType = Untyped;
+}
+
+impl<Conn> RunQueryDsl<Conn> for Sql {}
+
+/// A [`Sql`] whose text never varies, cached under the key type `K`.
+pub(crate) struct Cached<K> {
+    sql: Sql,
+    key: PhantomData<K>,
+}
+
+impl<K, DB> QueryFragment<DB> for Cached<K>
+where
+    DB: SqlBackend,
+    String: ToSql<Text, DB>,
+    Option<String>: ToSql<Nullable<Text>, DB>,
+    i64: ToSql<BigInt, DB>,
+    Option<i64>: ToSql<Nullable<BigInt>, DB>,
+    f64: ToSql<Double, DB>,
+    Option<f64>: ToSql<Nullable<Double>, DB>,
+    bool: ToSql<Bool, DB>,
+    Vec<u8>: ToSql<Binary, DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        walk(&self.sql, &mut out)
+    }
+}
+
+impl<K: 'static> QueryId for Cached<K> {
+    type QueryId = K;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<K> Query for Cached<K> {
+    type SqlType = Untyped;
+}
+
+impl<K, Conn> RunQueryDsl<Conn> for Cached<K> {}

@@ -140,6 +140,42 @@ fn invalid_date_is_400_naming_the_element() {
     assert_expression(&outcome, "Patient.birthDate");
 }
 
+/// A narrative is XHTML written verbatim into XML responses: it must be
+/// well-formed, and free of what txt-1 forbids.
+#[test]
+fn unsafe_or_malformed_narratives_are_400() {
+    let server = Server::start();
+    let div = |inner: &str| json!({"status": "generated", "div": format!("<div xmlns=\"http://www.w3.org/1999/xhtml\">{inner}</div>")});
+    for text in [
+        div("<script>alert(1)</script>"),
+        div("<p onclick=\"steal()\">Ann</p>"),
+        div("<b>unclosed</div>"),
+        json!({"status": "generated", "div": "<div>no namespace</div>"}),
+    ] {
+        let outcome = rejected_update(&server, Some(FHIR_JSON), |id| {
+            patient_with(id, "text", text.clone())
+        })
+        .assert_error(400);
+        assert_expression(&outcome, "Patient.text.div");
+    }
+    // A safe narrative is stored as written, and served in XML.
+    let id = server.create(&{
+        let mut p = patient("Smith");
+        p["text"] = div("Ann <b>Smith</b> &amp; <a href=\"http://x\">co</a>");
+        p
+    });
+    let xml = server
+        .request("GET", &format!("Patient/{id}"))
+        .accept(FHIR_XML)
+        .send();
+    assert!(
+        xml.text()
+            .contains("Ann <b>Smith</b> &amp; <a href=\"http://x\">co</a>"),
+        "{}",
+        xml.text()
+    );
+}
+
 #[test]
 fn body_of_another_resource_type_is_400() {
     let server = Server::start();

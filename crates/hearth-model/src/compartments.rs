@@ -1,7 +1,7 @@
 //! The R4 CompartmentDefinitions: which search parameters put a resource in
 //! a Patient, Encounter, Practitioner, RelatedPerson or Device compartment.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::OnceLock;
 
 use serde_json::Value;

@@ -451,27 +451,31 @@ impl<'a> Element<'a> {
 
     /// Appends the children called `name` (a FHIRPath element name, so
     /// `value` for `valueQuantity`) to `out`, one per array entry.
-    fn push_children(&self, name: &str, out: &mut Vec<Item<'a>>) {
+    /// `locate`: whether the children get their [`Location`] (a patch needs
+    /// them; selecting values does not, and is much cheaper without).
+    fn push_children(&self, name: &str, locate: bool, out: &mut Vec<Item<'a>>) {
         // `_x` and `resourceType` are JSON syntax, not element names.
         if name.starts_with('_') || name == "resourceType" {
             return;
         }
         // A primitive's only children, id and extension, live in `_name`.
         let (object, parent) = match (self.value, self.companion) {
-            (Some(Value::Object(obj)), _) => (obj, self.value_pointer()),
-            (_, Some(Value::Object(obj))) => match &self.location {
-                Some(loc) => (obj, loc.companion_pointer()),
-                None => return,
+            (Some(Value::Object(obj)), _) => (obj, locate.then(|| self.value_pointer())),
+            (_, Some(Value::Object(obj))) => match (&self.location, locate) {
+                (Some(loc), true) => (obj, Some(loc.companion_pointer())),
+                (None, true) => return,
+                (_, false) => (obj, None),
             },
             _ => return,
         };
+        let parent = parent.as_ref();
         let Some(context) = self.context else {
             // No definitions: plain JSON navigation.
-            push_property(object, &parent, name, None, out);
+            push_property(object, parent, name, None, out);
             return;
         };
         match structure::child(context, name) {
-            Some(def) => push_property(object, &parent, name, Some(def), out),
+            Some(def) => push_property(object, parent, name, Some(def), out),
             None => {
                 // A choice element: the JSON name is `name` plus a type.
                 for key in object.keys() {
@@ -483,7 +487,7 @@ impl<'a> Element<'a> {
                     }
                     if let Some(def @ (info, Some(_))) = structure::child(context, key) {
                         if info.name() == name {
-                            push_property(object, &parent, key, Some(def), out);
+                            push_property(object, parent, key, Some(def), out);
                         }
                     }
                 }
@@ -493,16 +497,17 @@ impl<'a> Element<'a> {
 }
 
 /// Appends the element(s) stored in JSON property `key` of `object` (at
-/// `parent`): one per array position, pairing `key` with `_key`.
+/// `parent`, when locations are wanted): one per array position, pairing
+/// `key` with `_key`.
 fn push_property<'a>(
     object: &'a Map<String, Value>,
-    parent: &Pointer,
+    parent: Option<&Pointer>,
     key: &str,
     definition: Option<(&'static ElementInfo, Option<&'static str>)>,
     out: &mut Vec<Item<'a>>,
 ) {
     let values = object.get(key);
-    let companions = object.get(&format!("_{key}"));
+    let companions = companion_of(object, key);
     if values.is_none() && companions.is_none() {
         return;
     }
@@ -536,13 +541,24 @@ fn push_property<'a>(
             type_name: resource_type.or(type_name),
             context: resource_type.or(context),
             definition,
-            location: Some(Location {
+            location: parent.map(|parent| Location {
                 parent: parent.clone(),
                 key: key.to_owned(),
                 index: repeats.then_some(i),
             }),
         }));
     }
+}
+
+/// `object["_" + key]`, without building the name on the heap.
+fn companion_of<'a>(object: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    let mut name = [0u8; 64];
+    if key.len() >= name.len() {
+        return object.get(&format!("_{key}"));
+    }
+    name[0] = b'_';
+    name[1..=key.len()].copy_from_slice(key.as_bytes());
+    object.get(std::str::from_utf8(&name[..=key.len()]).ok()?)
 }
 
 /// An array's items, or a single value as a one-item slice.
@@ -557,9 +573,29 @@ fn as_slice(value: Option<&Value>) -> &[Value] {
 // ---------------------------------------------------------------------------
 // Evaluation
 
-/// Evaluates `expr` with `resource` as the context.
+/// Evaluates `expr` with `resource` as the context; every selected element
+/// knows its [`Location`].
 pub fn evaluate<'a>(expr: &Expr, resource: &'a Value) -> Result<Vec<Item<'a>>, EvalError> {
     evaluate_on(expr, resource, &[Item::Element(Element::root(resource))])
+}
+
+/// [`evaluate`] for the values alone: the selected elements have no
+/// [`Location`], which saves building a path for each (search indexing).
+pub fn select<'a>(expr: &Expr, resource: &'a Value) -> Result<Vec<Item<'a>>, EvalError> {
+    select_on(expr, resource, &[Item::Element(Element::root(resource))])
+}
+
+/// [`evaluate_on`] for the values alone, as [`select`].
+pub fn select_on<'a>(
+    expr: &Expr,
+    resource: &'a Value,
+    focus: &[Item<'a>],
+) -> Result<Vec<Item<'a>>, EvalError> {
+    Evaluator {
+        resource,
+        locate: false,
+    }
+    .eval(expr, focus)
 }
 
 /// Evaluates `expr` with `focus` (items of `resource`, e.g. from an earlier
@@ -570,13 +606,19 @@ pub fn evaluate_on<'a>(
     resource: &'a Value,
     focus: &[Item<'a>],
 ) -> Result<Vec<Item<'a>>, EvalError> {
-    Evaluator { resource }.eval(expr, focus)
+    Evaluator {
+        resource,
+        locate: true,
+    }
+    .eval(expr, focus)
 }
 
 /// Walks the expression tree, holding the environment FHIRPath defines
 /// (`%resource`; `%context` and friends would go here too).
 struct Evaluator<'a> {
     resource: &'a Value,
+    /// Whether selected elements get their location.
+    locate: bool,
 }
 
 impl<'a> Evaluator<'a> {
@@ -597,7 +639,7 @@ impl<'a> Evaluator<'a> {
                         {
                             out.push(item.clone());
                         } else {
-                            e.push_children(name, &mut out);
+                            e.push_children(name, self.locate, &mut out);
                         }
                     }
                 }
@@ -607,7 +649,7 @@ impl<'a> Evaluator<'a> {
                 let mut out = Vec::new();
                 for item in self.eval(base, focus)? {
                     if let Item::Element(e) = item {
-                        e.push_children(name, &mut out);
+                        e.push_children(name, self.locate, &mut out);
                     }
                 }
                 out
@@ -669,7 +711,7 @@ impl<'a> Evaluator<'a> {
                 let mut extensions = Vec::new();
                 for item in &input {
                     if let Item::Element(e) = item {
-                        e.push_children("extension", &mut extensions);
+                        e.push_children("extension", self.locate, &mut extensions);
                     }
                 }
                 extensions

@@ -6,8 +6,6 @@
 //! transaction as the resource version, and a `$reindex` gives the same
 //! result.
 
-use std::collections::HashSet;
-
 use serde_json::Value;
 
 use crate::datetime;
@@ -80,18 +78,21 @@ pub fn extract(resource: &Value, custom: &search_params::CustomParams) -> Vec<In
     let Some(resource_type) = resource.get("resourceType").and_then(Value::as_str) else {
         return Vec::new();
     };
-    let mut seen = HashSet::new();
     let mut entries = Vec::new();
     for param in search_params::for_type(resource_type, custom) {
-        for value in param_values(param, resource) {
-            let entry = IndexEntry {
-                param: param.code.clone(),
-                value,
-            };
-            if seen.insert(entry.clone()) {
-                entries.push(entry);
+        let mut values = param_values(param, resource);
+        // A value found twice for one parameter is indexed once (few values
+        // per parameter: comparing beats hashing).
+        let mut unique: Vec<IndexValue> = Vec::with_capacity(values.len());
+        for value in values.drain(..) {
+            if !unique.contains(&value) {
+                unique.push(value);
             }
         }
+        entries.extend(unique.into_iter().map(|value| IndexEntry {
+            param: param.code.clone(),
+            value,
+        }));
     }
     entries
 }
@@ -103,7 +104,7 @@ pub fn param_values(param: &SearchParam, resource: &Value) -> Vec<IndexValue> {
     };
     // An evaluation error (e.g. `is` on several items in a malformed
     // resource) leaves the parameter unindexed rather than failing the write.
-    let Ok(items) = fhirpath::evaluate(expr, resource) else {
+    let Ok(items) = fhirpath::select(expr, resource) else {
         return Vec::new();
     };
     let mut out = Vec::new();
@@ -122,7 +123,7 @@ fn composite_values(param: &SearchParam, resource: &Value, item: &Item, out: &mu
     let mut combinations = vec![Vec::new()];
     for component in &param.components {
         let focus = std::slice::from_ref(item);
-        let Ok(items) = fhirpath::evaluate_on(&component.expression, resource, focus) else {
+        let Ok(items) = fhirpath::select_on(&component.expression, resource, focus) else {
             return;
         };
         let mut parts = Vec::new();

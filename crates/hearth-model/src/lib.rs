@@ -19,6 +19,7 @@ pub mod structure;
 pub mod summary;
 pub mod validate;
 mod wire;
+mod xhtml;
 mod xml_pretty;
 mod xml_text;
 

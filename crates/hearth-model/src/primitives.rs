@@ -59,7 +59,8 @@ fn check_string(type_code: &str, s: &str) -> Result<(), Option<String>> {
         "string" if s.len() > MAX_STRING && s.chars().count() > MAX_STRING => {
             Err(Some("longer than 1,048,576 characters".into()))
         }
-        "string" | "markdown" | "xhtml" => Ok(()),
+        "string" | "markdown" => Ok(()),
+        "xhtml" => crate::xhtml::check(s).map_err(Some),
         "code" => check_code(s),
         "id" => {
             let ok = s.len() <= 64

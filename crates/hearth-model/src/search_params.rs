@@ -13,7 +13,7 @@
 //! not, so the CapabilityStatement and the tests can say exactly what search
 //! covers.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
@@ -147,7 +147,7 @@ impl CustomParams {
     /// `ready` lists the (base, code) pairs searches may use.
     pub fn new(params: Vec<SearchParam>, ready: Vec<(String, String)>) -> CustomParams {
         static GENERATION: AtomicU64 = AtomicU64::new(1);
-        let mut by_type: HashMap<String, Vec<SearchParam>> = HashMap::new();
+        let mut by_type: HashMap<String, Vec<SearchParam>> = HashMap::default();
         for param in params {
             by_type.entry(param.base.clone()).or_default().push(param);
         }
@@ -287,7 +287,7 @@ fn load(json: &str) -> Registry {
     let mut registry = Registry {
         resource: Vec::new(),
         domain_resource: Vec::new(),
-        by_type: HashMap::new(),
+        by_type: HashMap::default(),
     };
     for definition in definitions {
         for base in strings(&definition["base"]) {

@@ -10,7 +10,7 @@
 //! starts with the resource type, calls [`child`] for each JSON property and
 //! continues into the returned element with [`ElementInfo::child_context`].
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::OnceLock;
 
 use serde_json::Value;
@@ -118,8 +118,8 @@ fn table() -> &'static Table {
 /// malformed table is a build defect and panics (caught by the unit tests).
 fn load(json: &str) -> Table {
     let root: Value = serde_json::from_str(json).expect("r4-elements.json is valid JSON");
-    let mut contexts: HashMap<String, Context> = HashMap::new();
-    let mut types = HashMap::new();
+    let mut contexts: HashMap<String, Context> = HashMap::default();
+    let mut types = HashMap::default();
     // contentReference elements, resolved once every element is known.
     let mut refs = Vec::new();
 

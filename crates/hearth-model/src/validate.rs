@@ -1,12 +1,16 @@
 //! Checks of a FHIR JSON resource against the element table in
-//! [`crate::structure`]:
+//! [`crate::structure`], in one walk over the resource:
 //!
-//! - [`check_primitives`] validates every primitive value against its
-//!   element's type. It skips what it does not recognise: rejecting unknown
-//!   properties is the strict parser's job.
-//! - [`check_structure`] locates what the strict parser rejects (unknown
-//!   elements, array/single mismatches, wrong JSON kinds, missing mandatory
-//!   elements), so its errors can name the offending element.
+//! - structure: unknown elements, array/single mismatches, empty arrays and
+//!   objects, values of the wrong JSON kind, several types of one choice
+//!   element, missing mandatory elements, unknown resource types;
+//! - values: every primitive against its element's type
+//!   ([`crate::primitives`]).
+//!
+//! Locations are built only for the problems found, so a clean resource
+//! costs one pass and no allocation per element.
+
+use std::fmt;
 
 use serde_json::{Map, Value};
 
@@ -22,131 +26,103 @@ pub struct Issue {
     pub message: String,
 }
 
-/// Checks every primitive value in `resource` (including contained
-/// resources, Bundle entries and Parameters resources, each against its own
-/// resourceType). Returns no issues for a value that is not a resource of a
-/// known type.
-pub fn check_primitives(resource: &Value) -> Vec<Issue> {
-    let mut issues = Vec::new();
+/// What [`check`] found: structural problems, and malformed primitive
+/// values.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Checked {
+    pub structure: Vec<Issue>,
+    pub values: Vec<Issue>,
+}
+
+/// Checks a resource (contained resources, Bundle entries and Parameters
+/// resources too, each against its own resourceType), in document order.
+pub fn check(resource: &Value) -> Checked {
+    let mut checked = Checked::default();
     if let Some(obj) = resource.as_object() {
-        walk_resource(obj, "", &mut issues);
+        structure_resource(obj, None, &mut checked);
     }
-    issues
+    checked
 }
 
-/// `expr` is the location of the resource inside its container, or empty for
-/// the root, where the resource type starts the expression instead.
-fn walk_resource(obj: &Map<String, Value>, expr: &str, issues: &mut Vec<Issue>) {
-    let Some(rt) = obj.get("resourceType").and_then(Value::as_str) else {
-        return;
-    };
-    if structure::is_resource_type(rt) {
-        let expr = if expr.is_empty() { rt } else { expr };
-        walk_object(obj, rt, expr, issues);
-    }
+/// The malformed primitive values of `resource` (see [`check`]).
+pub fn check_primitives(resource: &Value) -> Vec<Issue> {
+    check(resource).values
 }
 
-/// Walks the properties of an object whose definition is `ctx` (a type name
-/// or backbone path).
-fn walk_object(obj: &Map<String, Value>, ctx: &str, expr: &str, issues: &mut Vec<Issue>) {
-    for (key, value) in obj {
-        // `_name` holds the id/extensions of primitive `name`: an Element
-        // (or an array of them, null where there are none).
-        let (name, element_part) = match key.strip_prefix('_') {
-            Some(name) => (name, true),
-            None => (key.as_str(), false),
-        };
-        let Some((info, chosen)) = structure::child(ctx, name) else {
-            continue; // unknown property (or resourceType): not ours to report
-        };
-        let Some(child_ctx) = info.child_context(chosen) else {
-            continue;
-        };
-        let path = format!("{expr}.{name}");
-        let primitive = structure::is_primitive_type(child_ctx);
+/// The structural problems of `resource` (see [`check`]).
+pub fn check_structure(resource: &Value) -> Vec<Issue> {
+    check(resource).structure
+}
 
-        for (i, item) in items(value) {
-            let item_expr = match i {
-                Some(i) => format!("{path}[{i}]"),
-                None => path.clone(),
-            };
-            if element_part {
-                // Validated against the primitive's own definition, whose
-                // children are id and extension.
-                if let (true, Some(o)) = (primitive, item.as_object()) {
-                    walk_object(o, child_ctx, &item_expr, issues);
-                }
-            } else if primitive {
-                if item.is_null() && i.is_some() && has_element_part(obj, name, i) {
-                    continue; // value absent, only extensions present
-                }
-                if let Err(message) = primitives::check(child_ctx, item) {
-                    issue(issues, item_expr, message);
-                }
-            } else if let Some(o) = item.as_object() {
-                if child_ctx == "Resource" {
-                    walk_resource(o, &item_expr, issues);
-                } else {
-                    walk_object(o, child_ctx, &item_expr, issues);
-                }
-            }
+/// Where a value is, built on the stack as the walk descends and written
+/// out only for a problem.
+#[derive(Clone, Copy)]
+enum Path<'p> {
+    Root(&'p str),
+    Field(&'p Path<'p>, &'p str),
+    Item(&'p Path<'p>, usize),
+}
+
+impl fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Path::Root(name) => f.write_str(name),
+            Path::Field(parent, name) => write!(f, "{parent}.{name}"),
+            Path::Item(parent, i) => write!(f, "{parent}[{i}]"),
         }
     }
 }
 
-/// Finds structural problems in a resource (nested resources included), in
-/// document order: unknown or misplaced `resourceType`, unknown properties,
-/// `_name` on a non-primitive, an array where one value is allowed or the
-/// reverse, empty arrays and objects, values of the wrong JSON kind, several
-/// types of one choice element, and missing mandatory elements. Primitive
-/// values themselves are [`check_primitives`]'s job.
-pub fn check_structure(resource: &Value) -> Vec<Issue> {
-    let mut issues = Vec::new();
-    if let Some(obj) = resource.as_object() {
-        structure_resource(obj, "", &mut issues);
-    }
-    issues
-}
-
-fn issue(issues: &mut Vec<Issue>, expression: String, message: impl Into<String>) {
+fn issue(issues: &mut Vec<Issue>, at: &dyn fmt::Display, message: impl Into<String>) {
     issues.push(Issue {
-        expression,
+        expression: at.to_string(),
         message: message.into(),
     });
 }
 
-/// `expr` is where the resource sits in its container, empty for the root.
-fn structure_resource(obj: &Map<String, Value>, expr: &str, issues: &mut Vec<Issue>) {
-    let at = |name: &str| match expr {
-        "" => name.to_owned(),
-        _ => format!("{expr}.{name}"),
+/// `at` is where the resource sits in its container, `None` for the root.
+fn structure_resource(obj: &Map<String, Value>, at: Option<&Path>, checked: &mut Checked) {
+    let rt_at = |name: &'static str| -> String {
+        match at {
+            None => name.to_owned(),
+            Some(p) => Path::Field(p, name).to_string(),
+        }
     };
     let rt = match obj.get("resourceType") {
         Some(Value::String(rt)) if structure::is_resource_type(rt) => rt,
         Some(Value::String(rt)) => {
             let shown: String = rt.chars().take(100).collect();
-            return issue(
-                issues,
-                at("resourceType"),
-                format!("'{shown}' is not a known resource type"),
-            );
+            let message = format!("'{shown}' is not a known resource type");
+            return issue(&mut checked.structure, &rt_at("resourceType"), message);
         }
-        Some(_) => return issue(issues, at("resourceType"), "resourceType must be a string"),
-        None => return issue(issues, at("resourceType"), "missing resourceType"),
+        Some(_) => {
+            return issue(
+                &mut checked.structure,
+                &rt_at("resourceType"),
+                "resourceType must be a string",
+            )
+        }
+        None => {
+            return issue(
+                &mut checked.structure,
+                &rt_at("resourceType"),
+                "missing resourceType",
+            )
+        }
     };
-    let expr = if expr.is_empty() { rt.as_str() } else { expr };
-    structure_object(obj, rt, expr, true, issues);
+    let root = Path::Root(rt);
+    structure_object(obj, rt, at.unwrap_or(&root), true, checked);
 }
 
 fn structure_object(
     obj: &Map<String, Value>,
     ctx: &str,
-    expr: &str,
+    at: &Path,
     is_resource: bool,
-    issues: &mut Vec<Issue>,
+    checked: &mut Checked,
 ) {
     if obj.is_empty() {
-        issue(issues, expr.to_owned(), "empty objects are not allowed");
+        issue(&mut checked.structure, at, "empty objects are not allowed");
     }
     // First JSON name seen for each choice element, to catch a second type.
     let mut choices: Vec<(&'static ElementInfo, &str)> = Vec::new();
@@ -158,10 +134,11 @@ fn structure_object(
             Some(name) => (name, true),
             None => (key.as_str(), false),
         };
+        let key_at = Path::Field(at, key);
         let Some((info, chosen)) = structure::child(ctx, name) else {
             issue(
-                issues,
-                format!("{expr}.{key}"),
+                &mut checked.structure,
+                &key_at,
                 format!("unknown element '{key}'"),
             );
             continue;
@@ -169,12 +146,12 @@ fn structure_object(
         let Some(child_ctx) = info.child_context(chosen) else {
             continue;
         };
-        let path = format!("{expr}.{name}");
+        let path = Path::Field(at, name);
         let primitive = structure::is_primitive_type(child_ctx);
         if element_part && !primitive {
             issue(
-                issues,
-                format!("{expr}.{key}"),
+                &mut checked.structure,
+                &key_at,
                 format!("unknown element '{key}' ('{name}' is not a primitive)"),
             );
             continue;
@@ -182,65 +159,77 @@ fn structure_object(
         if info.choice {
             match choices.iter().find(|(c, _)| std::ptr::eq(*c, info)) {
                 Some((_, first)) if *first != name => issue(
-                    issues,
-                    path.clone(),
+                    &mut checked.structure,
+                    &path,
                     format!("only one of {first} and {name} is allowed ({})", info.path),
                 ),
                 Some(_) => {}
                 None => choices.push((info, name)),
             }
         }
-        match (value, info.many) {
+        let items: &[Value] = match (value, info.many) {
             (Value::Array(a), true) if a.is_empty() => {
-                issue(issues, path, "empty arrays are not allowed");
+                issue(
+                    &mut checked.structure,
+                    &path,
+                    "empty arrays are not allowed",
+                );
                 continue;
             }
             (Value::Array(_), false) => {
-                issue(
-                    issues,
-                    path,
-                    format!("'{key}' has at most one value and must not be an array"),
-                );
+                let message = format!("'{key}' has at most one value and must not be an array");
+                issue(&mut checked.structure, &path, message);
                 continue;
             }
-            (_, true) if !value.is_array() => {
-                issue(
-                    issues,
-                    path,
-                    format!("'{key}' can repeat and must be an array"),
-                );
+            (Value::Array(a), true) => a,
+            (_, true) => {
+                let message = format!("'{key}' can repeat and must be an array");
+                issue(&mut checked.structure, &path, message);
                 continue;
             }
-            _ => {}
-        }
-        for (i, item) in items(value) {
-            let item_expr = match i {
-                Some(i) => format!("{path}[{i}]"),
-                None => path.clone(),
-            };
+            (v, false) => std::slice::from_ref(v),
+        };
+        let repeats = value.is_array();
+        for (i, item) in items.iter().enumerate() {
+            let item_path = Path::Item(&path, i);
+            let item_at: &Path = if repeats { &item_path } else { &path };
             match item {
                 // In arrays, null pairs a primitive with its `_name` entry.
-                Value::Null if i.is_some() && primitive => {}
-                Value::Null => issue(issues, item_expr, "null is not allowed here"),
-                Value::Object(o) if element_part => {
-                    structure_object(o, child_ctx, &item_expr, false, issues)
+                Value::Null if repeats && primitive => {
+                    if !element_part && !has_element_part(obj, name, i) {
+                        if let Err(message) = primitives::check(child_ctx, item) {
+                            issue(&mut checked.values, item_at, message);
+                        }
+                    }
                 }
-                _ if element_part => issue(issues, item_expr, format!("'{key}' must hold objects")),
-                // Only the JSON kind is structure; check_primitives reports
-                // malformed values of the right kind.
+                Value::Null => issue(&mut checked.structure, item_at, "null is not allowed here"),
+                // The id and extensions of a primitive.
+                Value::Object(o) if element_part => {
+                    structure_object(o, child_ctx, item_at, false, checked)
+                }
+                _ if element_part => issue(
+                    &mut checked.structure,
+                    item_at,
+                    format!("'{key}' must hold objects"),
+                ),
                 _ if primitive => {
+                    let value = primitives::check(child_ctx, item);
+                    // A value of the wrong JSON kind is a structure problem.
                     if !kind_matches(child_ctx, item) {
-                        let message = primitives::check(child_ctx, item).err();
-                        issue(issues, item_expr, message.unwrap_or_default());
+                        let message = value.clone().err().unwrap_or_default();
+                        issue(&mut checked.structure, item_at, message);
+                    }
+                    if let Err(message) = value {
+                        issue(&mut checked.values, item_at, message);
                     }
                 }
                 Value::Object(o) if child_ctx == "Resource" => {
-                    structure_resource(o, &item_expr, issues)
+                    structure_resource(o, Some(item_at), checked)
                 }
-                Value::Object(o) => structure_object(o, child_ctx, &item_expr, false, issues),
+                Value::Object(o) => structure_object(o, child_ctx, item_at, false, checked),
                 _ => issue(
-                    issues,
-                    item_expr,
+                    &mut checked.structure,
+                    item_at,
                     format!("a {child_ctx} must be a JSON object"),
                 ),
             }
@@ -254,8 +243,8 @@ fn structure_object(
         if !present {
             let name = el.name();
             issue(
-                issues,
-                format!("{expr}.{name}"),
+                &mut checked.structure,
+                &Path::Field(at, name),
                 format!("missing mandatory element '{name}'"),
             );
         }
@@ -271,22 +260,14 @@ fn kind_matches(type_code: &str, v: &Value) -> bool {
     }
 }
 
-/// The items of a property with their array index (`None` for a single value).
-fn items(value: &Value) -> Vec<(Option<usize>, &Value)> {
-    match value {
-        Value::Array(a) => a.iter().enumerate().map(|(i, v)| (Some(i), v)).collect(),
-        v => vec![(None, v)],
-    }
-}
-
 /// In a primitive array, `null` marks an entry that has only extensions,
 /// which the `_name` array then holds at the same index.
-fn has_element_part(obj: &Map<String, Value>, name: &str, i: Option<usize>) -> bool {
-    let key = format!("_{name}");
-    match (obj.get(&key), i) {
-        (Some(Value::Array(a)), Some(i)) => a.get(i).is_some_and(Value::is_object),
-        _ => false,
-    }
+fn has_element_part(obj: &Map<String, Value>, name: &str, i: usize) -> bool {
+    obj.iter()
+        .find(|(k, _)| k.strip_prefix('_') == Some(name))
+        .is_some_and(
+            |(_, v)| matches!(v, Value::Array(a) if a.get(i).is_some_and(Value::is_object)),
+        )
 }
 
 #[cfg(test)]

@@ -46,21 +46,19 @@ fn strict() -> Option<DeserializationConfig> {
 
 /// Parses a resource strictly and returns it as FHIR JSON.
 ///
-/// JSON is checked against the R4 element definitions as it was sent (so a
-/// string where a boolean belongs, an empty object or trailing content is an
-/// error, not something fhirbolt quietly repairs), then through fhirbolt's
-/// typed model. XML goes through fhirbolt, and its narratives are then put
-/// back exactly as they were written.
+/// JSON is checked against the R4 element definitions as it was sent
+/// ([`validate::check`]: a string where a boolean belongs, an empty object
+/// or trailing content is an error, not something to repair quietly); it
+/// need not go through fhirbolt's typed model, which accepts no less (a
+/// test compares the two on mutated official examples). XML goes through
+/// fhirbolt, its narratives are put back exactly as written, and the
+/// result is checked the same way.
 pub fn parse(bytes: &[u8], format: Format) -> Result<Value, ParseError> {
     let value = match format {
-        Format::Json => {
-            let value: Value = serde_json::from_slice(bytes).map_err(|e| ParseError::Syntax {
-                format: "JSON",
-                message: e.to_string(),
-            })?;
-            check_structure(&value)?;
-            typed_to_value(json_value_to_typed(value)?)?
-        }
+        Format::Json => serde_json::from_slice(bytes).map_err(|e| ParseError::Syntax {
+            format: "JSON",
+            message: e.to_string(),
+        })?,
         Format::Xml => {
             let text = std::str::from_utf8(bytes).map_err(|e| ParseError::Syntax {
                 format: "XML",
@@ -68,16 +66,26 @@ pub fn parse(bytes: &[u8], format: Format) -> Result<Value, ParseError> {
             })?;
             let mut value = typed_to_value(xml_to_typed(text)?)?;
             xml_text::restore_narratives(&mut value, &xml_text::narratives(text));
-            check_structure(&value)?;
             value
         }
     };
-    let issues = validate::check_primitives(&value);
-    if issues.is_empty() {
-        Ok(value)
-    } else {
-        Err(ParseError::Invalid { issues })
+    let checked = validate::check(&value);
+    if let Some(first) = checked.structure.first() {
+        return Err(ParseError::Structure {
+            message: format!("{}: {}", first.expression, first.message),
+            expression: checked
+                .structure
+                .iter()
+                .map(|i| i.expression.clone())
+                .collect(),
+        });
     }
+    if !checked.values.is_empty() {
+        return Err(ParseError::Invalid {
+            issues: checked.values,
+        });
+    }
+    Ok(value)
 }
 
 /// Converts an XML resource to FHIR JSON (strictly, as [`parse`]).
@@ -148,33 +156,12 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-fn check_structure(value: &Value) -> Result<(), ParseError> {
-    let issues = validate::check_structure(value);
-    match issues.first() {
-        None => Ok(()),
-        Some(first) => Err(ParseError::Structure {
-            message: format!("{}: {}", first.expression, first.message),
-            expression: issues.iter().map(|i| i.expression.clone()).collect(),
-        }),
-    }
-}
-
 /// Runs fhirbolt code that must not take the server down: a panic inside
 /// it (seen on some malformed input) becomes a structure error.
 fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, ParseError> {
     catch_unwind(AssertUnwindSafe(f)).map_err(|_| ParseError::Structure {
         message: "the resource could not be read as FHIR R4".into(),
         expression: Vec::new(),
-    })
-}
-
-#[inline(never)]
-fn json_value_to_typed(value: Value) -> Result<Resource, ParseError> {
-    guarded(|| fhirbolt::json::from_json_value::<Resource>(value, strict()))?.map_err(|e| {
-        ParseError::Structure {
-            message: e.to_string(),
-            expression: Vec::new(),
-        }
     })
 }
 
@@ -213,4 +200,117 @@ fn typed_to_value(typed: Resource) -> Result<Value, ParseError> {
         message: e.to_string(),
         expression: Vec::new(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::tests::official_examples;
+
+    /// Whether fhirbolt's strict JSON reader takes `value` as an R4 resource.
+    fn fhirbolt_accepts(value: Value) -> bool {
+        guarded(|| fhirbolt::json::from_json_value::<Resource>(value, strict()))
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// A small deterministic generator, so failures reproduce.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n as u64) as usize
+        }
+    }
+
+    /// JSON pointers of every object in `value`.
+    fn objects(value: &Value, at: String, out: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                out.push(at.clone());
+                for (k, v) in map {
+                    objects(
+                        v,
+                        format!("{at}/{}", k.replace('~', "~0").replace('/', "~1")),
+                        out,
+                    );
+                }
+            }
+            Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    objects(v, format!("{at}/{i}"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// One random change to one object of `resource`: an unknown element,
+    /// a value of another JSON kind, an array for a single value or the
+    /// reverse, or a missing element.
+    fn mutate(resource: &Value, rng: &mut Rng) -> Option<(String, Value)> {
+        let mut at = Vec::new();
+        objects(resource, String::new(), &mut at);
+        let pointer = at[rng.next(at.len())].clone();
+        let mut mutated = resource.clone();
+        let object = mutated.pointer_mut(&pointer)?.as_object_mut()?;
+        let keys: Vec<String> = object
+            .keys()
+            .filter(|k| *k != "resourceType")
+            .cloned()
+            .collect();
+        let what = rng.next(6);
+        if what == 0 || keys.is_empty() {
+            object.insert("hearthUnknown".into(), Value::Bool(true));
+            return Some((format!("{pointer}: unknown element"), mutated));
+        }
+        let key = keys[rng.next(keys.len())].clone();
+        let old = object.get(&key)?.clone();
+        let (how, new) = match what {
+            1 => ("removed", None),
+            2 => match old {
+                Value::Array(items) => ("single", items.into_iter().next()),
+                other => ("in an array", Some(Value::Array(vec![other]))),
+            },
+            3 => ("a string", Some(Value::String("x".into()))),
+            4 => ("a number", Some(serde_json::json!(1))),
+            _ => ("an object", Some(serde_json::json!({"a": 1}))),
+        };
+        match new {
+            Some(v) => object.insert(key.clone(), v),
+            None => object.remove(&key),
+        };
+        Some((format!("{pointer}/{key}: {how}"), mutated))
+    }
+
+    /// Dropping fhirbolt from the JSON path is safe only if the checks
+    /// reject whatever fhirbolt's strict reader rejects.
+    #[test]
+    fn the_checks_reject_whatever_fhirbolt_rejects() {
+        let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+        let mut compared = 0;
+        let mut missed = Vec::new();
+        for (name, example) in official_examples().into_iter().step_by(5) {
+            for _ in 0..12 {
+                let Some((what, mutated)) = mutate(&example, &mut rng) else {
+                    continue;
+                };
+                let checked = validate::check(&mutated);
+                let ours = checked.structure.is_empty() && checked.values.is_empty();
+                compared += 1;
+                if ours && !fhirbolt_accepts(mutated) {
+                    missed.push(format!("{name} {what}"));
+                }
+            }
+        }
+        assert!(
+            missed.is_empty(),
+            "fhirbolt rejects, the checks accept: {missed:#?}"
+        );
+        if compared > 0 {
+            assert!(compared > 1000, "only {compared} mutations compared");
+        }
+    }
 }

@@ -61,10 +61,15 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for Pragmas {
             Synchronous::Normal => "NORMAL",
             Synchronous::Full => "FULL",
         };
+        // The checkpoint thread copies the log into the database; the
+        // connection that writes checkpoints only when the log is large.
         conn.batch_execute(&format!(
             "PRAGMA busy_timeout = {}; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON; \
-             PRAGMA cache_size = -8000; PRAGMA temp_store = MEMORY;",
-            self.busy_timeout.as_millis()
+             PRAGMA cache_size = -8000; PRAGMA temp_store = MEMORY; \
+             PRAGMA wal_autocheckpoint = {}; PRAGMA journal_size_limit = {};",
+            self.busy_timeout.as_millis(),
+            crate::checkpoint::WRITER_CHECKPOINT_PAGES,
+            64 * 1024 * 1024,
         ))
         .map_err(diesel::r2d2::Error::QueryError)
     }

@@ -6,6 +6,7 @@
 //! the [`Store`] shorthands, one transaction each) and inside a caller's
 //! transaction (transaction Bundles run many of them in one [`Store::write`]).
 
+mod checkpoint;
 mod connection;
 mod custom;
 mod document;
@@ -43,6 +44,8 @@ pub struct Store {
     /// The one writer thread: SQLite has one writer at a time, and
     /// concurrent writes share its transactions (group commit).
     writer: Arc<group_commit::Writer>,
+    /// Copies the write-ahead log into the database beside the writer.
+    _checkpointer: Arc<checkpoint::Checkpointer>,
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -55,6 +58,7 @@ impl Store {
         let custom = Arc::new(RwLock::new(custom));
         Ok(Store {
             writer: Arc::new(group_commit::Writer::start(pool.clone(), custom.clone())),
+            _checkpointer: Arc::new(checkpoint::Checkpointer::start(path, options.busy_timeout)?),
             pool,
             custom,
         })

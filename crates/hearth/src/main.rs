@@ -4,6 +4,11 @@ use clap::{Parser, Subcommand};
 use hearth::config::{Config, LogFormat, ServeArgs};
 use tracing_subscriber::EnvFilter;
 
+// Requests allocate many small values (JSON trees, index rows); mimalloc
+// serves them faster than the system allocator, with less fragmentation.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "hearth", version, about = "Hearth: a FHIR R4 server")]
 struct Cli {

@@ -32,11 +32,25 @@ echo "== machine: $(nproc) cores, $(free -g | awk '/Mem/ {print $2}') GiB; Heart
 echo "== load $N Patients (2.6 KB each) by PUT"
 python3 bench/load.py 127.0.0.1 "$PORT" "$N" bench/patient.json
 
+# The server's CPU time (user + system, in clock ticks) so far.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
+# Runs wrk and reports the server's CPU time per request (less noisy than
+# the rate on a shared machine).
+measure() {
+    local before out requests
+    before=$(cpu_ticks)
+    out=$(wrk "$@")
+    echo "$out"
+    requests=$(echo "$out" | awk '/requests in/ {print $1}')
+    awk -v t="$(( $(cpu_ticks) - before ))" -v n="$requests" -v hz="$(getconf CLK_TCK)" \
+        'BEGIN { printf "server CPU per request: %.0f us\n", t / hz / n * 1e6 }'
+}
+
 echo "== creates: wrk -t$THREADS -c$CONNECTIONS -d$DURATION POST /Patient"
-wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s bench/create.lua "http://127.0.0.1:$PORT/Patient"
+measure -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s bench/create.lua "http://127.0.0.1:$PORT/Patient"
 
 echo "== reads: wrk -t$THREADS -c$CONNECTIONS -d$DURATION GET /Patient/{random of $N}"
 echo 5 > "/proc/$PID/clear_refs"   # reset the peak-RSS counter (VmHWM)
-HEARTH_BENCH_N=$N wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s bench/read.lua "http://127.0.0.1:$PORT"
+HEARTH_BENCH_N=$N measure -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s bench/read.lua "http://127.0.0.1:$PORT"
 echo "== server peak RSS during the read run: $(awk '/VmHWM/ {printf "%.1f MB", $2/1024}' "/proc/$PID/status")"
 echo "== database size: $(du -sh "$DATA" | cut -f1)"

@@ -93,7 +93,7 @@ pub async fn update(fhir: Fhir, path: web::Path<String>, payload: web::Payload) 
         let format = negotiate::body_format(&fhir.req)?;
         let body = fhir.body(payload).await?;
         let store = fhir.state.store.clone();
-        let (document, body_id) = web::block({
+        let (document, body_id) = crate::context::parse_work(body.len(), {
             let (store, resource_type) = (store.clone(), resource_type.clone());
             move || -> Result<_, ApiError> {
                 let value = rest::parse_body(&body, format, &resource_type)?;

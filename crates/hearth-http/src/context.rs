@@ -98,6 +98,25 @@ impl Fhir {
     }
 }
 
+/// Bodies up to this size are parsed on the worker thread itself: that
+/// takes tens of microseconds, less than handing the work to another
+/// thread and back. Larger ones go to the blocking pool, so a big Bundle
+/// never stalls the other requests of a worker.
+const PARSE_INLINE_BYTES: usize = 16 * 1024;
+
+/// Runs `f`, the parsing of a body of `len` bytes and what follows from
+/// it, where it costs least (see [`PARSE_INLINE_BYTES`]).
+pub(crate) async fn parse_work<T: Send + 'static>(
+    len: usize,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    if len <= PARSE_INLINE_BYTES {
+        Ok(f())
+    } else {
+        Ok(web::block(f).await?)
+    }
+}
+
 impl FromRequest for Fhir {
     type Error = actix_web::Error;
     type Future = Ready<Result<Fhir, actix_web::Error>>;

@@ -7,7 +7,7 @@ use hearth_model::{json_patch, resource, structure, Format, Value};
 use hearth_store::{Method, StoreError, StoredVersion, Tx, Written};
 
 use crate::access::Interaction;
-use crate::context::Fhir;
+use crate::context::{parse_work, Fhir};
 use crate::error::ApiError;
 use crate::negotiate;
 use crate::reply::{etag, Reply};
@@ -146,7 +146,7 @@ pub async fn create(fhir: Fhir, path: web::Path<String>, payload: web::Payload) 
         let store = fhir.state.store.clone();
         // Parse and prepare on the blocking pool; wait for the commit
         // without holding a thread.
-        let document = web::block({
+        let document = parse_work(body.len(), {
             let store = store.clone();
             move || -> Result<_, ApiError> {
                 // The server assigns the id and meta of a created resource
@@ -192,7 +192,7 @@ pub async fn update(
         let format = negotiate::body_format(&fhir.req)?;
         let body = fhir.body(payload).await?;
         let store = fhir.state.store.clone();
-        let document = web::block({
+        let document = parse_work(body.len(), {
             let store = store.clone();
             move || -> Result<_, ApiError> {
                 let value = parse_body(&body, format, &resource_type)?;

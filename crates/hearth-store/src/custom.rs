@@ -47,6 +47,7 @@ pub(crate) fn load(conn: &mut SqliteConnection) -> Result<CustomParams> {
         .load(conn)?;
     let mut params: Vec<SearchParam> = Vec::new();
     for body in bodies.into_iter().flatten() {
+        let body = crate::body::decode(body)?;
         let Ok(resource) = serde_json::from_slice::<Value>(&body) else {
             continue;
         };

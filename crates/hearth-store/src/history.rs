@@ -87,7 +87,10 @@ impl Tx<'_> {
             .select(VERSION_COLUMNS)
             .load::<crate::versions::VersionRow>(self.conn)?;
         Ok(HistoryPage {
-            entries: rows.into_iter().map(StoredVersion::from).collect(),
+            entries: rows
+                .into_iter()
+                .map(crate::versions::VersionRow::version)
+                .collect::<Result<_>>()?,
             total,
             snapshot,
         })

@@ -250,6 +250,7 @@ pub(crate) fn rebuild_if_stale(
             after = last.0;
             let mut text = PendingText::default();
             for (key, _, body) in batch {
+                let body = crate::body::decode_opt(body)?;
                 if let Some(resource) = body.and_then(|b| serde_json::from_slice::<Value>(&b).ok())
                 {
                     let document = Document::new(resource, custom.clone())?;

@@ -186,7 +186,7 @@ impl Tx<'_> {
         let mut keys = Vec::with_capacity(batch.len());
         for (key, _, body) in batch {
             crate::index_rows::clear(self.conn, key)?;
-            let document = body
+            let document = crate::body::decode_opt(body)?
                 .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
                 .map(|resource| self.document(resource))
                 .transpose()?;

@@ -6,6 +6,7 @@
 //! the [`Store`] shorthands, one transaction each) and inside a caller's
 //! transaction (transaction Bundles run many of them in one [`Store::write`]).
 
+mod body;
 mod checkpoint;
 mod connection;
 mod custom;

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use hearth_model::datetime;
 
+use crate::body;
 use crate::document::Document;
 use crate::full_text::PendingText;
 use crate::group_commit::total_changes;
@@ -85,16 +86,16 @@ pub(crate) struct VersionRow {
     body: Option<Vec<u8>>,
 }
 
-impl From<VersionRow> for StoredVersion {
-    fn from(row: VersionRow) -> Self {
-        StoredVersion {
-            resource_type: row.resource_type,
-            id: row.id,
-            version_id: row.version_id,
-            last_updated: row.last_updated,
-            method: Method::parse(&row.method),
-            body: row.body,
-        }
+impl VersionRow {
+    pub(crate) fn version(self) -> Result<StoredVersion> {
+        Ok(StoredVersion {
+            resource_type: self.resource_type,
+            id: self.id,
+            version_id: self.version_id,
+            last_updated: self.last_updated,
+            method: Method::parse(&self.method),
+            body: body::decode_opt(self.body)?,
+        })
     }
 }
 
@@ -233,7 +234,7 @@ impl<'c> Tx<'c> {
             .select(VERSION_COLUMNS)
             .get_result(self.conn)
             .optional()?;
-        match row.map(StoredVersion::from) {
+        match row.map(VersionRow::version).transpose()? {
             None => Err(StoreError::NotFound {
                 resource_type: resource_type.to_owned(),
                 id: id.to_owned(),
@@ -258,7 +259,7 @@ impl<'c> Tx<'c> {
             .select(VERSION_COLUMNS)
             .get_result(self.conn)
             .optional()?;
-        match row.map(StoredVersion::from) {
+        match row.map(VersionRow::version).transpose()? {
             None => {
                 // Tell "no such resource" from "no such version of it".
                 if self.current(resource_type, id)?.is_none() {
@@ -387,7 +388,7 @@ impl<'c> Tx<'c> {
                 v::version_id.eq(version_id),
                 v::last_updated.eq(last_updated),
                 v::method.eq(method.as_str()),
-                v::body.eq(body.as_deref()),
+                v::body.eq(body.as_deref().map(body::encode)),
             ))
             .returning(v::seq)
             .get_result(self.conn)?;

@@ -221,7 +221,7 @@ impl Tx<'_> {
                         version_id: row.version_id,
                         last_updated: row.last_updated,
                         method: crate::versions::Method::parse(&row.method),
-                        body: row.body,
+                        body: crate::body::decode_opt(row.body)?,
                     },
                 );
             }

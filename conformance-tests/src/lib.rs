@@ -1,13 +1,17 @@
 //! A small client for black-box tests of a FHIR server.
 //!
 //! Tests talk to the server only through its base URL. By default each test
-//! starts its own Hearth in-process on an ephemeral port with a fresh SQLite
-//! database; set `HEARTH_TEST_BASE_URL` to point the same tests at any
-//! running FHIR server instead (tests then create their own resources with
-//! fresh ids and never assume an empty server).
+//! starts its own Hearth in-process on an ephemeral port with a fresh
+//! database, once on SQLite and once on PostgreSQL ([`both_backends!`]; the
+//! PostgreSQL run needs `HEARTH_TEST_POSTGRES_URL`, and skips without it).
+//! Set `HEARTH_TEST_BASE_URL` to point the same tests at any running FHIR
+//! server instead (tests then create their own resources with fresh ids and
+//! never assume an empty server).
 
 use std::time::Duration;
 
+pub use hearth_store::both_backends;
+pub use hearth_store::testing::TestDatabase;
 pub use serde_json::{json, Value};
 
 pub const FHIR_JSON: &str = "application/fhir+json";
@@ -17,7 +21,7 @@ pub const FHIR_XML: &str = "application/fhir+xml";
 pub struct Server {
     pub base: String,
     client: reqwest::blocking::Client,
-    _local: Option<(hearth::server::Background, tempfile::TempDir)>,
+    _local: Option<(hearth::server::Background, TestDatabase)>,
 }
 
 impl Server {
@@ -29,16 +33,18 @@ impl Server {
         }
     }
 
-    /// A fresh local Hearth with a configuration adjusted by `adjust`.
+    /// A fresh local Hearth, on the test's backend, with a configuration
+    /// adjusted by `adjust`.
     pub fn local(adjust: impl FnOnce(&mut hearth::config::Config)) -> Server {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let mut config = hearth::config::Config::for_tests(dir.path());
+        let database = TestDatabase::new();
+        let mut config = hearth::config::Config::for_tests(&database.dir());
+        config.database_url = Some(database.url());
         adjust(&mut config);
         let background = hearth::server::Background::start(&config).expect("start Hearth");
         Server {
             base: background.base_url.clone(),
             client: client(),
-            _local: Some((background, dir)),
+            _local: Some((background, database)),
         }
     }
 

@@ -2,6 +2,7 @@
 //! `_tag`, `_profile`, `_security`, `_source`), OR by comma, AND by
 //! repetition, and escaping (search.html#escaping).
 
+use conformance_tests::both_backends;
 use conformance_tests::{json, Fixture, Server, Value};
 
 fn value_set(id: &str, url: &str) -> Value {
@@ -18,152 +19,161 @@ fn value_sets(f: &Fixture) {
     ]);
 }
 
-#[test]
-fn uri_default_is_an_exact_match() {
-    let server = Server::start();
-    let f = Fixture::new(&server);
-    value_sets(&f);
-    f.check("ValueSet?url=http://acme.org/fhir/ValueSet/123", &["vs123"]);
-    f.check("ValueSet?url=urn:oid:1.2.3.4.5", &["oid"]);
-    f.check("ValueSet?url=http://acme.org/fhir/ValueSet/12", &[]);
-    f.check("ValueSet?url=HTTP://ACME.ORG/fhir/ValueSet/123", &[]);
-}
-
-#[test]
-fn uri_below_matches_urls_under_the_value() {
-    let server = Server::start();
-    let f = Fixture::new(&server);
-    value_sets(&f);
-    f.check(
-        "ValueSet?url:below=http://acme.org/fhir/",
-        &["vs123", "vs456"],
-    );
-    f.check(
-        "ValueSet?url:below=http://acme.org/",
-        &["vs123", "vs456", "root", "other"],
-    );
-}
-
-#[test]
-fn uri_above_matches_urls_the_value_is_under() {
-    let server = Server::start();
-    let f = Fixture::new(&server);
-    value_sets(&f);
-    f.check(
-        "ValueSet?url:above=http://acme.org/fhir/ValueSet/123/_history/5",
-        &["vs123", "root"],
-    );
-}
-
-#[test]
-fn id_matches_logical_ids_with_or() {
-    let server = Server::start();
-    let f = Fixture::new(&server);
-    for id in ["~a", "~b", "~c"] {
-        f.put(json!({"resourceType": "Patient", "id": id}));
+both_backends! {
+    fn uri_default_is_an_exact_match() {
+        let server = Server::start();
+        let f = Fixture::new(&server);
+        value_sets(&f);
+        f.check("ValueSet?url=http://acme.org/fhir/ValueSet/123", &["vs123"]);
+        f.check("ValueSet?url=urn:oid:1.2.3.4.5", &["oid"]);
+        f.check("ValueSet?url=http://acme.org/fhir/ValueSet/12", &[]);
+        f.check("ValueSet?url=HTTP://ACME.ORG/fhir/ValueSet/123", &[]);
     }
-    f.check("Patient?_id=~a", &["a"]);
-    f.check("Patient?_id=~a,~c", &["a", "c"]);
-    f.check("Patient?_id=~z", &[]);
+}
+
+both_backends! {
+    fn uri_below_matches_urls_under_the_value() {
+        let server = Server::start();
+        let f = Fixture::new(&server);
+        value_sets(&f);
+        f.check(
+            "ValueSet?url:below=http://acme.org/fhir/",
+            &["vs123", "vs456"],
+        );
+        f.check(
+            "ValueSet?url:below=http://acme.org/",
+            &["vs123", "vs456", "root", "other"],
+        );
+    }
+}
+
+both_backends! {
+    fn uri_above_matches_urls_the_value_is_under() {
+        let server = Server::start();
+        let f = Fixture::new(&server);
+        value_sets(&f);
+        f.check(
+            "ValueSet?url:above=http://acme.org/fhir/ValueSet/123/_history/5",
+            &["vs123", "root"],
+        );
+    }
+}
+
+both_backends! {
+    fn id_matches_logical_ids_with_or() {
+        let server = Server::start();
+        let f = Fixture::new(&server);
+        for id in ["~a", "~b", "~c"] {
+            f.put(json!({"resourceType": "Patient", "id": id}));
+        }
+        f.check("Patient?_id=~a", &["a"]);
+        f.check("Patient?_id=~a,~c", &["a", "c"]);
+        f.check("Patient?_id=~z", &[]);
+    }
 }
 
 fn with_meta(id: &str, meta: Value) -> Value {
     json!({"resourceType": "Patient", "id": id, "meta": meta})
 }
 
-#[test]
-fn tag_profile_security_and_source_search_meta() {
-    let server = Server::start();
-    let f = Fixture::new(&server);
-    f.put_all(vec![
-        with_meta("~m1", json!({
-            "tag": [{"system": "http://tags.example", "code": "vip"}],
-            "profile": ["http://example.org/StructureDefinition/special"],
-            "security": [{"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R"}],
-            "source": "http://source.example/a"})),
-        with_meta("~m2", json!({"tag": [{"system": "http://other.example", "code": "vip"}]})),
-        json!({"resourceType": "Patient", "id": "~m3"}),
-    ]);
-    f.check("Patient?_tag=vip", &["m1", "m2"]);
-    f.check("Patient?_tag=http://tags.example|vip", &["m1"]);
-    f.check(
-        "Patient?_profile=http://example.org/StructureDefinition/special",
-        &["m1"],
-    );
-    f.check(
-        "Patient?_security=http://terminology.hl7.org/CodeSystem/v3-Confidentiality|R",
-        &["m1"],
-    );
-    f.check("Patient?_security=N", &[]);
-    f.check("Patient?_source=http://source.example/a", &["m1"]);
+both_backends! {
+    fn tag_profile_security_and_source_search_meta() {
+        let server = Server::start();
+        let f = Fixture::new(&server);
+        f.put_all(vec![
+            with_meta("~m1", json!({
+                "tag": [{"system": "http://tags.example", "code": "vip"}],
+                "profile": ["http://example.org/StructureDefinition/special"],
+                "security": [{"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R"}],
+                "source": "http://source.example/a"})),
+            with_meta("~m2", json!({"tag": [{"system": "http://other.example", "code": "vip"}]})),
+            json!({"resourceType": "Patient", "id": "~m3"}),
+        ]);
+        f.check("Patient?_tag=vip", &["m1", "m2"]);
+        f.check("Patient?_tag=http://tags.example|vip", &["m1"]);
+        f.check(
+            "Patient?_profile=http://example.org/StructureDefinition/special",
+            &["m1"],
+        );
+        f.check(
+            "Patient?_security=http://terminology.hl7.org/CodeSystem/v3-Confidentiality|R",
+            &["m1"],
+        );
+        f.check("Patient?_security=N", &[]);
+        f.check("Patient?_source=http://source.example/a", &["m1"]);
+    }
 }
 
 fn named(id: &str, family: &str, given: &[&str]) -> Value {
     json!({"resourceType": "Patient", "id": id, "name": [{"family": family, "given": given}]})
 }
 
-#[test]
-fn comma_separated_values_are_or() {
-    let server = Server::start();
-    let f = Fixture::new(&server);
-    f.put_all(vec![
-        named("~smith", "Smith", &["Ann"]),
-        named("~jones", "Jones", &["Bob"]),
-        named("~brown", "Brown", &["Ann"]),
-    ]);
-    f.check("Patient?family=smith,jones", &["smith", "jones"]);
-    f.check("Patient?family=smith,nobody", &["smith"]);
+both_backends! {
+    fn comma_separated_values_are_or() {
+        let server = Server::start();
+        let f = Fixture::new(&server);
+        f.put_all(vec![
+            named("~smith", "Smith", &["Ann"]),
+            named("~jones", "Jones", &["Bob"]),
+            named("~brown", "Brown", &["Ann"]),
+        ]);
+        f.check("Patient?family=smith,jones", &["smith", "jones"]);
+        f.check("Patient?family=smith,nobody", &["smith"]);
+    }
 }
 
-#[test]
-fn repeated_parameters_are_and() {
-    let server = Server::start();
-    let f = Fixture::new(&server);
-    f.put_all(vec![
-        named("~ann", "Smith", &["Ann", "Maria"]),
-        named("~ann2", "Smith", &["Ann"]),
-        named("~maria", "Brown", &["Maria"]),
-    ]);
-    f.check("Patient?given=ann&given=maria", &["ann"]);
-    f.check("Patient?given=ann&family=smith", &["ann", "ann2"]);
-    f.check("Patient?given=ann,maria&family=brown", &["maria"]);
+both_backends! {
+    fn repeated_parameters_are_and() {
+        let server = Server::start();
+        let f = Fixture::new(&server);
+        f.put_all(vec![
+            named("~ann", "Smith", &["Ann", "Maria"]),
+            named("~ann2", "Smith", &["Ann"]),
+            named("~maria", "Brown", &["Maria"]),
+        ]);
+        f.check("Patient?given=ann&given=maria", &["ann"]);
+        f.check("Patient?given=ann&family=smith", &["ann", "ann2"]);
+        f.check("Patient?given=ann,maria&family=brown", &["maria"]);
+    }
 }
 
-#[test]
-fn escaped_comma_and_bar_are_part_of_the_value() {
-    let server = Server::start();
-    let f = Fixture::new(&server);
-    f.put_all(vec![
-        named("~comma", "Smith,Jones", &["A"]),
-        named("~smith", "Smith", &["A"]),
-        named("~jones", "Jones", &["A"]),
-        json!({"resourceType": "Patient", "id": "~bar", "identifier": [{"value": "a|b"}]}),
-    ]);
-    f.check(r"Patient?family:exact=Smith\,Jones", &["comma"]);
-    f.check(r"Patient?family=smith\,j", &["comma"]);
-    f.check("Patient?family:exact=Smith,Jones", &["smith", "jones"]);
-    f.check(r"Patient?identifier=a\|b", &["bar"]);
+both_backends! {
+    fn escaped_comma_and_bar_are_part_of_the_value() {
+        let server = Server::start();
+        let f = Fixture::new(&server);
+        f.put_all(vec![
+            named("~comma", "Smith,Jones", &["A"]),
+            named("~smith", "Smith", &["A"]),
+            named("~jones", "Jones", &["A"]),
+            json!({"resourceType": "Patient", "id": "~bar", "identifier": [{"value": "a|b"}]}),
+        ]);
+        f.check(r"Patient?family:exact=Smith\,Jones", &["comma"]);
+        f.check(r"Patient?family=smith\,j", &["comma"]);
+        f.check("Patient?family:exact=Smith,Jones", &["smith", "jones"]);
+        f.check(r"Patient?identifier=a\|b", &["bar"]);
+    }
 }
 
-#[test]
-fn missing_on_string_date_and_reference_parameters() {
-    let server = Server::start();
-    let f = Fixture::new(&server);
-    f.put_all(vec![
-        json!({"resourceType": "Patient", "id": "~full", "name": [{"family": "Full"}],
-            "birthDate": "1970", "generalPractitioner": [{"reference": "Practitioner/x"}]}),
-        // A name without a family part: `family` is missing, `name` is not.
-        json!({"resourceType": "Patient", "id": "~given", "name": [{"given": ["Only"]}]}),
-        json!({"resourceType": "Patient", "id": "~bare"}),
-    ]);
-    f.check("Patient?family:missing=true", &["given", "bare"]);
-    f.check("Patient?family:missing=false", &["full"]);
-    f.check("Patient?name:missing=true", &["bare"]);
-    f.check("Patient?birthdate:missing=true", &["given", "bare"]);
-    f.check("Patient?birthdate:missing=false", &["full"]);
-    f.check(
-        "Patient?general-practitioner:missing=true",
-        &["given", "bare"],
-    );
-    f.check("Patient?general-practitioner:missing=false", &["full"]);
+both_backends! {
+    fn missing_on_string_date_and_reference_parameters() {
+        let server = Server::start();
+        let f = Fixture::new(&server);
+        f.put_all(vec![
+            json!({"resourceType": "Patient", "id": "~full", "name": [{"family": "Full"}],
+                "birthDate": "1970", "generalPractitioner": [{"reference": "Practitioner/x"}]}),
+            // A name without a family part: `family` is missing, `name` is not.
+            json!({"resourceType": "Patient", "id": "~given", "name": [{"given": ["Only"]}]}),
+            json!({"resourceType": "Patient", "id": "~bare"}),
+        ]);
+        f.check("Patient?family:missing=true", &["given", "bare"]);
+        f.check("Patient?family:missing=false", &["full"]);
+        f.check("Patient?name:missing=true", &["bare"]);
+        f.check("Patient?birthdate:missing=true", &["given", "bare"]);
+        f.check("Patient?birthdate:missing=false", &["full"]);
+        f.check(
+            "Patient?general-practitioner:missing=true",
+            &["given", "bare"],
+        );
+        f.check("Patient?general-practitioner:missing=false", &["full"]);
+    }
 }

@@ -2,6 +2,7 @@
 //! #count, #total, #summary, #elements) and paging links that stay correct
 //! while others write.
 
+use conformance_tests::both_backends;
 use conformance_tests::{json, link, Fixture, Server, Value};
 
 fn observation(id: &str, subject: &str) -> Value {
@@ -27,78 +28,84 @@ fn world(f: &Fixture) {
     f.delete("Patient/~gone");
 }
 
-#[test]
-fn include_adds_referenced_resources_marked_include() {
-    let server = Server::start();
-    let f = Fixture::new(&server);
-    world(&f);
-    let q = "Observation?_id=~o1&_include=Observation:subject";
-    assert_eq!(
-        f.entries(q),
-        [
-            ("match".into(), "o1".into()),
-            ("include".into(), "p1".into())
-        ]
-    );
+both_backends! {
+    fn include_adds_referenced_resources_marked_include() {
+        let server = Server::start();
+        let f = Fixture::new(&server);
+        world(&f);
+        let q = "Observation?_id=~o1&_include=Observation:subject";
+        assert_eq!(
+            f.entries(q),
+            [
+                ("match".into(), "o1".into()),
+                ("include".into(), "p1".into())
+            ]
+        );
+    }
 }
 
-#[test]
-fn include_with_a_target_type_follows_only_that_type() {
-    let server = Server::start();
-    let f = Fixture::new(&server);
-    world(&f);
-    let q = "Observation?_id=~o1,~o2&_include=Observation:subject:Location";
-    f.check(q, &["o1", "o2"]);
-    assert_eq!(f.included(q), ["loc"]);
+both_backends! {
+    fn include_with_a_target_type_follows_only_that_type() {
+        let server = Server::start();
+        let f = Fixture::new(&server);
+        world(&f);
+        let q = "Observation?_id=~o1,~o2&_include=Observation:subject:Location";
+        f.check(q, &["o1", "o2"]);
+        assert_eq!(f.included(q), ["loc"]);
+    }
 }
 
-#[test]
-fn include_star_follows_every_reference_parameter() {
-    let server = Server::start();
-    let f = Fixture::new(&server);
-    world(&f);
-    assert_eq!(
-        f.included("Observation?_id=~o1&_include=Observation:*"),
-        ["doc", "p1"]
-    );
+both_backends! {
+    fn include_star_follows_every_reference_parameter() {
+        let server = Server::start();
+        let f = Fixture::new(&server);
+        world(&f);
+        assert_eq!(
+            f.included("Observation?_id=~o1&_include=Observation:*"),
+            ["doc", "p1"]
+        );
+    }
 }
 
-#[test]
-fn include_iterate_follows_references_of_included_resources() {
-    let server = Server::start();
-    let f = Fixture::new(&server);
-    world(&f);
-    let base = "Observation?_id=~o1&_include=Observation:subject";
-    assert_eq!(
-        f.included(&format!("{base}&_include=Patient:organization")),
-        ["p1"]
-    );
-    assert_eq!(
-        f.included(&format!("{base}&_include:iterate=Patient:organization")),
-        ["acme", "p1"]
-    );
+both_backends! {
+    fn include_iterate_follows_references_of_included_resources() {
+        let server = Server::start();
+        let f = Fixture::new(&server);
+        world(&f);
+        let base = "Observation?_id=~o1&_include=Observation:subject";
+        assert_eq!(
+            f.included(&format!("{base}&_include=Patient:organization")),
+            ["p1"]
+        );
+        assert_eq!(
+            f.included(&format!("{base}&_include:iterate=Patient:organization")),
+            ["acme", "p1"]
+        );
+    }
 }
 
-#[test]
-fn include_of_a_reference_to_a_deleted_resource_leaves_it_out() {
-    let server = Server::start();
-    let f = Fixture::new(&server);
-    world(&f);
-    let q = "Observation?_id=~o3&_include=Observation:subject";
-    f.check(q, &["o3"]);
-    assert_eq!(f.included(q), Vec::<String>::new());
+both_backends! {
+    fn include_of_a_reference_to_a_deleted_resource_leaves_it_out() {
+        let server = Server::start();
+        let f = Fixture::new(&server);
+        world(&f);
+        let q = "Observation?_id=~o3&_include=Observation:subject";
+        f.check(q, &["o3"]);
+        assert_eq!(f.included(q), Vec::<String>::new());
+    }
 }
 
-#[test]
-fn revinclude_adds_resources_that_refer_to_the_matches() {
-    let server = Server::start();
-    let f = Fixture::new(&server);
-    world(&f);
-    let q = "Patient?_id=~p1&_revinclude=Observation:subject";
-    f.check(q, &["p1"]);
-    assert_eq!(f.included(q), ["o1"]);
-    let q = "Practitioner?_id=~doc&_revinclude=Observation:performer";
-    assert_eq!(f.included(q), ["o1", "o2", "o3"]);
+both_backends! {
+    fn revinclude_adds_resources_that_refer_to_the_matches() {
+        let server = Server::start();
+        let f = Fixture::new(&server);
+        world(&f);
+        let q = "Patient?_id=~p1&_revinclude=Observation:subject";
+        f.check(q, &["p1"]);
+        assert_eq!(f.included(q), ["o1"]);
+        let q = "Practitioner?_id=~doc&_revinclude=Observation:performer";
+        assert_eq!(f.included(q), ["o1", "o2", "o3"]);
+    }
 }
 
 fn people(f: &Fixture) {
@@ -113,27 +120,28 @@ fn people(f: &Fixture) {
     }
 }
 
-#[test]
-fn sort_by_dates_and_strings_ascending_and_descending() {
-    let server = Server::start();
-    let f = Fixture::new(&server);
-    people(&f);
-    f.check_order(
-        "Patient?given=pager&_sort=birthdate,_id",
-        &["c", "b", "a", "d"],
-    );
-    f.check_order(
-        "Patient?given=pager&_sort=-birthdate,-_id",
-        &["d", "a", "b", "c"],
-    );
-    f.check_order(
-        "Patient?given=pager&_sort=family,-birthdate",
-        &["a", "c", "b", "d"],
-    );
-    f.check_order(
-        "Patient?given=pager&_sort=-family,birthdate",
-        &["d", "b", "c", "a"],
-    );
+both_backends! {
+    fn sort_by_dates_and_strings_ascending_and_descending() {
+        let server = Server::start();
+        let f = Fixture::new(&server);
+        people(&f);
+        f.check_order(
+            "Patient?given=pager&_sort=birthdate,_id",
+            &["c", "b", "a", "d"],
+        );
+        f.check_order(
+            "Patient?given=pager&_sort=-birthdate,-_id",
+            &["d", "a", "b", "c"],
+        );
+        f.check_order(
+            "Patient?given=pager&_sort=family,-birthdate",
+            &["a", "c", "b", "d"],
+        );
+        f.check_order(
+            "Patient?given=pager&_sort=-family,birthdate",
+            &["d", "b", "c", "a"],
+        );
+    }
 }
 
 fn ids_of(f: &Fixture, bundle: &Value) -> Vec<String> {
@@ -146,85 +154,89 @@ fn ids_of(f: &Fixture, bundle: &Value) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn count_pages_with_self_first_previous_next_and_last_links() {
-    let server = Server::start();
-    let f = Fixture::new(&server);
-    for id in ["~a", "~b", "~c", "~d", "~e"] {
-        f.put(json!({"resourceType": "Patient", "id": id}));
+both_backends! {
+    fn count_pages_with_self_first_previous_next_and_last_links() {
+        let server = Server::start();
+        let f = Fixture::new(&server);
+        for id in ["~a", "~b", "~c", "~d", "~e"] {
+            f.put(json!({"resourceType": "Patient", "id": id}));
+        }
+        let first = server.read_json(&f.query_url("Patient?_id=~a,~b,~c,~d,~e&_sort=_id&_count=2"));
+        assert_eq!(first["total"], 5);
+        assert_eq!(ids_of(&f, &first), ["a", "b"]);
+        for relation in ["self", "first", "next", "last"] {
+            assert!(link(&first, relation).is_some(), "no {relation}: {first}");
+        }
+        assert!(link(&first, "previous").is_none(), "{first}");
+        let second = server.follow(&first, "next").expect("next");
+        assert_eq!(ids_of(&f, &second), ["c", "d"]);
+        let back = server.follow(&second, "previous").expect("previous");
+        assert_eq!(ids_of(&f, &back), ["a", "b"]);
+        let last = server.follow(&first, "last").expect("last");
+        assert_eq!(ids_of(&f, &last), ["e"]);
+        assert!(link(&last, "next").is_none(), "{last}");
+        let again = server.follow(&last, "first").expect("first");
+        assert_eq!(ids_of(&f, &again), ["a", "b"]);
+        let this = server.follow(&second, "self").expect("self");
+        assert_eq!(ids_of(&f, &this), ["c", "d"]);
     }
-    let first = server.read_json(&f.query_url("Patient?_id=~a,~b,~c,~d,~e&_sort=_id&_count=2"));
-    assert_eq!(first["total"], 5);
-    assert_eq!(ids_of(&f, &first), ["a", "b"]);
-    for relation in ["self", "first", "next", "last"] {
-        assert!(link(&first, relation).is_some(), "no {relation}: {first}");
-    }
-    assert!(link(&first, "previous").is_none(), "{first}");
-    let second = server.follow(&first, "next").expect("next");
-    assert_eq!(ids_of(&f, &second), ["c", "d"]);
-    let back = server.follow(&second, "previous").expect("previous");
-    assert_eq!(ids_of(&f, &back), ["a", "b"]);
-    let last = server.follow(&first, "last").expect("last");
-    assert_eq!(ids_of(&f, &last), ["e"]);
-    assert!(link(&last, "next").is_none(), "{last}");
-    let again = server.follow(&last, "first").expect("first");
-    assert_eq!(ids_of(&f, &again), ["a", "b"]);
-    let this = server.follow(&second, "self").expect("self");
-    assert_eq!(ids_of(&f, &this), ["c", "d"]);
 }
 
-#[test]
-fn paging_is_stable_while_matching_resources_are_inserted() {
-    let server = Server::start();
-    let f = Fixture::new(&server);
-    let patient = |id: &str| json!({"resourceType": "Patient", "id": id, "name": [{"family": "Stable", "given": ["~"]}]});
-    for id in ["~b", "~d", "~f", "~h", "~j"] {
-        f.put(patient(id));
+both_backends! {
+    fn paging_is_stable_while_matching_resources_are_inserted() {
+        let server = Server::start();
+        let f = Fixture::new(&server);
+        let patient = |id: &str| json!({"resourceType": "Patient", "id": id, "name": [{"family": "Stable", "given": ["~"]}]});
+        for id in ["~b", "~d", "~f", "~h", "~j"] {
+            f.put(patient(id));
+        }
+        let mut page = server.read_json(&f.query_url("Patient?given=~&_sort=_id&_count=2"));
+        let mut seen = ids_of(&f, &page);
+        let mut inserted = 0;
+        while let Some(next) = link(&page, "next") {
+            // Sorts before everything already returned: offset paging without a
+            // snapshot would repeat a resource on the next page.
+            f.put(patient(&format!("~a{inserted}")));
+            inserted += 1;
+            page = server.read_json(&next);
+            seen.extend(ids_of(&f, &page));
+        }
+        let originals: Vec<&String> = seen.iter().filter(|id| !id.starts_with('a')).collect();
+        assert_eq!(originals, ["b", "d", "f", "h", "j"], "{seen:?}");
+        let mut unique = seen.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), seen.len(), "duplicates: {seen:?}");
     }
-    let mut page = server.read_json(&f.query_url("Patient?given=~&_sort=_id&_count=2"));
-    let mut seen = ids_of(&f, &page);
-    let mut inserted = 0;
-    while let Some(next) = link(&page, "next") {
-        // Sorts before everything already returned: offset paging without a
-        // snapshot would repeat a resource on the next page.
-        f.put(patient(&format!("~a{inserted}")));
-        inserted += 1;
-        page = server.read_json(&next);
-        seen.extend(ids_of(&f, &page));
-    }
-    let originals: Vec<&String> = seen.iter().filter(|id| !id.starts_with('a')).collect();
-    assert_eq!(originals, ["b", "d", "f", "h", "j"], "{seen:?}");
-    let mut unique = seen.clone();
-    unique.sort();
-    unique.dedup();
-    assert_eq!(unique.len(), seen.len(), "duplicates: {seen:?}");
 }
 
-#[test]
-fn total_none_omits_the_total_and_accurate_gives_it() {
-    let server = Server::start();
-    let f = Fixture::new(&server);
-    people(&f);
-    let none = server.read_json(&f.query_url("Patient?given=pager&_total=none"));
-    assert!(none.get("total").is_none(), "{none}");
-    let accurate = server.read_json(&f.query_url("Patient?given=pager&_total=accurate"));
-    assert_eq!(accurate["total"], 4);
+both_backends! {
+    fn total_none_omits_the_total_and_accurate_gives_it() {
+        let server = Server::start();
+        let f = Fixture::new(&server);
+        people(&f);
+        let none = server.read_json(&f.query_url("Patient?given=pager&_total=none"));
+        assert!(none.get("total").is_none(), "{none}");
+        let accurate = server.read_json(&f.query_url("Patient?given=pager&_total=accurate"));
+        assert_eq!(accurate["total"], 4);
+    }
 }
 
-#[test]
-fn summary_count_gives_the_total_without_entries() {
-    let server = Server::start();
-    let f = Fixture::new(&server);
-    people(&f);
-    let bundle = server.read_json(&f.query_url("Patient?given=pager&_summary=count"));
-    assert_eq!(bundle["total"], 4);
-    let matches = bundle["entry"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|e| e["search"]["mode"] == "match")
-        .count();
-    assert_eq!(matches, 0, "{bundle}");
+both_backends! {
+    fn summary_count_gives_the_total_without_entries() {
+        let server = Server::start();
+        let f = Fixture::new(&server);
+        people(&f);
+        let bundle = server.read_json(&f.query_url("Patient?given=pager&_summary=count"));
+        assert_eq!(bundle["total"], 4);
+        let matches = bundle["entry"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["search"]["mode"] == "match")
+            .count();
+        assert_eq!(matches, 0, "{bundle}");
+    }
 }
 
 fn is_subsetted(resource: &Value) -> bool {
@@ -233,25 +245,26 @@ fn is_subsetted(resource: &Value) -> bool {
         .is_some_and(|tags| tags.iter().any(|t| t["code"] == "SUBSETTED"))
 }
 
-#[test]
-fn summary_true_and_elements_shape_each_entry() {
-    let server = Server::start();
-    let f = Fixture::new(&server);
-    f.put(
-        json!({"resourceType": "Patient", "id": "~p", "name": [{"family": "Shape"}],
-        "birthDate": "1970-01-01", "contact": [{"name": {"family": "Other"}}]}),
-    );
-    let bundle = server.read_json(&f.query_url("Patient?_id=~p&_summary=true"));
-    let patient = &bundle["entry"][0]["resource"];
-    assert_eq!(patient["name"][0]["family"], "Shape", "{patient}");
-    assert!(patient.get("contact").is_none(), "{patient}");
-    assert!(is_subsetted(patient), "{patient}");
+both_backends! {
+    fn summary_true_and_elements_shape_each_entry() {
+        let server = Server::start();
+        let f = Fixture::new(&server);
+        f.put(
+            json!({"resourceType": "Patient", "id": "~p", "name": [{"family": "Shape"}],
+            "birthDate": "1970-01-01", "contact": [{"name": {"family": "Other"}}]}),
+        );
+        let bundle = server.read_json(&f.query_url("Patient?_id=~p&_summary=true"));
+        let patient = &bundle["entry"][0]["resource"];
+        assert_eq!(patient["name"][0]["family"], "Shape", "{patient}");
+        assert!(patient.get("contact").is_none(), "{patient}");
+        assert!(is_subsetted(patient), "{patient}");
 
-    let bundle = server.read_json(&f.query_url("Patient?_id=~p&_elements=birthDate"));
-    let patient = &bundle["entry"][0]["resource"];
-    assert_eq!(patient["birthDate"], "1970-01-01", "{patient}");
-    assert!(patient["id"].is_string(), "{patient}");
-    assert!(patient.get("name").is_none(), "{patient}");
-    assert!(patient.get("contact").is_none(), "{patient}");
-    assert!(is_subsetted(patient), "{patient}");
+        let bundle = server.read_json(&f.query_url("Patient?_id=~p&_elements=birthDate"));
+        let patient = &bundle["entry"][0]["resource"];
+        assert_eq!(patient["birthDate"], "1970-01-01", "{patient}");
+        assert!(patient["id"].is_string(), "{patient}");
+        assert!(patient.get("name").is_none(), "{patient}");
+        assert!(patient.get("contact").is_none(), "{patient}");
+        assert!(is_subsetted(patient), "{patient}");
+    }
 }

@@ -2,6 +2,7 @@
 //! `system|` on Coding, CodeableConcept, Identifier, ContactPoint, boolean
 //! and code, and the modifiers `:text`, `:not`, `:of-type`, `:missing`.
 
+use conformance_tests::both_backends;
 use conformance_tests::{json, Fixture, Server, Value};
 
 const LOINC: &str = "http://loinc.org";
@@ -22,154 +23,164 @@ fn codes(f: &Fixture) {
     ]);
 }
 
-#[test]
-fn token_code_alone_matches_any_system() {
-    let server = Server::start();
-    let f = Fixture::new(&server);
-    codes(&f);
-    f.check("Observation?code=2345-7", &["o1", "o2", "o3"]);
-    f.check("Observation?code=2345", &[]);
+both_backends! {
+    fn token_code_alone_matches_any_system() {
+        let server = Server::start();
+        let f = Fixture::new(&server);
+        codes(&f);
+        f.check("Observation?code=2345-7", &["o1", "o2", "o3"]);
+        f.check("Observation?code=2345", &[]);
+    }
 }
 
-#[test]
-fn token_system_and_code_match_both() {
-    let server = Server::start();
-    let f = Fixture::new(&server);
-    codes(&f);
-    f.check(&format!("Observation?code={LOINC}|2345-7"), &["o1"]);
-    f.check(&format!("Observation?code={LOINC}|9999-9"), &[]);
+both_backends! {
+    fn token_system_and_code_match_both() {
+        let server = Server::start();
+        let f = Fixture::new(&server);
+        codes(&f);
+        f.check(&format!("Observation?code={LOINC}|2345-7"), &["o1"]);
+        f.check(&format!("Observation?code={LOINC}|9999-9"), &[]);
+    }
 }
 
-#[test]
-fn token_bar_code_matches_only_codes_without_a_system() {
-    let server = Server::start();
-    let f = Fixture::new(&server);
-    codes(&f);
-    f.check("Observation?code=|2345-7", &["o3"]);
+both_backends! {
+    fn token_bar_code_matches_only_codes_without_a_system() {
+        let server = Server::start();
+        let f = Fixture::new(&server);
+        codes(&f);
+        f.check("Observation?code=|2345-7", &["o3"]);
+    }
 }
 
-#[test]
-fn token_system_bar_matches_any_code_in_the_system() {
-    let server = Server::start();
-    let f = Fixture::new(&server);
-    codes(&f);
-    f.check(&format!("Observation?code={LOINC}|"), &["o1"]);
-    f.check("Observation?code=http://example.org/local|", &["o2"]);
+both_backends! {
+    fn token_system_bar_matches_any_code_in_the_system() {
+        let server = Server::start();
+        let f = Fixture::new(&server);
+        codes(&f);
+        f.check(&format!("Observation?code={LOINC}|"), &["o1"]);
+        f.check("Observation?code=http://example.org/local|", &["o2"]);
+    }
 }
 
-#[test]
-fn token_on_coding_identifier_telecom_boolean_and_code() {
-    let server = Server::start();
-    let f = Fixture::new(&server);
-    f.put_all(vec![
-        json!({"resourceType": "Patient", "id": "~p1", "active": true, "gender": "female",
-            "identifier": [{"system": "http://hospital.example/mrn", "value": "MRN-1"}],
-            "telecom": [{"system": "phone", "value": "555-1234"}, {"system": "email", "value": "ann@example.org"}]}),
-        json!({"resourceType": "Patient", "id": "~p2", "active": false, "gender": "male",
-            "identifier": [{"system": "http://other.example/id", "value": "MRN-1"}]}),
-        json!({"resourceType": "Encounter", "id": "~e1", "status": "finished",
-            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"}}),
-    ]);
-    f.check("Patient?identifier=MRN-1", &["p1", "p2"]);
-    f.check(
-        "Patient?identifier=http://hospital.example/mrn|MRN-1",
-        &["p1"],
-    );
-    f.check("Patient?identifier=http://hospital.example/mrn|", &["p1"]);
-    f.check("Patient?telecom=555-1234", &["p1"]);
-    f.check("Patient?phone=555-1234", &["p1"]);
-    f.check("Patient?email=ann@example.org", &["p1"]);
-    f.check("Patient?email=555-1234", &[]);
-    f.check("Patient?active=true", &["p1"]);
-    f.check("Patient?active=false", &["p2"]);
-    f.check("Patient?gender=female", &["p1"]);
-    f.check("Encounter?class=AMB", &["e1"]);
-    f.check(
-        "Encounter?class=http://terminology.hl7.org/CodeSystem/v3-ActCode|AMB",
-        &["e1"],
-    );
-    f.check("Encounter?class=|AMB", &[]);
+both_backends! {
+    fn token_on_coding_identifier_telecom_boolean_and_code() {
+        let server = Server::start();
+        let f = Fixture::new(&server);
+        f.put_all(vec![
+            json!({"resourceType": "Patient", "id": "~p1", "active": true, "gender": "female",
+                "identifier": [{"system": "http://hospital.example/mrn", "value": "MRN-1"}],
+                "telecom": [{"system": "phone", "value": "555-1234"}, {"system": "email", "value": "ann@example.org"}]}),
+            json!({"resourceType": "Patient", "id": "~p2", "active": false, "gender": "male",
+                "identifier": [{"system": "http://other.example/id", "value": "MRN-1"}]}),
+            json!({"resourceType": "Encounter", "id": "~e1", "status": "finished",
+                "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"}}),
+        ]);
+        f.check("Patient?identifier=MRN-1", &["p1", "p2"]);
+        f.check(
+            "Patient?identifier=http://hospital.example/mrn|MRN-1",
+            &["p1"],
+        );
+        f.check("Patient?identifier=http://hospital.example/mrn|", &["p1"]);
+        f.check("Patient?telecom=555-1234", &["p1"]);
+        f.check("Patient?phone=555-1234", &["p1"]);
+        f.check("Patient?email=ann@example.org", &["p1"]);
+        f.check("Patient?email=555-1234", &[]);
+        f.check("Patient?active=true", &["p1"]);
+        f.check("Patient?active=false", &["p2"]);
+        f.check("Patient?gender=female", &["p1"]);
+        f.check("Encounter?class=AMB", &["e1"]);
+        f.check(
+            "Encounter?class=http://terminology.hl7.org/CodeSystem/v3-ActCode|AMB",
+            &["e1"],
+        );
+        f.check("Encounter?class=|AMB", &[]);
+    }
 }
 
-/// search.html#token, the table of data types: "code | (implicit) | code |
-/// the system is defined in the value set (though it's not usually needed)".
-#[test]
-fn token_on_a_code_accepts_the_system_of_its_value_set() {
-    let server = Server::start();
-    let f = Fixture::new(&server);
-    f.put_all(vec![
-        json!({"resourceType": "Patient", "id": "~m", "gender": "male"}),
-        json!({"resourceType": "Patient", "id": "~f", "gender": "female"}),
-    ]);
-    f.check(
-        "Patient?gender=http://hl7.org/fhir/administrative-gender|male",
-        &["m"],
-    );
+both_backends! {
+    /// search.html#token, the table of data types: "code | (implicit) | code |
+    /// the system is defined in the value set (though it's not usually needed)".
+    fn token_on_a_code_accepts_the_system_of_its_value_set() {
+        let server = Server::start();
+        let f = Fixture::new(&server);
+        f.put_all(vec![
+            json!({"resourceType": "Patient", "id": "~m", "gender": "male"}),
+            json!({"resourceType": "Patient", "id": "~f", "gender": "female"}),
+        ]);
+        f.check(
+            "Patient?gender=http://hl7.org/fhir/administrative-gender|male",
+            &["m"],
+        );
+    }
 }
 
-#[test]
-fn token_text_searches_concept_text_and_coding_display() {
-    let server = Server::start();
-    let f = Fixture::new(&server);
-    codes(&f);
-    f.check("Observation?code:text=glucose", &["o1", "o4"]);
-    f.check("Observation?code:text=BLOOD SUG", &["o1"]);
-    f.check("Observation?code:text=2345-7", &[]);
+both_backends! {
+    fn token_text_searches_concept_text_and_coding_display() {
+        let server = Server::start();
+        let f = Fixture::new(&server);
+        codes(&f);
+        f.check("Observation?code:text=glucose", &["o1", "o4"]);
+        f.check("Observation?code:text=BLOOD SUG", &["o1"]);
+        f.check("Observation?code:text=2345-7", &[]);
+    }
 }
 
-#[test]
-fn token_not_excludes_matches_and_keeps_resources_without_the_element() {
-    let server = Server::start();
-    let f = Fixture::new(&server);
-    f.put_all(vec![
-        json!({"resourceType": "Patient", "id": "~f", "gender": "female"}),
-        json!({"resourceType": "Patient", "id": "~m", "gender": "male"}),
-        json!({"resourceType": "Patient", "id": "~none"}),
-    ]);
-    f.check("Patient?gender:not=male", &["f", "none"]);
-    f.check("Patient?gender:not=male,female", &["none"]);
+both_backends! {
+    fn token_not_excludes_matches_and_keeps_resources_without_the_element() {
+        let server = Server::start();
+        let f = Fixture::new(&server);
+        f.put_all(vec![
+            json!({"resourceType": "Patient", "id": "~f", "gender": "female"}),
+            json!({"resourceType": "Patient", "id": "~m", "gender": "male"}),
+            json!({"resourceType": "Patient", "id": "~none"}),
+        ]);
+        f.check("Patient?gender:not=male", &["f", "none"]);
+        f.check("Patient?gender:not=male,female", &["none"]);
+    }
 }
 
-#[test]
-fn token_of_type_matches_identifier_type_and_value() {
-    let server = Server::start();
-    let f = Fixture::new(&server);
-    let id = |id: &str, code: &str, value: &str| {
-        json!({"resourceType": "Patient", "id": id, "identifier": [{
-            "type": {"coding": [{"system": V2_0203, "code": code}], "text": "Record number"},
-            "system": "http://hospital.example/ids", "value": value}]})
-    };
-    f.put_all(vec![
-        id("~mr", "MR", "12345"),
-        id("~dl", "DL", "12345"),
-        id("~mr2", "MR", "99999"),
-    ]);
-    f.check(
-        &format!("Patient?identifier:of-type={V2_0203}|MR|12345"),
-        &["mr"],
-    );
-    f.check(
-        &format!("Patient?identifier:of-type={V2_0203}|DL|12345"),
-        &["dl"],
-    );
-    f.check(
-        &format!("Patient?identifier:of-type={V2_0203}|MR|00000"),
-        &[],
-    );
-    f.check("Patient?identifier:text=record", &["mr", "dl", "mr2"]);
+both_backends! {
+    fn token_of_type_matches_identifier_type_and_value() {
+        let server = Server::start();
+        let f = Fixture::new(&server);
+        let id = |id: &str, code: &str, value: &str| {
+            json!({"resourceType": "Patient", "id": id, "identifier": [{
+                "type": {"coding": [{"system": V2_0203, "code": code}], "text": "Record number"},
+                "system": "http://hospital.example/ids", "value": value}]})
+        };
+        f.put_all(vec![
+            id("~mr", "MR", "12345"),
+            id("~dl", "DL", "12345"),
+            id("~mr2", "MR", "99999"),
+        ]);
+        f.check(
+            &format!("Patient?identifier:of-type={V2_0203}|MR|12345"),
+            &["mr"],
+        );
+        f.check(
+            &format!("Patient?identifier:of-type={V2_0203}|DL|12345"),
+            &["dl"],
+        );
+        f.check(
+            &format!("Patient?identifier:of-type={V2_0203}|MR|00000"),
+            &[],
+        );
+        f.check("Patient?identifier:text=record", &["mr", "dl", "mr2"]);
+    }
 }
 
-#[test]
-fn token_missing_tells_absent_from_present_elements() {
-    let server = Server::start();
-    let f = Fixture::new(&server);
-    f.put_all(vec![
-        json!({"resourceType": "Patient", "id": "~g", "gender": "other", "active": true}),
-        json!({"resourceType": "Patient", "id": "~n"}),
-    ]);
-    f.check("Patient?gender:missing=true", &["n"]);
-    f.check("Patient?gender:missing=false", &["g"]);
-    f.check("Patient?active:missing=true", &["n"]);
-    f.check("Patient?identifier:missing=true", &["g", "n"]);
-    f.check("Patient?identifier:missing=false", &[]);
+both_backends! {
+    fn token_missing_tells_absent_from_present_elements() {
+        let server = Server::start();
+        let f = Fixture::new(&server);
+        f.put_all(vec![
+            json!({"resourceType": "Patient", "id": "~g", "gender": "other", "active": true}),
+            json!({"resourceType": "Patient", "id": "~n"}),
+        ]);
+        f.check("Patient?gender:missing=true", &["n"]);
+        f.check("Patient?gender:missing=false", &["g"]);
+        f.check("Patient?active:missing=true", &["n"]);
+        f.check("Patient?identifier:missing=true", &["g", "n"]);
+        f.check("Patient?identifier:missing=false", &[]);
+    }
 }

@@ -1,20 +1,70 @@
-//! Opening the database: the connection pool, per-connection settings and
-//! the embedded migrations.
+//! Opening the database: which backend a URL names, the connection pool,
+//! per-connection settings and the embedded migrations.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection};
+use diesel::pg::PgConnection;
+use diesel::r2d2::{CustomizeConnection, ManageConnection, R2D2Connection};
 use diesel::sqlite::SqliteConnection;
+use diesel::Connection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use hearth_model::search_params::CustomParams;
 
+use crate::db::Db;
 use crate::{Result, StoreError};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
 
-pub(crate) type Pool = diesel::r2d2::Pool<ConnectionManager<SqliteConnection>>;
+pub(crate) type Pool = diesel::r2d2::Pool<Manager>;
+
+/// The database a store lives in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    /// An SQLite file, created if missing (the embedded default).
+    Sqlite(PathBuf),
+    /// A PostgreSQL server: a `postgres://` connection URL.
+    Postgres(String),
+}
+
+impl Database {
+    /// The backend a database URL names: `postgres://…` or
+    /// `postgresql://…` is PostgreSQL; `sqlite://path` or a plain path is
+    /// an SQLite file.
+    pub fn from_url(url: &str) -> Database {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Database::Postgres(url.to_owned())
+        } else {
+            Database::Sqlite(PathBuf::from(url.strip_prefix("sqlite://").unwrap_or(url)))
+        }
+    }
+
+    /// The database for a log line: the file, or the server without the
+    /// password.
+    pub fn describe(&self) -> String {
+        match self {
+            Database::Sqlite(path) => path.display().to_string(),
+            Database::Postgres(url) => without_password(url),
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Database::Postgres(_))
+    }
+}
+
+/// A connection URL with its password masked, for messages and logs.
+pub fn without_password(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => match url[scheme + 3..at].split_once(':') {
+            Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+            None => url.to_owned(),
+        },
+        _ => url.to_owned(),
+    }
+}
 
 /// When SQLite makes a commit durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -28,93 +78,167 @@ pub enum Synchronous {
 }
 
 #[derive(Debug, Clone)]
-pub struct SqliteOptions {
+pub struct StoreOptions {
+    /// SQLite only (PostgreSQL commits are durable by its own settings).
     pub synchronous: Synchronous,
-    /// Connections in the pool (readers run in parallel; writers queue).
+    /// Connections in the pool.
     pub pool_size: u32,
-    /// How long a request waits for the write lock or a pool connection.
+    /// How long a request waits for a pool connection (and, on SQLite,
+    /// for the write lock).
     pub busy_timeout: Duration,
+    /// The longest a statement may run on PostgreSQL before the server
+    /// cancels it (zero: no limit).
+    pub statement_timeout: Duration,
 }
 
-impl Default for SqliteOptions {
+impl Default for StoreOptions {
     fn default() -> Self {
-        SqliteOptions {
+        StoreOptions {
             synchronous: Synchronous::Normal,
             pool_size: 8,
             busy_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(30),
         }
     }
 }
 
+/// Opens connections of the pool, for the backend the URL names.
 #[derive(Debug)]
-struct Pragmas {
-    synchronous: Synchronous,
-    busy_timeout: Duration,
+pub(crate) struct Manager {
+    database: Database,
 }
 
-impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for Pragmas {
-    fn on_acquire(
-        &self,
-        conn: &mut SqliteConnection,
-    ) -> std::result::Result<(), diesel::r2d2::Error> {
-        let synchronous = match self.synchronous {
-            Synchronous::Normal => "NORMAL",
-            Synchronous::Full => "FULL",
-        };
-        // The checkpoint thread copies the log into the database; the
-        // connection that writes checkpoints only when the log is large.
-        conn.batch_execute(&format!(
-            "PRAGMA busy_timeout = {}; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON; \
-             PRAGMA cache_size = -8000; PRAGMA temp_store = MEMORY; \
-             PRAGMA wal_autocheckpoint = {}; PRAGMA journal_size_limit = {};",
-            self.busy_timeout.as_millis(),
-            crate::checkpoint::WRITER_CHECKPOINT_PAGES,
-            64 * 1024 * 1024,
-        ))
-        .map_err(diesel::r2d2::Error::QueryError)
+impl ManageConnection for Manager {
+    type Connection = Db;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> std::result::Result<Db, Self::Error> {
+        match &self.database {
+            Database::Sqlite(path) => {
+                SqliteConnection::establish(&path.to_string_lossy()).map(Db::Sqlite)
+            }
+            Database::Postgres(url) => PgConnection::establish(url).map(Db::Pg),
+        }
+        .map_err(diesel::r2d2::Error::ConnectionError)
+    }
+
+    fn is_valid(&self, conn: &mut Db) -> std::result::Result<(), Self::Error> {
+        conn.ping().map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut Db) -> bool {
+        std::thread::panicking() || conn.is_broken()
     }
 }
 
-pub(crate) fn open_sqlite(
-    path: &Path,
-    options: &SqliteOptions,
+#[derive(Debug)]
+struct Settings {
+    synchronous: Synchronous,
+    busy_timeout: Duration,
+    statement_timeout: Duration,
+}
+
+impl CustomizeConnection<Db, diesel::r2d2::Error> for Settings {
+    fn on_acquire(&self, conn: &mut Db) -> std::result::Result<(), diesel::r2d2::Error> {
+        let settings = match conn {
+            Db::Sqlite(_) => {
+                let synchronous = match self.synchronous {
+                    Synchronous::Normal => "NORMAL",
+                    Synchronous::Full => "FULL",
+                };
+                // The checkpoint thread copies the log into the database;
+                // the connection that writes checkpoints only when the log
+                // is large.
+                format!(
+                    "PRAGMA busy_timeout = {}; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON; \
+                     PRAGMA cache_size = -8000; PRAGMA temp_store = MEMORY; \
+                     PRAGMA wal_autocheckpoint = {}; PRAGMA journal_size_limit = {};",
+                    self.busy_timeout.as_millis(),
+                    crate::checkpoint::WRITER_CHECKPOINT_PAGES,
+                    64 * 1024 * 1024,
+                )
+            }
+            Db::Pg(_) => format!(
+                "SET statement_timeout = {}; SET lock_timeout = {};",
+                self.statement_timeout.as_millis(),
+                self.busy_timeout.as_millis()
+            ),
+        };
+        conn.batch_execute(&settings)
+            .map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+/// Opens the pool of `database`, bringing its schema up to date and its
+/// search index in line with the extraction rules.
+pub(crate) fn open(
+    database: &Database,
+    options: &StoreOptions,
 ) -> Result<(Pool, std::sync::Arc<CustomParams>)> {
+    let custom = match database {
+        Database::Sqlite(path) => prepare_sqlite(path, options)?,
+        Database::Postgres(url) => prepare_postgres(url)?,
+    };
+    let pool = diesel::r2d2::Pool::builder()
+        .max_size(options.pool_size.max(1))
+        .connection_timeout(options.busy_timeout)
+        // A connection to a local file does not go stale, and testing it
+        // costs a statement on every checkout; a server connection can
+        // drop at any time, and a dead one must not answer a request.
+        .test_on_check_out(database.is_postgres())
+        // PostgreSQL may be down when the server starts: the pool opens
+        // its connections as they are needed, and requests answer 503
+        // until it is back.
+        .min_idle(Some(0))
+        .connection_customizer(Box::new(Settings {
+            synchronous: options.synchronous,
+            busy_timeout: options.busy_timeout,
+            statement_timeout: options.statement_timeout,
+        }))
+        .build_unchecked(Manager {
+            database: database.clone(),
+        });
+    Ok((pool, custom))
+}
+
+fn prepare_sqlite(path: &Path, options: &StoreOptions) -> Result<std::sync::Arc<CustomParams>> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| {
             StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
         })?;
     }
     let url = path.to_string_lossy().into_owned();
+    let mut conn = SqliteConnection::establish(&url)
+        .map_err(|e| StoreError::Unavailable(format!("cannot open {url}: {e}")))?;
     // WAL is a property of the database file: set it once, before the pool
     // opens connections, so readers never block the writer.
-    let custom = {
-        use diesel::Connection;
-        let mut conn = SqliteConnection::establish(&url)
-            .map_err(|e| StoreError::Unavailable(format!("cannot open {url}: {e}")))?;
-        conn.batch_execute(&format!(
-            "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL;",
-            options.busy_timeout.as_millis()
-        ))?;
-        conn.run_pending_migrations(SQLITE_MIGRATIONS)
-            .map_err(|e| StoreError::Database(format!("migrating {url}: {e}")))?;
-        let custom = std::sync::Arc::new(conn.immediate_transaction(crate::custom::load)?);
-        crate::index_rows::rebuild_if_stale(&mut conn, &custom)?;
-        custom
-    };
-    let manager = ConnectionManager::<SqliteConnection>::new(url);
-    let pool = diesel::r2d2::Pool::builder()
-        .max_size(options.pool_size.max(1))
-        .connection_timeout(options.busy_timeout)
-        // A connection to a local file does not go stale; testing it costs
-        // a parsed statement on every checkout.
-        .test_on_check_out(false)
-        .connection_customizer(Box::new(Pragmas {
-            synchronous: options.synchronous,
-            busy_timeout: options.busy_timeout,
-        }))
-        .build(manager)
-        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-    Ok((pool, custom))
+    conn.batch_execute(&format!(
+        "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL;",
+        options.busy_timeout.as_millis()
+    ))?;
+    conn.run_pending_migrations(SQLITE_MIGRATIONS)
+        .map_err(|e| StoreError::Database(format!("migrating {url}: {e}")))?;
+    prepare_db(&mut Db::Sqlite(conn))
+}
+
+fn prepare_postgres(url: &str) -> Result<std::sync::Arc<CustomParams>> {
+    let mut conn = PgConnection::establish(url)
+        .map_err(|e| StoreError::Unavailable(format!("cannot connect to PostgreSQL: {e}")))?;
+    // Nodes starting together migrate one at a time; the lock ends with
+    // this connection.
+    conn.batch_execute(&format!(
+        "SELECT pg_advisory_lock({})",
+        crate::db::lock_key("hearth migrations")
+    ))?;
+    conn.run_pending_migrations(POSTGRES_MIGRATIONS)
+        .map_err(|e| StoreError::Database(format!("migrating PostgreSQL: {e}")))?;
+    prepare_db(&mut Db::Pg(conn))
+}
+
+fn prepare_db(db: &mut Db) -> Result<std::sync::Arc<CustomParams>> {
+    let custom = std::sync::Arc::new(db.write_transaction(crate::custom::load)?);
+    crate::index_rows::rebuild_if_stale(db, &custom)?;
+    Ok(custom)
 }
 
 #[cfg(test)]

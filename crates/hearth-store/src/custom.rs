@@ -4,11 +4,12 @@
 
 use diesel::prelude::*;
 use diesel::sql_types::{Bool, Text};
-use diesel::sqlite::SqliteConnection;
 use hearth_model::search_params::{self, CustomParams, SearchParam};
 use serde_json::Value;
 
+use crate::db::Db;
 use crate::schema::{resource_versions as v, resources as r};
+use crate::statement::{Bind, Sql};
 use crate::Result;
 
 /// Checks a SearchParameter about to be stored: an active one must compile.
@@ -35,7 +36,7 @@ struct Row {
 /// Recomputes the custom parameters from the stored active SearchParameter
 /// resources. A parameter whose expression is new or changed is not
 /// searchable until its type is reindexed.
-pub(crate) fn load(conn: &mut SqliteConnection) -> Result<CustomParams> {
+pub(crate) fn load(conn: &mut Db) -> Result<CustomParams> {
     let bodies: Vec<Option<Vec<u8>>> = r::table
         .inner_join(v::table.on(v::seq.eq(r::current_seq)))
         .filter(
@@ -75,30 +76,62 @@ pub(crate) fn load(conn: &mut SqliteConnection) -> Result<CustomParams> {
         if was_ready {
             ready.push((p.base.clone(), p.code.clone()));
         }
-        diesel::sql_query(
-            "INSERT OR REPLACE INTO custom_search_params (resource_type, code, url, expression, ready) VALUES (?, ?, ?, ?, ?)",
+        // Two SearchParameters may define the same code for a type: the
+        // later one wins, as it does in the registry.
+        Sql::with_binds(
+            "INSERT INTO custom_search_params (resource_type, code, url, expression, ready) \
+             VALUES (?, ?, ?, ?, ?) ON CONFLICT (resource_type, code) DO UPDATE SET \
+             url = excluded.url, expression = excluded.expression, ready = excluded.ready",
+            vec![
+                Bind::Text(p.base.clone()),
+                Bind::Text(p.code.clone()),
+                Bind::Text(p.url.clone()),
+                Bind::Text(expression),
+                Bind::Bool(was_ready),
+            ],
         )
-        .bind::<Text, _>(&p.base)
-        .bind::<Text, _>(&p.code)
-        .bind::<Text, _>(&p.url)
-        .bind::<Text, _>(&expression)
-        .bind::<Bool, _>(was_ready)
         .execute(conn)?;
     }
     Ok(CustomParams::new(params, ready))
 }
 
+/// Records that the custom parameters changed (a SearchParameter was
+/// written, or a reindex made some searchable): every node watches this
+/// generation and reloads them when it moves.
+pub(crate) fn changed(conn: &mut Db) -> Result<()> {
+    Sql::new(
+        "INSERT INTO store_meta (key, value) VALUES ('custom_params_generation', '1') \
+         ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(store_meta.value AS BIGINT) + 1 AS TEXT)",
+    )
+    .execute(conn)?;
+    Ok(())
+}
+
+/// The generation of the custom parameters (see [`changed`]).
+pub(crate) fn generation(conn: &mut Db) -> Result<i64> {
+    use crate::schema::store_meta;
+    let value: Option<String> = store_meta::table
+        .filter(store_meta::key.eq("custom_params_generation"))
+        .select(store_meta::value)
+        .get_result(conn)
+        .optional()?;
+    Ok(value.and_then(|v| v.parse().ok()).unwrap_or(0))
+}
+
 /// Marks the custom parameters of `types` (all when empty) searchable:
 /// a reindex of them has finished.
-pub(crate) fn mark_ready(conn: &mut SqliteConnection, types: &[String]) -> Result<CustomParams> {
+pub(crate) fn mark_ready(conn: &mut Db, types: &[String]) -> Result<CustomParams> {
     if types.is_empty() {
-        diesel::sql_query("UPDATE custom_search_params SET ready = 1").execute(conn)?;
+        diesel::sql_query("UPDATE custom_search_params SET ready = TRUE").execute(conn)?;
     } else {
         for t in types {
-            diesel::sql_query("UPDATE custom_search_params SET ready = 1 WHERE resource_type = ?")
-                .bind::<Text, _>(t)
-                .execute(conn)?;
+            Sql::with_binds(
+                "UPDATE custom_search_params SET ready = TRUE WHERE resource_type = ?",
+                vec![Bind::Text(t.clone())],
+            )
+            .execute(conn)?;
         }
     }
+    changed(conn)?;
     load(conn)
 }

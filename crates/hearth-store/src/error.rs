@@ -48,9 +48,21 @@ impl From<diesel::result::Error> for StoreError {
     fn from(e: diesel::result::Error) -> Self {
         use diesel::result::{DatabaseErrorKind, Error};
         match &e {
+            // Retrying later can succeed: the database is busy, went away,
+            // or gave up on a statement that took too long.
+            Error::DatabaseError(
+                DatabaseErrorKind::ClosedConnection
+                | DatabaseErrorKind::UnableToSendCommand
+                | DatabaseErrorKind::SerializationFailure,
+                info,
+            ) => StoreError::Unavailable(info.message().to_owned()),
             Error::DatabaseError(DatabaseErrorKind::Unknown, info)
                 if info.message().contains("database is locked")
-                    || info.message().contains("busy") =>
+                    || info.message().contains("busy")
+                    || info.message().contains("statement timeout")
+                    || info.message().contains("deadlock detected")
+                    || info.message().contains("terminating connection")
+                    || info.message().contains("server closed the connection") =>
             {
                 StoreError::Unavailable(info.message().to_owned())
             }

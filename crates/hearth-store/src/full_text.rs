@@ -1,10 +1,14 @@
 //! The full-text index behind `_text` (narrative) and `_content` (every
-//! text value of the resource): SQLite FTS5, one row per current resource.
+//! text value of the resource), one row per current resource: SQLite FTS5,
+//! or PostgreSQL tsvectors. Words are what FTS5's `unicode61` tokenizer
+//! makes of a text (runs of letters and digits, lower-cased, accents
+//! removed); for PostgreSQL the store makes them itself, so both backends
+//! match the same words.
 
-use diesel::sqlite::SqliteConnection;
 use diesel::RunQueryDsl;
 use serde_json::Value;
 
+use crate::db::{Db, Dialect};
 use crate::statement::Sql;
 
 /// What the full-text index holds of one resource: the words of its
@@ -50,6 +54,8 @@ pub(crate) struct PendingMark {
 
 struct DeleteText;
 struct InsertText;
+struct DeletePgText;
+struct InsertPgText;
 
 impl PendingText {
     /// Replaces the text of `res_key` (which had a row when `had_row`).
@@ -62,24 +68,50 @@ impl PendingText {
     }
 
     /// Writes the changes not yet written.
-    pub(crate) fn apply(&mut self, conn: &mut SqliteConnection) -> diesel::QueryResult<()> {
+    pub(crate) fn apply(&mut self, conn: &mut Db) -> diesel::QueryResult<()> {
+        let dialect = conn.dialect();
         for (key, had_row, text) in &self.ops[self.applied..] {
             if *had_row {
                 let mut sql = Sql::default();
-                sql.push("DELETE FROM resource_text WHERE rowid = ")
-                    .int(*key);
-                sql.cached::<DeleteText>().execute(conn)?;
+                match dialect {
+                    Dialect::Sqlite => {
+                        sql.push("DELETE FROM resource_text WHERE rowid = ")
+                            .int(*key);
+                        sql.cached::<DeleteText>().execute(conn)?;
+                    }
+                    Dialect::Postgres => {
+                        sql.push("DELETE FROM resource_text WHERE res_key = ")
+                            .int(*key);
+                        sql.cached::<DeletePgText>().execute(conn)?;
+                    }
+                }
             }
             if let Some(text) = text {
                 let mut sql = Sql::default();
-                sql.push("INSERT INTO resource_text (rowid, narrative, content) VALUES (")
-                    .int(*key)
-                    .push(", ")
-                    .text(text.narrative.as_str())
-                    .push(", ")
-                    .text(text.content.as_str())
-                    .push(")");
-                sql.cached::<InsertText>().execute(conn)?;
+                match dialect {
+                    Dialect::Sqlite => {
+                        sql.push("INSERT INTO resource_text (rowid, narrative, content) VALUES (")
+                            .int(*key)
+                            .push(", ")
+                            .text(text.narrative.as_str())
+                            .push(", ")
+                            .text(text.content.as_str())
+                            .push(")");
+                        sql.cached::<InsertText>().execute(conn)?;
+                    }
+                    Dialect::Postgres => {
+                        sql.push(
+                            "INSERT INTO resource_text (res_key, narrative, content) VALUES (",
+                        )
+                        .int(*key)
+                        .push(", CAST(")
+                        .text(tsvector(&text.narrative))
+                        .push(" AS tsvector), CAST(")
+                        .text(tsvector(&text.content))
+                        .push(" AS tsvector))");
+                        sql.cached::<InsertPgText>().execute(conn)?;
+                    }
+                }
             }
         }
         self.applied = self.ops.len();
@@ -150,46 +182,87 @@ fn collect_text(value: &Value, out: &mut String, top: bool) {
     }
 }
 
-/// An FTS5 query for a `_text` / `_content` value: words are ANDed, `OR`
-/// between words is kept. Words are split into the tokens the index holds
-/// (letters and digits) and quoted, so FTS5 syntax in user input is taken
-/// literally and no phrase query arises (the index keeps no positions).
-pub(crate) fn match_query(column: &str, value: &str) -> Option<String> {
-    let mut terms = Vec::new();
-    let words = value
-        .split_whitespace()
-        .flat_map(|w| {
-            if w == "OR" || w == "AND" {
-                vec![w.to_owned()]
-            } else {
-                w.split(|c: char| !c.is_alphanumeric())
-                    .filter(|t| !t.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            }
-        })
-        .collect::<Vec<_>>();
-    for word in words {
-        let word = word.as_str();
-        if word == "OR" || word == "AND" {
-            if !terms.is_empty() {
-                terms.push(word.to_owned());
-            }
-            continue;
+/// Words longer than this are left out of PostgreSQL's index (it refuses
+/// lexemes over 2 KB; no one searches for such a word).
+const LONGEST_WORD: usize = 255;
+
+/// The words of a text, as the index holds them.
+fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty() && w.len() <= LONGEST_WORD)
+        .map(hearth_model::index::normalise)
+}
+
+/// A tsvector literal of the words of `text`. The words hold only letters
+/// and digits, so quoting them needs no escapes.
+fn tsvector(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 4);
+    for word in words(text) {
+        if !out.is_empty() {
+            out.push(' ');
         }
-        let quoted = format!("\"{word}\"");
-        if terms
-            .last()
-            .is_some_and(|t: &String| t != "OR" && t != "AND")
-        {
-            terms.push("AND".to_owned());
+        out.push('\'');
+        out.push_str(&word);
+        out.push('\'');
+    }
+    out
+}
+
+/// A `_text` / `_content` search: the resources whose `column` holds all
+/// the words of at least one of `any` (words are ANDed, and `OR` between
+/// words or a comma between values gives alternatives).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextQuery {
+    pub column: &'static str,
+    pub any: Vec<Vec<String>>,
+}
+
+impl TextQuery {
+    /// The query of one `_text` / `_content` value; `None` when it holds
+    /// no words.
+    pub(crate) fn parse(column: &'static str, value: &str) -> Option<TextQuery> {
+        let mut any: Vec<Vec<String>> = vec![Vec::new()];
+        for token in value.split_whitespace() {
+            match token {
+                "OR" => any.push(Vec::new()),
+                "AND" => {}
+                _ => any
+                    .last_mut()
+                    .into_iter()
+                    .for_each(|all| all.extend(words(token))),
+            }
         }
-        terms.push(quoted);
+        any.retain(|all| !all.is_empty());
+        (!any.is_empty()).then_some(TextQuery { column, any })
     }
-    while terms.last().is_some_and(|t| t == "OR" || t == "AND") {
-        terms.pop();
+
+    /// Adds the alternatives of `other` (a further comma-separated value).
+    pub(crate) fn or(&mut self, other: TextQuery) {
+        self.any.extend(other.any);
     }
-    (!terms.is_empty()).then(|| format!("{column} : ({})", terms.join(" ")))
+
+    /// The query in the dialect's full-text syntax. Words are quoted, so
+    /// operators in user input are taken as words; FTS5 then makes no
+    /// phrase of them (the index keeps no positions).
+    pub(crate) fn render(&self, dialect: Dialect) -> String {
+        let (quote, and, or) = match dialect {
+            Dialect::Sqlite => ('"', " AND ", " OR "),
+            Dialect::Postgres => ('\'', " & ", " | "),
+        };
+        let alternatives: Vec<String> = self
+            .any
+            .iter()
+            .map(|all| {
+                let words: Vec<String> = all.iter().map(|w| format!("{quote}{w}{quote}")).collect();
+                format!("({})", words.join(and))
+            })
+            .collect();
+        let query = alternatives.join(or);
+        match dialect {
+            Dialect::Sqlite => format!("{} : ({query})", self.column),
+            Dialect::Postgres => query,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -198,19 +271,33 @@ mod tests {
 
     #[test]
     fn queries_quote_words_and_keep_or() {
+        let q = |v| TextQuery::parse("content", v).map(|q| q.render(Dialect::Sqlite));
         assert_eq!(
-            match_query("content", "heart attack").as_deref(),
-            Some("content : (\"heart\" AND \"attack\")")
+            q("heart attack").as_deref(),
+            Some("content : ((\"heart\" AND \"attack\"))")
         );
         assert_eq!(
-            match_query("narrative", "a OR b").as_deref(),
-            Some("narrative : (\"a\" OR \"b\")")
+            q("a OR b").as_deref(),
+            Some("content : ((\"a\") OR (\"b\"))")
         );
+        assert_eq!(q("x\"y").as_deref(), Some("content : ((\"x\" AND \"y\"))"));
+        assert_eq!(q("  "), None);
+        assert_eq!(q("OR"), None);
+        let mut both = TextQuery::parse("narrative", "Fièvre aiguë").unwrap();
+        both.or(TextQuery::parse("narrative", "cough").unwrap());
         assert_eq!(
-            match_query("content", "x\"y"),
-            Some("content : (\"x\" AND \"y\")".to_owned())
+            both.render(Dialect::Postgres),
+            "('fievre' & 'aigue') | ('cough')"
         );
-        assert_eq!(match_query("content", "  "), None);
+    }
+
+    #[test]
+    fn postgres_gets_the_words_fts5_would_make() {
+        assert_eq!(
+            tsvector("Ann-Marie O'Brien, 3.5 mg"),
+            "'ann' 'marie' 'o' 'brien' '3' '5' 'mg'"
+        );
+        assert_eq!(tsvector(&"x".repeat(300)), "");
     }
 
     #[test]

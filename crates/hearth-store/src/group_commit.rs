@@ -16,13 +16,10 @@ use std::sync::{Arc, RwLock};
 
 use tokio::sync::oneshot;
 
-use diesel::sqlite::SqliteConnection;
-use diesel::RunQueryDsl;
 use hearth_model::search_params::CustomParams;
 
 use crate::connection::Pool;
 use crate::full_text::PendingText;
-use crate::statement::Sql;
 use crate::versions::Tx;
 use crate::{custom, StoreError};
 
@@ -163,10 +160,10 @@ fn run_batch(pool: &Pool, params: &Arc<RwLock<Arc<CustomParams>>>, batch: Vec<Re
     let mut replies = Vec::with_capacity(batch.len());
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut search_parameters_written = false;
-    let committed = conn.immediate_transaction::<_, diesel::result::Error, _>(|c| {
+    let committed = conn.write_transaction::<_, diesel::result::Error>(|c| {
         for request in batch {
             replies.push(request.reply);
-            let before = total_changes(c)?;
+            let before = c.changes()?;
             let mark = text.mark();
             let mut tx = Tx::new(c, snapshot.clone(), &mut text);
             let result = (request.job)(&mut tx);
@@ -181,7 +178,7 @@ fn run_batch(pool: &Pool, params: &Arc<RwLock<Arc<CustomParams>>>, batch: Vec<Re
                     // A write that fails must have changed nothing outside
                     // its savepoints; otherwise nothing in this transaction
                     // can be trusted, and all of it is rolled back.
-                    if total_changes(c)? - before != not_its_own {
+                    if c.changes()? - before != not_its_own {
                         tracing::error!(
                             "a write failed after changing the database; its batch is rolled back"
                         );
@@ -211,7 +208,7 @@ fn run_batch(pool: &Pool, params: &Arc<RwLock<Arc<CustomParams>>>, batch: Vec<Re
     }
     // Custom search parameters follow the committed SearchParameters.
     if search_parameters_written {
-        match conn.immediate_transaction(custom::load) {
+        match conn.write_transaction(custom::load) {
             Ok(reloaded) => *params.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(reloaded),
             Err(e) => tracing::error!(error = %e, "cannot reload the custom search parameters"),
         }
@@ -219,21 +216,4 @@ fn run_batch(pool: &Pool, params: &Arc<RwLock<Arc<CustomParams>>>, batch: Vec<Re
     for (reply, outcome) in replies.into_iter().zip(outcomes) {
         let _ = reply.send(outcome);
     }
-}
-
-#[derive(diesel::QueryableByName)]
-struct Changes {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    n: i64,
-}
-
-struct TotalChanges;
-
-/// Rows changed on this connection since it opened (SQLite counts every
-/// INSERT, UPDATE and DELETE, including those a savepoint rolled back).
-pub(crate) fn total_changes(conn: &mut SqliteConnection) -> diesel::QueryResult<i64> {
-    Sql::new("SELECT total_changes() AS n")
-        .cached::<TotalChanges>()
-        .get_result::<Changes>(conn)
-        .map(|c| c.n)
 }

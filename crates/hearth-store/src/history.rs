@@ -7,7 +7,6 @@
 
 use diesel::dsl::{exists, max, not};
 use diesel::prelude::*;
-use diesel::sqlite::Sqlite;
 
 use hearth_model::datetime::Range;
 
@@ -43,7 +42,7 @@ pub struct HistoryPage {
     pub snapshot: i64,
 }
 
-type Boxed<'a> = v::BoxedQuery<'a, Sqlite>;
+type Boxed<'a> = v::BoxedQuery<'a, crate::db::MultiBackend>;
 
 fn filtered<'a>(query: &'a HistoryQuery, snapshot: i64) -> Boxed<'a> {
     let mut q = v::table.into_boxed().filter(v::seq.le(snapshot));

@@ -5,11 +5,11 @@
 use std::sync::Arc;
 
 use diesel::prelude::*;
-use diesel::sqlite::SqliteConnection;
 use hearth_model::index::{self, IndexValue};
 use hearth_model::search_params::CustomParams;
 use serde_json::Value;
 
+use crate::db::Db;
 use crate::document::Document;
 use crate::full_text::PendingText;
 use crate::schema::{
@@ -22,7 +22,7 @@ use crate::Result;
 pub(crate) const INDEX_VERSION: &str = "4";
 
 /// Removes the index rows of a resource.
-pub(crate) fn clear(conn: &mut SqliteConnection, res_key: i64) -> Result<()> {
+pub(crate) fn clear(conn: &mut Db, res_key: i64) -> Result<()> {
     diesel::delete(idx_string::table.filter(idx_string::res_key.eq(res_key))).execute(conn)?;
     diesel::delete(idx_token::table.filter(idx_token::res_key.eq(res_key))).execute(conn)?;
     diesel::delete(idx_reference::table.filter(idx_reference::res_key.eq(res_key)))
@@ -182,7 +182,7 @@ impl IndexRows {
     }
 
     /// Inserts the rows for the resource `res_key`.
-    pub(crate) fn insert(self, conn: &mut SqliteConnection, res_key: i64) -> Result<()> {
+    pub(crate) fn insert(self, conn: &mut Db, res_key: i64) -> Result<()> {
         struct InsertString;
         struct InsertToken;
         struct InsertReference;
@@ -210,10 +210,7 @@ impl IndexRows {
 /// Rebuilds every index row when the index was built by other extraction
 /// rules (or never: a database from before search). Runs once, when the
 /// store opens, in one transaction.
-pub(crate) fn rebuild_if_stale(
-    conn: &mut SqliteConnection,
-    custom: &Arc<CustomParams>,
-) -> Result<()> {
+pub(crate) fn rebuild_if_stale(conn: &mut Db, custom: &Arc<CustomParams>) -> Result<()> {
     use crate::schema::{resource_versions as v, resources as r, store_meta};
     let built: Option<String> = store_meta::table
         .filter(store_meta::key.eq("index_version"))
@@ -223,7 +220,7 @@ pub(crate) fn rebuild_if_stale(
     if built.as_deref() == Some(INDEX_VERSION) {
         return Ok(());
     }
-    conn.immediate_transaction(|conn| {
+    conn.write_transaction(|conn| {
         for table in [
             "idx_string",
             "idx_token",
@@ -261,12 +258,12 @@ pub(crate) fn rebuild_if_stale(
             }
             text.apply(conn)?;
         }
-        diesel::replace_into(store_meta::table)
-            .values((
-                store_meta::key.eq("index_version"),
-                store_meta::value.eq(INDEX_VERSION),
-            ))
-            .execute(conn)?;
+        Sql::with_binds(
+            "INSERT INTO store_meta (key, value) VALUES ('index_version', ?) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            vec![Bind::Text(INDEX_VERSION.to_owned())],
+        )
+        .execute(conn)?;
         if rebuilt > 0 {
             tracing::info!(resources = rebuilt, "search index rebuilt");
         }

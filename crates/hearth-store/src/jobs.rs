@@ -5,6 +5,9 @@
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text};
+
+use crate::db::Dialect;
+use crate::statement::{Bind, Sql};
 use hearth_model::search_params::CustomParams;
 use serde_json::Value;
 
@@ -14,6 +17,9 @@ use crate::{Result, Store};
 
 /// Resources reindexed per transaction.
 const BATCH: i64 = 500;
+
+/// How long a node keeps a job after its last batch without renewing.
+const LEASE_MS: i64 = 30_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobStatus {
@@ -90,15 +96,17 @@ impl Store {
         let (job_id, types) = (id.clone(), types.to_vec());
         self.write(move |tx| -> Result<()> {
             let total = tx.count_resources(&types)?;
-            diesel::sql_query(
+            Sql::with_binds(
                 "INSERT INTO jobs (id, kind, types, status, cursor, done, total, created, updated) \
                  VALUES (?, 'reindex', ?, 'queued', 0, 0, ?, ?, ?)",
+                vec![
+                    Bind::Text(job_id),
+                    Bind::Text(types.join(",")),
+                    Bind::Int(total),
+                    Bind::Int(now),
+                    Bind::Int(now),
+                ],
             )
-            .bind::<Text, _>(&job_id)
-            .bind::<Text, _>(types.join(","))
-            .bind::<BigInt, _>(total)
-            .bind::<BigInt, _>(now)
-            .bind::<BigInt, _>(now)
             .execute(tx.conn)?;
             Ok(())
         })?;
@@ -107,43 +115,62 @@ impl Store {
 
     pub fn job(&self, id: &str) -> Result<Option<Job>> {
         let mut conn = self.pool.get()?;
-        let row: Option<JobRow> =
-            diesel::sql_query(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"))
-                .bind::<Text, _>(id)
-                .get_result(&mut conn)
-                .optional()?;
+        let row: Option<JobRow> = Sql::with_binds(
+            &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"),
+            vec![Bind::Text(id.to_owned())],
+        )
+        .get_result(&mut *conn)
+        .optional()?;
         Ok(row.map(JobRow::job))
     }
 
-    /// Runs one batch of the oldest unfinished job. Answers whether there
-    /// was work, so a worker knows when to sleep.
+    /// Runs one batch of the oldest unfinished job this node may run: one
+    /// no node holds, or whose holder's lease ran out (it stopped). The
+    /// node keeps the job while it renews the lease, one batch at a time,
+    /// so a job is run by one node; another takes over if that one stops.
+    /// Answers whether there was work, so a worker knows when to sleep.
     pub fn run_job_batch(&self) -> Result<bool> {
-        let job = self.write(|tx| -> Result<Option<(JobRow, Option<CustomParams>)>> {
-            let job: Option<JobRow> = diesel::sql_query(format!(
-                "SELECT {JOB_COLUMNS} FROM jobs WHERE status IN ('queued', 'running') ORDER BY created LIMIT 1"
-            ))
-            .get_result(tx.conn)
-            .optional()?;
+        let node = self.node.clone();
+        let job = self.write(move |tx| -> Result<Option<(JobRow, Option<CustomParams>)>> {
+            let now = hearth_model::datetime::now_ms();
+            let mut claim = Sql::with_binds(
+                &format!(
+                    "SELECT {JOB_COLUMNS} FROM jobs WHERE status IN ('queued', 'running') \
+                     AND (owner IS NULL OR owner = ? OR lease_until < ?) ORDER BY created LIMIT 1"
+                ),
+                vec![Bind::Text(node.to_string()), Bind::Int(now)],
+            );
+            if tx.dialect() == Dialect::Postgres {
+                // Nodes claiming at once skip each other's job.
+                claim.push(" FOR UPDATE SKIP LOCKED");
+            }
+            let job: Option<JobRow> = claim.get_result(tx.conn).optional()?;
             let Some(job) = job else { return Ok(None) };
             let types = job.types();
             let keys = tx.reindex_batch(&types, job.cursor)?;
-            let now = hearth_model::datetime::now_ms();
             match keys.last() {
                 Some(last) => {
-                    diesel::sql_query(
-                        "UPDATE jobs SET status = 'running', cursor = ?, done = done + ?, updated = ? WHERE id = ?",
+                    Sql::with_binds(
+                        "UPDATE jobs SET status = 'running', cursor = ?, done = done + ?, updated = ?, \
+                         owner = ?, lease_until = ? WHERE id = ?",
+                        vec![
+                            Bind::Int(*last),
+                            Bind::Int(keys.len() as i64),
+                            Bind::Int(now),
+                            Bind::Text(node.to_string()),
+                            Bind::Int(now + LEASE_MS),
+                            Bind::Text(job.id.clone()),
+                        ],
                     )
-                    .bind::<BigInt, _>(*last)
-                    .bind::<BigInt, _>(keys.len() as i64)
-                    .bind::<BigInt, _>(now)
-                    .bind::<Text, _>(&job.id)
                     .execute(tx.conn)?;
                 }
                 None => {
-                    diesel::sql_query("UPDATE jobs SET status = 'done', updated = ? WHERE id = ?")
-                        .bind::<BigInt, _>(now)
-                        .bind::<Text, _>(&job.id)
-                        .execute(tx.conn)?;
+                    Sql::with_binds(
+                        "UPDATE jobs SET status = 'done', updated = ?, owner = NULL, lease_until = NULL \
+                         WHERE id = ?",
+                        vec![Bind::Int(now), Bind::Text(job.id.clone())],
+                    )
+                    .execute(tx.conn)?;
                     return Ok(Some((job, Some(crate::custom::mark_ready(tx.conn, &types)?))));
                 }
             }

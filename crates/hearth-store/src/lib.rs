@@ -10,6 +10,8 @@ mod body;
 mod checkpoint;
 mod connection;
 mod custom;
+mod db;
+mod direct;
 mod document;
 mod error;
 mod full_text;
@@ -20,12 +22,14 @@ mod jobs;
 mod schema;
 pub mod search;
 mod statement;
+pub mod testing;
 mod ucum;
 mod versions;
 
-pub use connection::{SqliteOptions, Synchronous};
+pub use connection::{without_password, Database, StoreOptions, Synchronous};
 pub use document::Document;
 pub use error::StoreError;
+pub use full_text::TextQuery;
 pub use history::{HistoryPage, HistoryQuery, HistoryScope};
 pub use jobs::{Job, JobStatus};
 pub use versions::{Method, StoredVersion, Tx, Written};
@@ -42,27 +46,64 @@ pub struct Store {
     /// The custom search parameters of this database, replaced whole when
     /// a SearchParameter is written or a reindex finishes.
     custom: Arc<RwLock<Arc<CustomParams>>>,
-    /// The one writer thread: SQLite has one writer at a time, and
-    /// concurrent writes share its transactions (group commit).
-    writer: Arc<group_commit::Writer>,
-    /// Copies the write-ahead log into the database beside the writer.
-    _checkpointer: Arc<checkpoint::Checkpointer>,
+    /// How writes reach the database.
+    writes: Writes,
+    /// This process among the nodes sharing the database (job leases).
+    node: Arc<str>,
+}
+
+#[derive(Clone)]
+enum Writes {
+    /// SQLite: one writer thread, whose transactions concurrent writes
+    /// share (group commit), and the thread that checkpoints its log.
+    Grouped {
+        writer: Arc<group_commit::Writer>,
+        _checkpointer: Arc<checkpoint::Checkpointer>,
+    },
+    /// PostgreSQL: each write in its own transaction, on the caller's
+    /// thread; writers of one resource wait for each other on its lock.
+    Direct { _watch: Arc<direct::CustomWatch> },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 impl Store {
-    /// Opens (creating if needed) an SQLite database file and brings its
-    /// schema up to date.
-    pub fn open_sqlite(path: &std::path::Path, options: &SqliteOptions) -> Result<Store> {
-        let (pool, custom) = connection::open_sqlite(path, options)?;
+    /// Opens (creating if needed) a database and brings its schema up to
+    /// date.
+    pub fn open(database: &Database, options: &StoreOptions) -> Result<Store> {
+        let (pool, custom) = connection::open(database, options)?;
         let custom = Arc::new(RwLock::new(custom));
+        let writes = match database {
+            Database::Sqlite(path) => Writes::Grouped {
+                writer: Arc::new(group_commit::Writer::start(pool.clone(), custom.clone())),
+                _checkpointer: Arc::new(checkpoint::Checkpointer::start(
+                    path,
+                    options.busy_timeout,
+                )?),
+            },
+            Database::Postgres(_) => Writes::Direct {
+                _watch: Arc::new(direct::CustomWatch::start(pool.clone(), custom.clone())),
+            },
+        };
         Ok(Store {
-            writer: Arc::new(group_commit::Writer::start(pool.clone(), custom.clone())),
-            _checkpointer: Arc::new(checkpoint::Checkpointer::start(path, options.busy_timeout)?),
             pool,
             custom,
+            writes,
+            node: uuid::Uuid::new_v4().to_string().into(),
         })
+    }
+
+    /// [`Store::open`] for an SQLite file.
+    pub fn open_sqlite(path: &std::path::Path, options: &StoreOptions) -> Result<Store> {
+        Store::open(&Database::Sqlite(path.to_owned()), options)
+    }
+
+    /// Whether the database answers (readiness).
+    pub fn ping(&self) -> Result<()> {
+        use diesel::r2d2::R2D2Connection;
+        let mut conn = self.pool.get()?;
+        conn.ping()?;
+        Ok(())
     }
 
     /// The custom search parameters now in force.
@@ -89,11 +130,15 @@ impl Store {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        self.writer.write(f)
+        match &self.writes {
+            Writes::Grouped { writer, .. } => writer.write(f),
+            Writes::Direct { .. } => direct::write(&self.pool, &self.custom, f),
+        }
     }
 
     /// [`Store::write`] for async callers: nothing blocks while the write
-    /// waits for its commit.
+    /// waits for its commit (on PostgreSQL it runs on tokio's blocking
+    /// pool).
     pub fn write_async<T, E>(
         &self,
         f: impl FnOnce(&mut Tx<'_>) -> std::result::Result<T, E> + Send + 'static,
@@ -102,7 +147,20 @@ impl Store {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        self.writer.write_async(f)
+        type Boxed<T, E> =
+            std::pin::Pin<Box<dyn std::future::Future<Output = std::result::Result<T, E>> + Send>>;
+        match &self.writes {
+            Writes::Grouped { writer, .. } => Box::pin(writer.write_async(f)) as Boxed<T, E>,
+            Writes::Direct { .. } => {
+                let (pool, custom) = (self.pool.clone(), self.custom.clone());
+                let write = tokio::task::spawn_blocking(move || direct::write(&pool, &custom, f));
+                Box::pin(async move {
+                    write
+                        .await
+                        .unwrap_or_else(|e| Err(E::from(StoreError::Database(e.to_string()))))
+                })
+            }
+        }
     }
 
     /// Runs `f` on a read snapshot.
@@ -120,8 +178,12 @@ impl Store {
 
     /// [`Store::read`] when it can be answered at once, without waiting: a
     /// lookup by key on a local database takes microseconds, less than
-    /// handing it to another thread. `None` when no connection is free.
+    /// handing it to another thread. `None` when no connection is free, or
+    /// the database is a server (a round trip away).
     pub fn read_now(&self, resource_type: &str, id: &str) -> Option<Result<StoredVersion>> {
+        if matches!(self.writes, Writes::Direct { .. }) {
+            return None;
+        }
         let mut conn = self.pool.try_get()?;
         let mut text = full_text::PendingText::default();
         Some(Tx::new(&mut conn, self.custom_params(), &mut text).read(resource_type, id))

@@ -13,6 +13,8 @@ use diesel::serialize::ToSql;
 use diesel::sql_types::{BigInt, Binary, Bool, Double, HasSqlType, Nullable, Text, Untyped};
 use diesel::{QueryResult, RunQueryDsl};
 
+use crate::db::Dialect;
+
 /// A bound SQL value.
 #[derive(Debug, Clone)]
 pub(crate) enum Bind {
@@ -23,6 +25,7 @@ pub(crate) enum Bind {
     Real(f64),
     OptReal(Option<f64>),
     Bool(bool),
+    Bytes(Vec<u8>),
 }
 
 /// SQL text with its binds, built left to right.
@@ -30,6 +33,8 @@ pub(crate) enum Bind {
 pub(crate) struct Sql {
     pub text: String,
     pub binds: Vec<Bind>,
+    /// The SQL the text is built for, where the backends differ.
+    pub dialect: Dialect,
 }
 
 /// The largest code point: `prefix || MAX` bounds every string that starts
@@ -40,17 +45,33 @@ impl Sql {
     pub fn new(text: &str) -> Sql {
         Sql {
             text: text.to_owned(),
-            binds: Vec::new(),
+            ..Sql::default()
         }
     }
 
-    /// A statement whose text already holds a `?` for each of `binds`.
+    /// An empty statement, to be built in `dialect`.
+    pub fn on(dialect: Dialect) -> Sql {
+        Sql {
+            dialect,
+            ..Sql::default()
+        }
+    }
+
+    /// A statement whose text (the same in every dialect) already holds a
+    /// `?` for each of `binds`.
     pub fn with_binds(text: &str, binds: Vec<Bind>) -> Sql {
         debug_assert_eq!(text.matches('?').count(), binds.len());
         Sql {
             text: text.to_owned(),
             binds,
+            ..Sql::default()
         }
+    }
+
+    /// `column`, kept from driving the query (see [`Dialect::no_index`]).
+    pub fn unindexed(&mut self, column: &str) -> &mut Self {
+        let hint = self.dialect.no_index();
+        self.push(hint).push(column)
     }
 
     pub fn push(&mut self, s: &str) -> &mut Self {
@@ -185,6 +206,7 @@ where
             Bind::Real(v) => out.push_bind_param::<Double, _>(v)?,
             Bind::OptReal(v) => out.push_bind_param::<Nullable<Double>, _>(v)?,
             Bind::Bool(v) => out.push_bind_param::<Bool, _>(v)?,
+            Bind::Bytes(v) => out.push_bind_param::<Binary, _>(v)?,
         }
         out.push_sql(piece);
     }

@@ -3,16 +3,15 @@
 use std::sync::Arc;
 
 use diesel::prelude::*;
-use diesel::sqlite::SqliteConnection;
 use hearth_model::search_params::CustomParams;
 use serde_json::Value;
 
 use hearth_model::datetime;
 
 use crate::body;
+use crate::db::{Abort, Db, Dialect};
 use crate::document::Document;
 use crate::full_text::PendingText;
-use crate::group_commit::total_changes;
 use crate::index_rows;
 use crate::schema::{resource_versions as v, resources as r};
 use crate::statement::{Bind, Sql};
@@ -119,7 +118,7 @@ pub(crate) const VERSION_COLUMNS: VersionColumns = (
 /// An open database connection, inside a transaction when it came from
 /// [`crate::Store::write`].
 pub struct Tx<'c> {
-    pub(crate) conn: &'c mut SqliteConnection,
+    pub(crate) conn: &'c mut Db,
     /// Set when a SearchParameter was written: the custom search
     /// parameters are recomputed after the commit.
     pub(crate) search_parameters_written: bool,
@@ -130,18 +129,6 @@ pub struct Tx<'c> {
     /// Rows this write changed that do not stay its own: undone by a
     /// savepoint, or full text of earlier writes written on their behalf.
     pub(crate) not_its_own_changes: i64,
-}
-
-/// Why a savepoint was rolled back.
-enum Abort<E> {
-    Refused(E),
-    Database(diesel::result::Error),
-}
-
-impl<E> From<diesel::result::Error> for Abort<E> {
-    fn from(e: diesel::result::Error) -> Self {
-        Abort::Database(e)
-    }
 }
 
 struct Current {
@@ -155,7 +142,7 @@ struct Current {
 // LIMIT, and SQLite re-plans a statement whose LIMIT binding was set again.
 impl<'c> Tx<'c> {
     pub(crate) fn new(
-        conn: &'c mut SqliteConnection,
+        conn: &'c mut Db,
         custom: Arc<CustomParams>,
         text: &'c mut PendingText,
     ) -> Self {
@@ -178,7 +165,7 @@ impl<'c> Tx<'c> {
     where
         E: From<StoreError>,
     {
-        let before = total_changes(self.conn).map_err(StoreError::from)?;
+        let before = self.conn.changes().map_err(StoreError::from)?;
         let mark = self.text.mark();
         let custom = self.custom.clone();
         let text = &mut *self.text;
@@ -198,7 +185,7 @@ impl<'c> Tx<'c> {
             }
             Err(abort) => {
                 self.text.restore(mark);
-                let undone = total_changes(self.conn).map_err(StoreError::from)? - before;
+                let undone = self.conn.changes().map_err(StoreError::from)? - before;
                 self.not_its_own_changes += undone;
                 match abort {
                     Abort::Refused(e) => Err(e),
@@ -208,15 +195,37 @@ impl<'c> Tx<'c> {
         }
     }
 
+    /// Which SQL the transaction's connection speaks.
+    pub(crate) fn dialect(&self) -> Dialect {
+        self.conn.dialect()
+    }
+
+    /// Makes writers that name the same `key` (a resource, or a type whose
+    /// conditional writes search before they write) wait for each other
+    /// until this transaction ends. SQLite has one writer at a time, so
+    /// only PostgreSQL, where transactions of several connections and
+    /// nodes run at once, takes a lock: after it, each statement sees
+    /// what the writer before committed.
+    pub fn lock(&mut self, key: &str) -> Result<()> {
+        if self.dialect() == Dialect::Postgres {
+            let mut sql = Sql::default();
+            sql.push("SELECT pg_advisory_xact_lock(")
+                .int(crate::db::lock_key(key))
+                .push(")");
+            sql.cached::<AdvisoryLock>().execute(self.conn)?;
+        }
+        Ok(())
+    }
+
     /// Writes the transaction's pending full text, so a full-text search
     /// inside it sees the writes before it.
     pub(crate) fn apply_pending_text(&mut self) -> Result<()> {
         if self.text.is_empty() {
             return Ok(());
         }
-        let before = total_changes(self.conn)?;
+        let before = self.conn.changes()?;
         self.text.apply(self.conn)?;
-        self.not_its_own_changes += total_changes(self.conn)? - before;
+        self.not_its_own_changes += self.conn.changes()? - before;
         Ok(())
     }
 
@@ -302,6 +311,7 @@ impl<'c> Tx<'c> {
         method: Method,
     ) -> Result<Written> {
         let resource_type = document.resource_type.clone();
+        self.lock(&format!("{resource_type}/{id}"))?;
         let current = self.current(&resource_type, id)?;
         check_precondition(if_match, current.as_ref())?;
         let created = current.as_ref().is_none_or(|c| c.deleted);
@@ -318,6 +328,7 @@ impl<'c> Tx<'c> {
         id: &str,
         if_match: Option<i64>,
     ) -> Result<Option<StoredVersion>> {
+        self.lock(&format!("{resource_type}/{id}"))?;
         let Some(current) = self.current(resource_type, id)? else {
             return Err(StoreError::NotFound {
                 resource_type: resource_type.to_owned(),
@@ -365,6 +376,7 @@ impl<'c> Tx<'c> {
         });
         if resource_type == "SearchParameter" {
             self.search_parameters_written = true;
+            crate::custom::changed(self.conn)?;
         }
         let document = match document {
             Some(d) => Some(d.under(&self.custom)?),
@@ -443,6 +455,7 @@ impl<'c> Tx<'c> {
 }
 
 struct UpdateCurrent;
+struct AdvisoryLock;
 
 /// A deletion answers `Gone`; any other version is returned.
 fn live(version: StoredVersion) -> Result<StoredVersion> {

@@ -1,12 +1,16 @@
-//! Versioning, history and transactions of the store on a real SQLite file.
+//! Versioning, history and transactions of the store, on a real SQLite
+//! file and a real PostgreSQL database.
 
-use hearth_store::{HistoryQuery, HistoryScope, Method, SqliteOptions, Store, StoreError};
+use hearth_store::both_backends;
+use hearth_store::testing::{Backend, TestDatabase};
+use hearth_store::{HistoryQuery, HistoryScope, Method, Store, StoreError, StoreOptions};
 use serde_json::{json, Value};
 
-fn store() -> (Store, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_sqlite(&dir.path().join("test.db"), &SqliteOptions::default()).unwrap();
-    (store, dir)
+/// A store on a fresh database of the test's backend.
+fn store() -> (Store, TestDatabase) {
+    let database = TestDatabase::new();
+    let store = Store::open(&database.database, &StoreOptions::default()).unwrap();
+    (store, database)
 }
 
 fn body(v: &hearth_store::StoredVersion) -> Value {
@@ -34,137 +38,151 @@ fn history(store: &Store, scope: HistoryScope) -> Vec<(String, i64, Method)> {
         .collect()
 }
 
-#[test]
-fn every_write_is_a_new_version_with_server_meta() {
-    let (store, _dir) = store();
-    let created = store
-        .create(json!({"resourceType": "Patient", "active": true}))
-        .unwrap();
-    assert!(created.created);
-    let id = created.version.id.clone();
-    let v1 = body(&created.version);
-    assert_eq!(v1["id"], id.as_str());
-    assert_eq!(v1["meta"]["versionId"], "1");
+both_backends! {
+    fn every_write_is_a_new_version_with_server_meta() {
+        let (store, _dir) = store();
+        let created = store
+            .create(json!({"resourceType": "Patient", "active": true}))
+            .unwrap();
+        assert!(created.created);
+        let id = created.version.id.clone();
+        let v1 = body(&created.version);
+        assert_eq!(v1["id"], id.as_str());
+        assert_eq!(v1["meta"]["versionId"], "1");
 
-    let updated = store
-        .update(&id, patient(&id, "Smith"), None, Method::Put)
-        .unwrap();
-    assert!(!updated.created);
-    assert_eq!(updated.version.version_id, 2);
-    assert!(updated.version.last_updated > created.version.last_updated);
-    assert_eq!(
-        body(&store.read("Patient", &id).unwrap())["name"][0]["family"],
-        "Smith"
-    );
-    assert_eq!(
-        body(&store.vread("Patient", &id, 1).unwrap())["active"],
-        true
-    );
+        let updated = store
+            .update(&id, patient(&id, "Smith"), None, Method::Put)
+            .unwrap();
+        assert!(!updated.created);
+        assert_eq!(updated.version.version_id, 2);
+        assert!(updated.version.last_updated > created.version.last_updated);
+        assert_eq!(
+            body(&store.read("Patient", &id).unwrap())["name"][0]["family"],
+            "Smith"
+        );
+        assert_eq!(
+            body(&store.vread("Patient", &id, 1).unwrap())["active"],
+            true
+        );
+    }
 }
 
-#[test]
-fn delete_is_a_tombstone_that_history_keeps() {
-    let (store, _dir) = store();
-    store
-        .update("p1", patient("p1", "A"), None, Method::Put)
-        .unwrap();
-    let tombstone = store.delete("Patient", "p1", None).unwrap().unwrap();
-    assert_eq!(tombstone.version_id, 2);
-    assert!(matches!(
-        store.read("Patient", "p1"),
-        Err(StoreError::Gone { version_id: 2, .. })
-    ));
-    assert!(matches!(
-        store.vread("Patient", "p1", 2),
-        Err(StoreError::Gone { .. })
-    ));
-    assert!(store.vread("Patient", "p1", 1).is_ok());
-    // Deleting again writes nothing.
-    assert!(store.delete("Patient", "p1", None).unwrap().is_none());
-    assert_eq!(
-        history(
-            &store,
-            HistoryScope::Instance("Patient".into(), "p1".into())
-        ),
-        vec![
-            ("p1".into(), 2, Method::Delete),
-            ("p1".into(), 1, Method::Put)
-        ]
-    );
-    // An update brings it back as version 3, reported as a creation.
-    let back = store
-        .update("p1", patient("p1", "B"), None, Method::Put)
-        .unwrap();
-    assert!(back.created);
-    assert_eq!(back.version.version_id, 3);
+both_backends! {
+    fn delete_is_a_tombstone_that_history_keeps() {
+        let (store, _dir) = store();
+        store
+            .update("p1", patient("p1", "A"), None, Method::Put)
+            .unwrap();
+        let tombstone = store.delete("Patient", "p1", None).unwrap().unwrap();
+        assert_eq!(tombstone.version_id, 2);
+        assert!(matches!(
+            store.read("Patient", "p1"),
+            Err(StoreError::Gone { version_id: 2, .. })
+        ));
+        assert!(matches!(
+            store.vread("Patient", "p1", 2),
+            Err(StoreError::Gone { .. })
+        ));
+        assert!(store.vread("Patient", "p1", 1).is_ok());
+        // Deleting again writes nothing.
+        assert!(store.delete("Patient", "p1", None).unwrap().is_none());
+        assert_eq!(
+            history(
+                &store,
+                HistoryScope::Instance("Patient".into(), "p1".into())
+            ),
+            vec![
+                ("p1".into(), 2, Method::Delete),
+                ("p1".into(), 1, Method::Put)
+            ]
+        );
+        // An update brings it back as version 3, reported as a creation.
+        let back = store
+            .update("p1", patient("p1", "B"), None, Method::Put)
+            .unwrap();
+        assert!(back.created);
+        assert_eq!(back.version.version_id, 3);
+    }
 }
 
-#[test]
-fn a_stale_if_match_fails_and_changes_nothing() {
-    let (store, _dir) = store();
-    store
-        .update("p1", patient("p1", "A"), None, Method::Put)
-        .unwrap();
-    store
-        .update("p1", patient("p1", "B"), Some(1), Method::Put)
-        .unwrap();
-    let err = store
-        .update("p1", patient("p1", "C"), Some(1), Method::Put)
-        .unwrap_err();
-    assert!(matches!(
-        err,
-        StoreError::VersionConflict {
-            expected: 1,
-            current: Some(2)
-        }
-    ));
-    assert!(matches!(
-        store.delete("Patient", "p1", Some(1)),
-        Err(StoreError::VersionConflict { .. })
-    ));
-    assert_eq!(
-        body(&store.read("Patient", "p1").unwrap())["name"][0]["family"],
-        "B"
-    );
+both_backends! {
+    fn a_stale_if_match_fails_and_changes_nothing() {
+        let (store, _dir) = store();
+        store
+            .update("p1", patient("p1", "A"), None, Method::Put)
+            .unwrap();
+        store
+            .update("p1", patient("p1", "B"), Some(1), Method::Put)
+            .unwrap();
+        let err = store
+            .update("p1", patient("p1", "C"), Some(1), Method::Put)
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            StoreError::VersionConflict {
+                expected: 1,
+                current: Some(2)
+            }
+        ));
+        assert!(matches!(
+            store.delete("Patient", "p1", Some(1)),
+            Err(StoreError::VersionConflict { .. })
+        ));
+        assert_eq!(
+            body(&store.read("Patient", "p1").unwrap())["name"][0]["family"],
+            "B"
+        );
+    }
 }
 
-#[test]
-fn a_failed_transaction_writes_nothing() {
-    let (store, _dir) = store();
-    let result: Result<(), StoreError> = store.write(|tx| {
-        tx.savepoint(|tx| {
+both_backends! {
+    fn a_failed_transaction_writes_nothing() {
+        let (store, _dir) = store();
+        let result: Result<(), StoreError> = store.write(|tx| {
+            tx.savepoint(|tx| {
+                let a = tx.document(patient("a", "A"))?;
+                tx.update("a", a, None, Method::Put)?;
+                let b = tx.document(patient("b", "B"))?;
+                tx.update("b", b, None, Method::Put)?;
+                // Inside the transaction, its own writes are visible.
+                assert!(tx.read("Patient", "a").is_ok());
+                Err(StoreError::InvalidResource("abort".into()))
+            })
+        });
+        assert!(matches!(result, Err(StoreError::InvalidResource(m)) if m == "abort"));
+        assert_nothing_written(&store);
+    }
+}
+
+both_backends! {
+    /// A write that fails after changing something, outside a savepoint,
+    /// leaves nothing behind. On SQLite it cannot be undone alone: its
+    /// whole group-commit batch is rolled back (and the callers told to try
+    /// again); on PostgreSQL its own transaction is, and it fails with its
+    /// own error.
+    fn a_write_failing_halfway_without_a_savepoint_rolls_back_its_batch() {
+        let (store, _dir) = store();
+        let result: Result<(), StoreError> = store.write(|tx| {
             let a = tx.document(patient("a", "A"))?;
             tx.update("a", a, None, Method::Put)?;
-            let b = tx.document(patient("b", "B"))?;
-            tx.update("b", b, None, Method::Put)?;
-            // Inside the transaction, its own writes are visible.
-            assert!(tx.read("Patient", "a").is_ok());
             Err(StoreError::InvalidResource("abort".into()))
-        })
-    });
-    assert!(matches!(result, Err(StoreError::InvalidResource(m)) if m == "abort"));
-    assert_nothing_written(&store);
-}
-
-/// A write that fails after changing something, outside a savepoint,
-/// cannot be undone alone: its whole transaction is rolled back.
-#[test]
-fn a_write_failing_halfway_without_a_savepoint_rolls_back_its_batch() {
-    let (store, _dir) = store();
-    let result: Result<(), StoreError> = store.write(|tx| {
-        let a = tx.document(patient("a", "A"))?;
-        tx.update("a", a, None, Method::Put)?;
-        Err(StoreError::InvalidResource("abort".into()))
-    });
-    assert!(
-        matches!(result, Err(StoreError::Unavailable(_))),
-        "{result:?}"
-    );
-    assert_nothing_written(&store);
-    // The writer goes on.
-    store
-        .update("b", patient("b", "B"), None, Method::Put)
-        .unwrap();
+        });
+        match hearth_store::testing::backend() {
+            Backend::Sqlite => assert!(
+                matches!(result, Err(StoreError::Unavailable(_))),
+                "{result:?}"
+            ),
+            Backend::Postgres => assert!(
+                matches!(&result, Err(StoreError::InvalidResource(m)) if m == "abort"),
+                "{result:?}"
+            ),
+        }
+        assert_nothing_written(&store);
+        // The writer goes on.
+        store
+            .update("b", patient("b", "B"), None, Method::Put)
+            .unwrap();
+    }
 }
 
 fn assert_nothing_written(store: &Store) {
@@ -179,83 +197,85 @@ fn assert_nothing_written(store: &Store) {
     assert!(history(store, HistoryScope::System).is_empty());
 }
 
-#[test]
-fn concurrent_updates_lose_nothing_and_versions_stay_sequential() {
-    let (store, _dir) = store();
-    store
-        .update("p", patient("p", "0"), None, Method::Put)
-        .unwrap();
-    let threads: Vec<_> = (0..4)
-        .map(|t| {
-            let store = store.clone();
-            std::thread::spawn(move || {
-                for i in 0..25 {
-                    store
-                        .update("p", patient("p", &format!("{t}-{i}")), None, Method::Put)
-                        .unwrap();
-                }
+both_backends! {
+    fn concurrent_updates_lose_nothing_and_versions_stay_sequential() {
+        let (store, _dir) = store();
+        store
+            .update("p", patient("p", "0"), None, Method::Put)
+            .unwrap();
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    for i in 0..25 {
+                        store
+                            .update("p", patient("p", &format!("{t}-{i}")), None, Method::Put)
+                            .unwrap();
+                    }
+                })
             })
-        })
-        .collect();
-    threads.into_iter().for_each(|t| t.join().unwrap());
-    assert_eq!(store.read("Patient", "p").unwrap().version_id, 101);
-    let versions: Vec<i64> = history(&store, HistoryScope::Instance("Patient".into(), "p".into()))
-        .into_iter()
-        .map(|(_, v, _)| v)
-        .collect();
-    assert_eq!(versions, (1..=101).rev().collect::<Vec<_>>());
+            .collect();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+        assert_eq!(store.read("Patient", "p").unwrap().version_id, 101);
+        let versions: Vec<i64> = history(&store, HistoryScope::Instance("Patient".into(), "p".into()))
+            .into_iter()
+            .map(|(_, v, _)| v)
+            .collect();
+        assert_eq!(versions, (1..=101).rev().collect::<Vec<_>>());
+    }
 }
 
-#[test]
-fn history_pages_are_stable_while_others_write() {
-    let (store, _dir) = store();
-    for i in 0..5 {
+both_backends! {
+    fn history_pages_are_stable_while_others_write() {
+        let (store, _dir) = store();
+        for i in 0..5 {
+            store
+                .update(
+                    &format!("p{i}"),
+                    patient(&format!("p{i}"), "A"),
+                    None,
+                    Method::Put,
+                )
+                .unwrap();
+        }
+        let mut query = HistoryQuery {
+            scope: HistoryScope::Type("Patient".into()),
+            since: None,
+            at: None,
+            count: 2,
+            offset: 0,
+            snapshot: None,
+        };
+        let first = store.history(&query).unwrap();
+        assert_eq!(first.total, 5);
         store
-            .update(
-                &format!("p{i}"),
-                patient(&format!("p{i}"), "A"),
-                None,
-                Method::Put,
-            )
+            .update("late", patient("late", "Z"), None, Method::Put)
             .unwrap();
+        query.snapshot = Some(first.snapshot);
+        let mut seen: Vec<String> = first.entries.iter().map(|v| v.id.clone()).collect();
+        for offset in [2, 4] {
+            query.offset = offset;
+            let page = store.history(&query).unwrap();
+            assert_eq!(page.total, 5);
+            seen.extend(page.entries.into_iter().map(|v| v.id));
+        }
+        assert_eq!(seen, vec!["p4", "p3", "p2", "p1", "p0"]);
     }
-    let mut query = HistoryQuery {
-        scope: HistoryScope::Type("Patient".into()),
-        since: None,
-        at: None,
-        count: 2,
-        offset: 0,
-        snapshot: None,
-    };
-    let first = store.history(&query).unwrap();
-    assert_eq!(first.total, 5);
-    store
-        .update("late", patient("late", "Z"), None, Method::Put)
-        .unwrap();
-    query.snapshot = Some(first.snapshot);
-    let mut seen: Vec<String> = first.entries.iter().map(|v| v.id.clone()).collect();
-    for offset in [2, 4] {
-        query.offset = offset;
-        let page = store.history(&query).unwrap();
-        assert_eq!(page.total, 5);
-        seen.extend(page.entries.into_iter().map(|v| v.id));
-    }
-    assert_eq!(seen, vec!["p4", "p3", "p2", "p1", "p0"]);
 }
 
-#[test]
-fn the_database_survives_reopening() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("reopen.db");
-    {
-        let store = Store::open_sqlite(&path, &SqliteOptions::default()).unwrap();
-        store
-            .update("p", patient("p", "Kept"), None, Method::Put)
-            .unwrap();
+both_backends! {
+    fn the_database_survives_reopening() {
+        let database = TestDatabase::new();
+        {
+            let store = Store::open(&database.database, &StoreOptions::default()).unwrap();
+            store
+                .update("p", patient("p", "Kept"), None, Method::Put)
+                .unwrap();
+        }
+        let store = Store::open(&database.database, &StoreOptions::default()).unwrap();
+        assert_eq!(
+            body(&store.read("Patient", "p").unwrap())["name"][0]["family"],
+            "Kept"
+        );
     }
-    let store = Store::open_sqlite(&path, &SqliteOptions::default()).unwrap();
-    assert_eq!(
-        body(&store.read("Patient", "p").unwrap())["name"][0]["family"],
-        "Kept"
-    );
 }

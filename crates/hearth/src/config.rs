@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
-use hearth_store::{SqliteOptions, Synchronous};
+use hearth_store::{Database, StoreOptions, Synchronous};
 use serde::Deserialize;
 
 #[derive(Debug, thiserror::Error)]
@@ -59,9 +59,21 @@ pub struct ServeArgs {
     /// survives power loss) [default: normal].
     #[arg(long, env = "HEARTH_SQLITE_SYNCHRONOUS")]
     pub sqlite_synchronous: Option<String>,
+    /// The database: postgres://user@host/db for PostgreSQL, or an SQLite
+    /// file (a path or sqlite://path) [default: DATA_DIR/hearth.db].
+    #[arg(long, env = "HEARTH_DATABASE_URL")]
+    pub database_url: Option<String>,
     /// Database connections in the pool [default: 8].
     #[arg(long, env = "HEARTH_DB_POOL_SIZE")]
     pub db_pool_size: Option<u32>,
+    /// Seconds a request waits for a pool connection (and, on SQLite, for
+    /// the write lock) before answering 503 [default: 5].
+    #[arg(long, env = "HEARTH_DB_TIMEOUT_SECS")]
+    pub db_timeout_secs: Option<u64>,
+    /// Seconds a PostgreSQL statement may run before it is cancelled
+    /// [default: 30].
+    #[arg(long, env = "HEARTH_DB_STATEMENT_TIMEOUT_SECS")]
+    pub db_statement_timeout_secs: Option<u64>,
 }
 
 /// The file form; every key is optional and unknown keys are errors.
@@ -76,7 +88,10 @@ struct FileConfig {
     log_level: Option<String>,
     workers: Option<usize>,
     sqlite_synchronous: Option<String>,
+    database_url: Option<String>,
     db_pool_size: Option<u32>,
+    db_timeout_secs: Option<u64>,
+    db_statement_timeout_secs: Option<u64>,
     default_page_size: Option<i64>,
     max_page_size: Option<i64>,
     shutdown_timeout_secs: Option<u64>,
@@ -99,7 +114,9 @@ pub struct Config {
     pub log_format: LogFormat,
     pub log_level: String,
     pub workers: usize,
-    pub sqlite: SqliteOptions,
+    /// Set when the database is not the data directory's SQLite file.
+    pub database_url: Option<String>,
+    pub store: StoreOptions,
     pub default_page_size: i64,
     pub max_page_size: i64,
     pub shutdown_timeout: Duration,
@@ -107,9 +124,12 @@ pub struct Config {
 }
 
 impl Config {
-    /// The SQLite database file.
-    pub fn database_path(&self) -> PathBuf {
-        self.data_dir.join("hearth.db")
+    /// The database: the URL's, or the data directory's SQLite file.
+    pub fn database(&self) -> Database {
+        match &self.database_url {
+            Some(url) => Database::from_url(url),
+            None => Database::Sqlite(self.data_dir.join("hearth.db")),
+        }
     }
 
     /// A configuration for tests: an ephemeral port on loopback and a data
@@ -190,6 +210,28 @@ impl Config {
         };
         let pool_size = pick(&args.db_pool_size, &file.db_pool_size).unwrap_or(8);
         positive("db pool size", pool_size as i64)?;
+        let db_timeout = pick(&args.db_timeout_secs, &file.db_timeout_secs).unwrap_or(5);
+        positive("db timeout", db_timeout as i64)?;
+        let statement_timeout = pick(
+            &args.db_statement_timeout_secs,
+            &file.db_statement_timeout_secs,
+        )
+        .unwrap_or(30);
+        let database_url = pick(&args.database_url, &file.database_url);
+        if let Some(url) = &database_url {
+            if url.trim().is_empty()
+                || url.contains("://")
+                    && !url.starts_with("postgres://")
+                    && !url.starts_with("postgresql://")
+                    && !url.starts_with("sqlite://")
+            {
+                return Err(ConfigError::Invalid {
+                    name: "database URL",
+                    value: hearth_store::without_password(url),
+                    reason: "use postgres://…, postgresql://…, sqlite://PATH or a file path".into(),
+                });
+            }
+        }
         let default_page_size = file.default_page_size.unwrap_or(50);
         let max_page_size = file.max_page_size.unwrap_or(1000);
         positive("default page size", default_page_size)?;
@@ -203,10 +245,12 @@ impl Config {
             log_format,
             log_level,
             workers,
-            sqlite: SqliteOptions {
+            database_url,
+            store: StoreOptions {
                 synchronous,
                 pool_size,
-                ..SqliteOptions::default()
+                busy_timeout: Duration::from_secs(db_timeout),
+                statement_timeout: Duration::from_secs(statement_timeout),
             },
             default_page_size,
             max_page_size: max_page_size.max(default_page_size),
@@ -252,7 +296,10 @@ mod tests {
     fn defaults_listen_on_loopback_8080_with_data_in_hearth_data() {
         let c = Config::load(&ServeArgs::default()).unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
-        assert_eq!(c.database_path(), PathBuf::from("hearth-data/hearth.db"));
+        assert_eq!(
+            c.database(),
+            Database::Sqlite(PathBuf::from("hearth-data/hearth.db"))
+        );
     }
 
     #[test]
@@ -281,5 +328,26 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("invalid listen address"));
+    }
+
+    #[test]
+    fn the_database_url_chooses_the_backend() {
+        let with = |url: &str| {
+            Config::load(&ServeArgs {
+                database_url: Some(url.into()),
+                ..ServeArgs::default()
+            })
+        };
+        assert_eq!(
+            with("postgres://hearth@db/fhir").unwrap().database(),
+            Database::Postgres("postgres://hearth@db/fhir".into())
+        );
+        assert_eq!(
+            with("sqlite:///var/lib/hearth.db").unwrap().database(),
+            Database::Sqlite(PathBuf::from("/var/lib/hearth.db"))
+        );
+        let err = with("mysql://root:secret@db/fhir").unwrap_err().to_string();
+        assert!(err.contains("invalid database URL"), "{err}");
+        assert!(!err.contains("secret"), "{err}");
     }
 }

@@ -57,7 +57,7 @@ fn serve(args: &ServeArgs) -> std::process::ExitCode {
         } = hearth::server::bind(&config)?;
         tracing::info!(
             listen = %addr,
-            database = %config.database_path().display(),
+            database = %config.database().describe(),
             workers = config.workers,
             "Hearth is serving FHIR R4"
         );

@@ -25,7 +25,7 @@ pub enum ServeError {
 }
 
 fn state(config: &Config) -> Result<web::Data<AppState>, ServeError> {
-    let store = Store::open_sqlite(&config.database_path(), &config.sqlite)?;
+    let store = Store::open(&config.database(), &config.store)?;
     let http = HttpConfig {
         base_url: config.base_url.clone(),
         max_body_bytes: config.max_body_bytes,
@@ -98,7 +98,7 @@ pub fn bind(config: &Config) -> Result<Bound, ServeError> {
     .workers(config.workers)
     // Store calls run on the blocking pool and wait for a pooled connection:
     // threads beyond the pool size only add stacks and malloc arenas.
-    .worker_max_blocking_threads((config.sqlite.pool_size as usize).div_ceil(config.workers) + 1)
+    .worker_max_blocking_threads((config.store.pool_size as usize).div_ceil(config.workers) + 1)
     .shutdown_timeout(config.shutdown_timeout.as_secs())
     .bind(config.listen)
     .map_err(|source| ServeError::Bind {

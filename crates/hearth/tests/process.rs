@@ -1,6 +1,8 @@
 //! The `hearth` binary as an operator runs it: configuration errors fail
 //! fast, and an acknowledged write survives `kill -9`.
 
+use hearth_store::both_backends;
+use hearth_store::testing::TestDatabase;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -12,11 +14,13 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn spawn(data_dir: &std::path::Path, port: u16) -> Child {
+fn spawn(database: &TestDatabase, port: u16) -> Child {
     Command::new(env!("CARGO_BIN_EXE_hearth"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .arg("--data-dir")
-        .arg(data_dir)
+        .arg(database.dir())
+        .arg("--database-url")
+        .arg(database.url())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -38,41 +42,42 @@ fn wait_ready(client: &reqwest::blocking::Client, base: &str) {
     panic!("hearth did not become ready at {base}");
 }
 
-#[test]
-fn acknowledged_writes_survive_kill_9() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::blocking::Client::new();
-    let mut server = spawn(dir.path(), port);
-    wait_ready(&client, &base);
-    let mut ids = Vec::new();
-    for i in 0..50 {
-        let response = client
-            .post(format!("{base}/Patient"))
-            .header("Content-Type", "application/fhir+json")
-            .body(format!(
-                r#"{{"resourceType":"Patient","name":[{{"family":"Crash{i}"}}]}}"#
-            ))
-            .send()
-            .unwrap();
-        assert_eq!(response.status(), 201);
-        let body: serde_json::Value = response.json().unwrap();
-        ids.push(body["id"].as_str().unwrap().to_owned());
-    }
-    server.kill().unwrap(); // SIGKILL: no shutdown, no flush
-    server.wait().unwrap();
+both_backends! {
+    fn acknowledged_writes_survive_kill_9() {
+        let database = TestDatabase::new();
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::blocking::Client::new();
+        let mut server = spawn(&database, port);
+        wait_ready(&client, &base);
+        let mut ids = Vec::new();
+        for i in 0..50 {
+            let response = client
+                .post(format!("{base}/Patient"))
+                .header("Content-Type", "application/fhir+json")
+                .body(format!(
+                    r#"{{"resourceType":"Patient","name":[{{"family":"Crash{i}"}}]}}"#
+                ))
+                .send()
+                .unwrap();
+            assert_eq!(response.status(), 201);
+            let body: serde_json::Value = response.json().unwrap();
+            ids.push(body["id"].as_str().unwrap().to_owned());
+        }
+        server.kill().unwrap(); // SIGKILL: no shutdown, no flush
+        server.wait().unwrap();
 
-    let mut server = spawn(dir.path(), port);
-    wait_ready(&client, &base);
-    for (i, id) in ids.iter().enumerate() {
-        let response = client.get(format!("{base}/Patient/{id}")).send().unwrap();
-        assert_eq!(response.status(), 200, "Patient/{id} lost after kill -9");
-        let body: serde_json::Value = response.json().unwrap();
-        assert_eq!(body["name"][0]["family"], format!("Crash{i}"));
+        let mut server = spawn(&database, port);
+        wait_ready(&client, &base);
+        for (i, id) in ids.iter().enumerate() {
+            let response = client.get(format!("{base}/Patient/{id}")).send().unwrap();
+            assert_eq!(response.status(), 200, "Patient/{id} lost after kill -9");
+            let body: serde_json::Value = response.json().unwrap();
+            assert_eq!(body["name"][0]["family"], format!("Crash{i}"));
+        }
+        server.kill().unwrap();
+        server.wait().unwrap();
     }
-    server.kill().unwrap();
-    server.wait().unwrap();
 }
 
 #[test]

@@ -38,7 +38,7 @@ impl SearchQuery {
     pub(crate) fn uses_full_text(&self) -> bool {
         fn uses(c: &Condition) -> bool {
             match c {
-                Condition::Text { .. } => true,
+                Condition::Text(_) => true,
                 Condition::Chain { targets, .. } => targets.iter().any(|(_, c)| uses(c)),
                 Condition::Has { inner, .. } => uses(inner),
                 Condition::All(conditions) => conditions.iter().any(uses),
@@ -84,9 +84,8 @@ pub enum Condition {
     },
     /// Conditions that must all hold (used for `_has` over several values).
     All(Vec<Condition>),
-    /// `_text` (column `narrative`) or `_content` (column `content`): an
-    /// FTS5 query.
-    Text { column: &'static str, query: String },
+    /// `_text` (column `narrative`) or `_content` (column `content`).
+    Text(crate::full_text::TextQuery),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

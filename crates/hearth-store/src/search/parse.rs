@@ -5,6 +5,8 @@ use hearth_model::datetime;
 use hearth_model::index::normalise;
 use std::sync::Arc;
 
+use crate::full_text::TextQuery;
+
 use hearth_model::search_params::{self, CustomParams, ParamType, SearchParam, Support};
 
 use super::{
@@ -142,23 +144,15 @@ pub fn parse(
                 } else {
                     "content"
                 };
-                let queries: Vec<String> = split_unescaped(value, ',')
-                    .iter()
-                    .filter_map(|v| crate::full_text::match_query(column, &unescape(v)))
-                    .collect();
-                if queries.is_empty() {
+                let mut queries = split_unescaped(value, ',')
+                    .into_iter()
+                    .filter_map(|v| TextQuery::parse(column, &unescape(&v)));
+                let Some(mut text) = queries.next() else {
                     return Err(error(key, format!("{name} needs words to search for")));
-                }
+                };
                 // Comma-separated values are alternatives.
-                let query_text = queries
-                    .iter()
-                    .map(|q| format!("({q})"))
-                    .collect::<Vec<_>>()
-                    .join(" OR ");
-                query.conditions.push(Condition::Text {
-                    column,
-                    query: query_text,
-                });
+                queries.for_each(|q| text.or(q));
+                query.conditions.push(Condition::Text(text));
             }
             "_has" => match parse_has(custom, &query.types, key, value) {
                 Ok(c) => query.conditions.push(c),

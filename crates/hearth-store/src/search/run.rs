@@ -8,6 +8,7 @@ use diesel::sql_types::{BigInt, Binary, Nullable, Text};
 
 use super::sql::{self, Sql};
 use super::{Include, SearchQuery};
+use crate::statement::Bind;
 use crate::versions::{StoredVersion, Tx};
 use crate::Result;
 
@@ -87,8 +88,9 @@ impl Tx<'_> {
         if query.uses_full_text() {
             self.apply_pending_text()?;
         }
-        let s = sql::direct_count(query).unwrap_or_else(|| {
-            let mut s = Sql::default();
+        let dialect = self.dialect();
+        let s = sql::direct_count(query, dialect).unwrap_or_else(|| {
+            let mut s = Sql::on(dialect);
             s.push("SELECT COUNT(*) AS n FROM resources r WHERE ");
             sql::filter(query, &mut s);
             s
@@ -140,7 +142,16 @@ impl Tx<'_> {
 
     /// The current versions of at most `limit` matches, for conditional
     /// interactions (which only need to tell none, one and several apart).
+    /// The current versions of the first `limit` matches, for a
+    /// conditional write: until the transaction ends, other conditional
+    /// writes on the same types wait, so two of them racing on one
+    /// condition cannot both find nothing and both create.
     pub fn matching(&mut self, query: &SearchQuery, limit: i64) -> Result<Vec<StoredVersion>> {
+        let mut types = query.types.clone();
+        types.sort();
+        for resource_type in &types {
+            self.lock(&format!("conditional {resource_type}"))?;
+        }
         let keys = self.keys(query, Some(limit))?;
         Ok(self
             .current_versions(&keys)?
@@ -157,7 +168,7 @@ impl Tx<'_> {
         if query.uses_full_text() {
             self.apply_pending_text()?;
         }
-        let mut s = Sql::default();
+        let mut s = Sql::on(self.dialect());
         s.push("SELECT r.res_key AS res_key FROM resources r WHERE ");
         sql::filter(query, &mut s);
         sql::order(&query.sort, &mut s);
@@ -172,26 +183,31 @@ impl Tx<'_> {
     pub(crate) fn save_snapshot(&mut self, keys: &[i64]) -> Result<String> {
         let id = uuid::Uuid::new_v4().to_string();
         let now = hearth_model::datetime::now_ms();
-        diesel::sql_query("DELETE FROM search_snapshots WHERE created < ?")
-            .bind::<BigInt, _>(now - SNAPSHOT_TTL_MS)
-            .execute(self.conn)?;
-        diesel::sql_query(
-            "INSERT INTO search_snapshots (id, created, total, res_keys) VALUES (?, ?, ?, ?)",
+        Sql::with_binds(
+            "DELETE FROM search_snapshots WHERE created < ?",
+            vec![Bind::Int(now - SNAPSHOT_TTL_MS)],
         )
-        .bind::<Text, _>(&id)
-        .bind::<BigInt, _>(now)
-        .bind::<BigInt, _>(keys.len() as i64)
-        .bind::<Binary, _>(encode(keys))
+        .execute(self.conn)?;
+        Sql::with_binds(
+            "INSERT INTO search_snapshots (id, created, total, res_keys) VALUES (?, ?, ?, ?)",
+            vec![
+                Bind::Text(id.clone()),
+                Bind::Int(now),
+                Bind::Int(keys.len() as i64),
+                Bind::Bytes(encode(keys)),
+            ],
+        )
         .execute(self.conn)?;
         Ok(id)
     }
 
     fn load_snapshot(&mut self, id: &str) -> Result<Option<Vec<i64>>> {
-        let found: Option<Snapshot> =
-            diesel::sql_query("SELECT res_keys FROM search_snapshots WHERE id = ?")
-                .bind::<Text, _>(id)
-                .get_result(self.conn)
-                .optional()?;
+        let found: Option<Snapshot> = Sql::with_binds(
+            "SELECT res_keys FROM search_snapshots WHERE id = ?",
+            vec![Bind::Text(id.to_owned())],
+        )
+        .get_result(self.conn)
+        .optional()?;
         Ok(found.map(|s| decode(&s.res_keys)))
     }
 
@@ -204,11 +220,11 @@ impl Tx<'_> {
         let mut by_key: HashMap<i64, StoredVersion> = HashMap::new();
         // SQLite allows 32,766 binds; stay well below.
         for chunk in keys.chunks(5000) {
-            let mut s = Sql::default();
+            let mut s = Sql::on(self.dialect());
             s.push(
                 "SELECT r.res_key, v.resource_type, v.id, v.version_id, v.last_updated, v.method, v.body \
                  FROM resources r JOIN resource_versions v ON v.seq = r.current_seq \
-                 WHERE r.deleted = 0 AND r.res_key IN ",
+                 WHERE NOT r.deleted AND r.res_key IN ",
             )
             .ints(chunk);
             let rows: Vec<Row> = s.load(self.conn)?;
@@ -263,19 +279,21 @@ impl Tx<'_> {
 
     /// Resources that `keys` refer to through the include's parameters.
     fn forward(&mut self, include: &Include, keys: &[i64], base: Option<&str>) -> Result<Vec<i64>> {
-        let mut s = Sql::default();
+        let mut s = Sql::on(self.dialect());
+        // The page's rows are found by their key, not by the parameter.
         s.push(
             "SELECT DISTINCT t.res_key AS res_key FROM idx_reference ref JOIN resources t \
-             ON t.resource_type = ref.target_type AND t.id = ref.target_id AND t.deleted = 0 \
-             WHERE +ref.param IN ",
+             ON t.resource_type = ref.target_type AND t.id = ref.target_id AND NOT t.deleted \
+             WHERE ",
         )
+        .unindexed("ref.param")
+        .push(" IN ")
         .list(&include.params)
         .push(" AND ");
         sql::local_reference(&mut s, "ref.url", base);
         if let Some(target) = &include.target_type {
             s.push(" AND ref.target_type = ").text(target.as_str());
         }
-        // `+ref.param`: find the page's rows by their key.
         s.push(" AND ref.res_key IN ").ints(keys);
         let rows: Vec<Key> = s.load(self.conn)?;
         Ok(rows.into_iter().map(|k| k.res_key).collect())
@@ -283,7 +301,7 @@ impl Tx<'_> {
 
     /// Resources that refer to `keys` through the include's parameters.
     fn reverse(&mut self, include: &Include, keys: &[i64], base: Option<&str>) -> Result<Vec<i64>> {
-        let mut s = Sql::default();
+        let mut s = Sql::on(self.dialect());
         s.push(
             "SELECT DISTINCT ref.res_key AS res_key FROM idx_reference ref JOIN resources t \
              ON t.resource_type = ref.target_type AND t.id = ref.target_id \

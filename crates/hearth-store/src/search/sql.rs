@@ -1,11 +1,12 @@
 //! SQL for a [`SearchQuery`]: every condition becomes a predicate
-//! `res_key [NOT] IN (SELECT res_key FROM idx_… WHERE …)` so SQLite can
-//! drive the search from the most selective index.
+//! `res_key [NOT] IN (SELECT res_key FROM idx_… WHERE …)` so the database
+//! can drive the search from the most selective index.
 
 use hearth_model::datetime::Range;
 use hearth_model::search_params::ParamType;
 
 use super::{Condition, Modifier, Prefix, SearchQuery, SearchValue, SortKey};
+use crate::db::Dialect;
 pub(crate) use crate::statement::Sql;
 
 /// `url IS NULL` (a relative reference) or `url` under this server's own
@@ -67,17 +68,18 @@ fn table(kind: ParamType) -> &'static str {
 
 /// `WHERE` for the resources of a query (alias `r`).
 pub(crate) fn filter(query: &SearchQuery, sql: &mut Sql) {
-    sql.push("r.deleted = 0");
+    sql.push("NOT r.deleted");
     if query.types.len() < hearth_model::structure::resource_types().count() {
         // With conditions, the index subqueries (whose parameters are
         // qualified by type) should drive the search: the unary `+` keeps
         // SQLite from scanning every resource of the type instead.
-        let column = if query.conditions.is_empty() {
-            " AND r.resource_type IN "
+        sql.push(" AND ");
+        if query.conditions.is_empty() {
+            sql.push("r.resource_type");
         } else {
-            " AND +r.resource_type IN "
-        };
-        sql.push(column).list(&query.types);
+            sql.unindexed("r.resource_type");
+        }
+        sql.push(" IN ").list(&query.types);
     }
     // The likely most selective condition drives; the others check its
     // candidates.
@@ -93,7 +95,7 @@ pub(crate) fn filter(query: &SearchQuery, sql: &mut Sql) {
 /// condition on one parameter: index rows exist only for current,
 /// non-deleted resources, and their parameters are qualified by type, so
 /// the distinct keys are exactly the matches. `None` for other queries.
-pub(crate) fn direct_count(query: &SearchQuery) -> Option<Sql> {
+pub(crate) fn direct_count(query: &SearchQuery, dialect: Dialect) -> Option<Sql> {
     let [Condition::Values {
         params,
         kind,
@@ -110,7 +112,7 @@ pub(crate) fn direct_count(query: &SearchQuery) -> Option<Sql> {
     {
         return None;
     }
-    let mut sql = Sql::default();
+    let mut sql = Sql::on(dialect);
     sql.push("SELECT COUNT(DISTINCT res_key) AS n FROM ")
         .push(table(*kind))
         .push(" WHERE param IN ")
@@ -146,7 +148,7 @@ fn selectivity_rank(condition: &Condition) -> u8 {
             ParamType::String => 1,
             _ => 3,
         },
-        Condition::Text { .. } => 1,
+        Condition::Text(_) => 1,
         Condition::Chain { .. } | Condition::Has { .. } | Condition::All(_) => 2,
     }
 }
@@ -186,7 +188,9 @@ pub(crate) fn order(sort: &[SortKey], sql: &mut Sql) {
             .push(column)
             .push(") FROM ")
             .push(table(key.kind))
-            .push(" WHERE res_key = r.res_key AND +param IN ")
+            .push(" WHERE res_key = r.res_key AND ")
+            .unindexed("param")
+            .push(" IN ")
             .list(&key.params)
             .push(")");
         // Missing values sort last either way.
@@ -246,7 +250,7 @@ fn predicate(
                         );
                     }
                     _ => {
-                        sql.push("0");
+                        sql.push("FALSE");
                     }
                 }
             }
@@ -256,7 +260,7 @@ fn predicate(
             params, missing, ..
         } if resource_column(params).is_some() => {
             // Every resource has an id and a lastUpdated.
-            sql.push(if *missing { "0" } else { "1" });
+            sql.push(if *missing { "FALSE" } else { "TRUE" });
         }
         Condition::Values {
             params,
@@ -265,7 +269,7 @@ fn predicate(
             ..
         } => {
             let Some(SearchValue::Composite(first)) = values.first() else {
-                sql.push("0");
+                sql.push("FALSE");
                 return;
             };
             let types: Vec<ParamType> = first.iter().map(|(t, _)| *t).collect();
@@ -306,7 +310,9 @@ fn predicate(
                     .push(table(*kind))
                     .push(" WHERE res_key = ")
                     .push(column)
-                    .push(" AND +param IN ")
+                    .push(" AND ")
+                    .unindexed("param")
+                    .push(" IN ")
                     .list(params);
             }
             sql.push(" AND (");
@@ -346,7 +352,7 @@ fn predicate(
                     " AND target_id IN (SELECT c.id FROM resources c WHERE c.resource_type = ",
                 )
                 .text(target.as_str());
-                sql.push(" AND c.deleted = 0 AND ");
+                sql.push(" AND NOT c.deleted AND ");
                 predicate(inner, "c.res_key", base, true, sql);
                 sql.push("))");
             }
@@ -367,10 +373,22 @@ fn predicate(
             predicate(inner, "h.res_key", base, true, sql);
             sql.push(")");
         }
-        Condition::Text { query, .. } => {
-            sql.push(column)
-                .push(" IN (SELECT rowid FROM resource_text WHERE resource_text MATCH ");
-            sql.text(query.as_str()).push(")");
+        Condition::Text(query) => {
+            let text = query.render(sql.dialect);
+            match sql.dialect {
+                Dialect::Sqlite => sql
+                    .push(column)
+                    .push(" IN (SELECT rowid FROM resource_text WHERE resource_text MATCH ")
+                    .text(text),
+                Dialect::Postgres => sql
+                    .push(column)
+                    .push(" IN (SELECT res_key FROM resource_text WHERE ")
+                    .push(query.column)
+                    .push(" @@ CAST(")
+                    .text(text)
+                    .push(" AS tsquery)"),
+            }
+            .push(")");
         }
         Condition::All(conditions) => {
             sql.push("(");
@@ -457,13 +475,13 @@ fn value_clause(
                     .text(code.as_str())
                     .push(" AND (system = ")
                     .text(system.as_str())
-                    .push(" OR (system IS NULL AND implicit = 1)))");
+                    .push(" OR (system IS NULL AND implicit)))");
             }
             (Some(Some(system)), None) => {
                 sql.push("system = ").text(system.as_str());
             }
             _ => {
-                sql.push("0");
+                sql.push("FALSE");
             }
         },
         SearchValue::OfType {
@@ -478,7 +496,7 @@ fn value_clause(
             sql.push(" AND code = ").text(value.as_str()).push(")");
         }
         SearchValue::Identifier { system, value } => {
-            sql.push("(1");
+            sql.push("(TRUE");
             if let Some(s) = system {
                 sql.push(" AND ident_system = ").text(s.as_str());
             }
@@ -566,7 +584,7 @@ fn value_clause(
             sql.push(")");
         }
         SearchValue::Composite(_) => {
-            sql.push("0");
+            sql.push("FALSE");
         }
         SearchValue::Uri(uri) => match modifier {
             Modifier::Below => {

@@ -1,0 +1,14 @@
+DROP TABLE jobs;
+DROP TABLE custom_search_params;
+DROP TABLE search_snapshots;
+DROP TABLE store_meta;
+DROP TABLE resource_text;
+DROP TABLE idx_uri;
+DROP TABLE idx_quantity;
+DROP TABLE idx_number;
+DROP TABLE idx_date;
+DROP TABLE idx_reference;
+DROP TABLE idx_token;
+DROP TABLE idx_string;
+DROP TABLE resources;
+DROP TABLE resource_versions;

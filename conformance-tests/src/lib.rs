@@ -21,7 +21,7 @@ pub const FHIR_XML: &str = "application/fhir+xml";
 pub struct Server {
     pub base: String,
     client: reqwest::blocking::Client,
-    _local: Option<(hearth::server::Background, TestDatabase)>,
+    _local: Option<(hearth::server::Background, std::sync::Arc<TestDatabase>)>,
 }
 
 impl Server {
@@ -36,7 +36,23 @@ impl Server {
     /// A fresh local Hearth, on the test's backend, with a configuration
     /// adjusted by `adjust`.
     pub fn local(adjust: impl FnOnce(&mut hearth::config::Config)) -> Server {
-        let database = TestDatabase::new();
+        Server::on(std::sync::Arc::new(TestDatabase::new()), adjust)
+    }
+
+    /// `n` local Hearth nodes sharing one fresh database, as behind a load
+    /// balancer (on PostgreSQL: several nodes on one SQLite file is not a
+    /// configuration Hearth supports).
+    pub fn nodes(n: usize) -> Vec<Server> {
+        let database = std::sync::Arc::new(TestDatabase::new());
+        (0..n)
+            .map(|_| Server::on(database.clone(), |_| {}))
+            .collect()
+    }
+
+    fn on(
+        database: std::sync::Arc<TestDatabase>,
+        adjust: impl FnOnce(&mut hearth::config::Config),
+    ) -> Server {
         let mut config = hearth::config::Config::for_tests(&database.dir());
         config.database_url = Some(database.url());
         adjust(&mut config);
@@ -48,12 +64,27 @@ impl Server {
         }
     }
 
+    /// `url`, a link one node gave, as it would be followed on this node
+    /// (the nodes of a test listen on different ports of one host).
+    pub fn on_this_node(&self, url: &str) -> String {
+        let path = url
+            .split_once("://")
+            .and_then(|(_, rest)| rest.find('/').map(|slash| &rest[slash..]))
+            .unwrap_or(url);
+        format!("{}{path}", self.base)
+    }
+
     fn remote(base: String) -> Server {
         Server {
             base,
             client: client(),
             _local: None,
         }
+    }
+
+    /// The database of a local Hearth.
+    pub fn database(&self) -> Option<&TestDatabase> {
+        self._local.as_ref().map(|(_, database)| &**database)
     }
 
     /// Whether this is a local Hearth (tests of Hearth-specific limits and

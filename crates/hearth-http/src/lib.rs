@@ -11,6 +11,7 @@ mod capabilities;
 mod conditional;
 pub mod context;
 pub mod error;
+mod health;
 mod history;
 mod logging;
 pub mod negotiate;
@@ -78,6 +79,18 @@ impl AppState {
 /// `App::new().configure(|c| hearth_http::configure(c, state.clone()))`.
 pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
     cfg.app_data(state)
+        .service(
+            web::resource("/health/live")
+                .route(web::get().to(health::live))
+                .route(web::head().to(health::live))
+                .default_service(not_allowed("GET, HEAD")),
+        )
+        .service(
+            web::resource("/health/ready")
+                .route(web::get().to(health::ready))
+                .route(web::head().to(health::ready))
+                .default_service(not_allowed("GET, HEAD")),
+        )
         .service(
             web::resource("/metadata")
                 .route(web::get().to(capabilities::metadata))

@@ -244,7 +244,8 @@ fn prepare_db(db: &mut Db) -> Result<std::sync::Arc<CustomParams>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use diesel::{Connection, RunQueryDsl};
+    use crate::testing::{Backend, TestDatabase};
+    use diesel::RunQueryDsl;
 
     #[derive(diesel::QueryableByName, PartialEq, Debug)]
     struct SchemaRow {
@@ -252,23 +253,43 @@ mod tests {
         sql: String,
     }
 
-    fn schema(conn: &mut SqliteConnection) -> Vec<SchemaRow> {
-        diesel::sql_query("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE '__diesel%' ORDER BY name")
-            .load(conn)
-            .unwrap()
+    /// Every table, column and index, as text.
+    fn schema(conn: &mut Db) -> Vec<SchemaRow> {
+        let query = match conn {
+            Db::Sqlite(_) => "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE '__diesel%' ORDER BY name",
+            Db::Pg(_) => "SELECT sql FROM ( \
+                SELECT table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable AS sql \
+                FROM information_schema.columns WHERE table_schema = 'public' \
+                UNION ALL SELECT indexdef FROM pg_indexes WHERE schemaname = 'public') s \
+                WHERE sql NOT LIKE '%__diesel%' ORDER BY sql",
+        };
+        diesel::sql_query(query).load(conn).unwrap()
     }
 
-    #[test]
-    fn migrations_go_down_and_up_again_to_the_same_schema() {
-        let mut conn = SqliteConnection::establish(":memory:").unwrap();
-        conn.run_pending_migrations(SQLITE_MIGRATIONS).unwrap();
-        let first = schema(&mut conn);
-        assert!(!first.is_empty());
-        conn.revert_all_migrations(SQLITE_MIGRATIONS).unwrap();
-        assert!(schema(&mut conn)
-            .iter()
-            .all(|r| !r.sql.contains("resource")));
-        conn.run_pending_migrations(SQLITE_MIGRATIONS).unwrap();
-        assert_eq!(schema(&mut conn), first);
+    fn round_trip(conn: &mut Db, migrations: impl Fn() -> EmbeddedMigrations) {
+        conn.run_pending_migrations(migrations()).unwrap();
+        let first = schema(conn);
+        assert!(first.iter().any(|r| r.sql.contains("resource_versions")));
+        conn.revert_all_migrations(migrations()).unwrap();
+        assert!(schema(conn).iter().all(|r| !r.sql.contains("resource")));
+        conn.run_pending_migrations(migrations()).unwrap();
+        assert_eq!(schema(conn), first);
+    }
+
+    crate::both_backends! {
+        fn migrations_go_down_and_up_again_to_the_same_schema() {
+            let database = TestDatabase::new();
+            match (&database.database, crate::testing::backend()) {
+                (Database::Sqlite(path), Backend::Sqlite) => round_trip(
+                    &mut Db::Sqlite(SqliteConnection::establish(&path.to_string_lossy()).unwrap()),
+                    || SQLITE_MIGRATIONS,
+                ),
+                (Database::Postgres(url), Backend::Postgres) => round_trip(
+                    &mut Db::Pg(PgConnection::establish(url).unwrap()),
+                    || POSTGRES_MIGRATIONS,
+                ),
+                other => panic!("a test database of the wrong backend: {other:?}"),
+            }
+        }
     }
 }

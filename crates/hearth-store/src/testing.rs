@@ -104,6 +104,31 @@ impl TestDatabase {
     }
 }
 
+impl TestDatabase {
+    /// PostgreSQL only: the database goes away, as in an outage. Its
+    /// connections are closed and new ones refused until [`Self::restore`].
+    pub fn cut_off(&self) {
+        let (server, name) = self.postgres.as_ref().expect("a PostgreSQL test database");
+        let mut admin = PgConnection::establish(server).expect("the PostgreSQL server");
+        admin
+            .batch_execute(&format!(
+                "ALTER DATABASE {name} ALLOW_CONNECTIONS false; \
+                 SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = '{name}' AND pid <> pg_backend_pid();"
+            ))
+            .expect("cut the database off");
+    }
+
+    /// Ends [`Self::cut_off`].
+    pub fn restore(&self) {
+        let (server, name) = self.postgres.as_ref().expect("a PostgreSQL test database");
+        let mut admin = PgConnection::establish(server).expect("the PostgreSQL server");
+        admin
+            .batch_execute(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+            .expect("restore the database");
+    }
+}
+
 impl Default for TestDatabase {
     fn default() -> Self {
         TestDatabase::new()

@@ -61,6 +61,7 @@ impl From<diesel::result::Error> for StoreError {
                     || info.message().contains("busy")
                     || info.message().contains("statement timeout")
                     || info.message().contains("deadlock detected")
+                    || info.message().contains("lock timeout")
                     || info.message().contains("terminating connection")
                     || info.message().contains("server closed the connection") =>
             {

@@ -181,8 +181,13 @@ impl IndexRows {
         self.rows.push((table, binds));
     }
 
-    /// Inserts the rows for the resource `res_key`.
+    /// Inserts the rows for the resource `res_key`. On SQLite, in process,
+    /// one prepared statement per row costs least; PostgreSQL is a round
+    /// trip away, so each table gets one statement of all its rows.
     pub(crate) fn insert(self, conn: &mut Db, res_key: i64) -> Result<()> {
+        if conn.dialect() == crate::db::Dialect::Postgres {
+            return self.insert_by_table(conn, res_key);
+        }
         struct InsertString;
         struct InsertToken;
         struct InsertReference;
@@ -202,6 +207,42 @@ impl IndexRows {
                 Table::Quantity => sql.cached::<InsertQuantity>().execute(conn),
                 Table::Uri => sql.cached::<InsertUri>().execute(conn),
             }?;
+        }
+        Ok(())
+    }
+}
+
+impl IndexRows {
+    fn insert_by_table(self, conn: &mut Db, res_key: i64) -> Result<()> {
+        let mut statements: Vec<(Table, Sql)> = Vec::new();
+        for (table, mut binds) in self.rows {
+            binds[0] = Bind::Int(res_key);
+            let at = match statements.iter().position(|(t, _)| *t == table) {
+                Some(at) => {
+                    statements[at].1.push(", ");
+                    at
+                }
+                None => {
+                    let insert = table.insert_sql();
+                    let columns = &insert[..insert.find(" VALUES").unwrap_or(insert.len())];
+                    let mut sql = Sql::new(columns);
+                    sql.push(" VALUES ");
+                    statements.push((table, sql));
+                    statements.len() - 1
+                }
+            };
+            let sql = &mut statements[at].1;
+            sql.push("(");
+            for (i, bind) in binds.into_iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.bind(bind);
+            }
+            sql.push(")");
+        }
+        for (_, sql) in statements {
+            sql.execute(conn)?;
         }
         Ok(())
     }

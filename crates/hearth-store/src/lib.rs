@@ -250,6 +250,12 @@ impl Store {
         self.read_with(|tx| tx.page(query, &keys, snapshot, page.offset))
     }
 
+    /// The database's query plan for a search (`EXPLAIN`), a line per
+    /// step: which indexes it uses, and whether it scans a whole table.
+    pub fn explain(&self, query: &search::SearchQuery) -> Result<Vec<String>> {
+        self.read_with(|tx| tx.explain(query))
+    }
+
     pub fn history(&self, query: &HistoryQuery) -> Result<HistoryPage> {
         self.read_with(|tx| tx.history(query))
     }

@@ -2,4 +2,5 @@
 //! that tests and other programs can run a server in-process.
 
 pub mod config;
+pub mod explain;
 pub mod server;

@@ -20,6 +20,15 @@ struct Cli {
 enum Command {
     /// Run the FHIR server.
     Serve(ServeArgs),
+    /// Print the database's plan for searches, e.g.
+    /// `hearth explain 'Observation?code=http://loinc.org|8867-4'`.
+    Explain {
+        #[command(flatten)]
+        args: ServeArgs,
+        /// Searches as `Type?parameters` (values URL-encoded where needed).
+        #[arg(required = true)]
+        searches: Vec<String>,
+    },
 }
 
 fn init_tracing(config: &Config) {
@@ -37,6 +46,27 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(&args),
+        Command::Explain { args, searches } => explain(&args, &searches),
+    }
+}
+
+fn explain(args: &ServeArgs, searches: &[String]) -> std::process::ExitCode {
+    let config = match Config::load(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("hearth: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    match hearth::explain::plans(&config, searches) {
+        Ok(report) => {
+            print!("{report}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("hearth: {e}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }
 

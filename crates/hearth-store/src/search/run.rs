@@ -8,6 +8,7 @@ use diesel::sql_types::{BigInt, Binary, Nullable, Text};
 
 use super::sql::{self, Sql};
 use super::{Include, SearchQuery};
+use crate::db::Dialect;
 use crate::statement::Bind;
 use crate::versions::{StoredVersion, Tx};
 use crate::Result;
@@ -69,6 +70,18 @@ struct Row {
     method: String,
     #[diesel(sql_type = Nullable<Binary>)]
     body: Option<Vec<u8>>,
+}
+
+#[derive(QueryableByName)]
+struct SqlitePlan {
+    #[diesel(sql_type = Text)]
+    detail: String,
+}
+
+#[derive(QueryableByName)]
+struct PostgresPlan {
+    #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
+    plan: String,
 }
 
 fn encode(keys: &[i64]) -> Vec<u8> {
@@ -168,6 +181,11 @@ impl Tx<'_> {
         if query.uses_full_text() {
             self.apply_pending_text()?;
         }
+        let keys: Vec<Key> = self.keys_sql(query, limit).load(self.conn)?;
+        Ok(keys.into_iter().map(|k| k.res_key).collect())
+    }
+
+    fn keys_sql(&self, query: &SearchQuery, limit: Option<i64>) -> Sql {
         let mut s = Sql::on(self.dialect());
         s.push("SELECT r.res_key AS res_key FROM resources r WHERE ");
         sql::filter(query, &mut s);
@@ -175,8 +193,42 @@ impl Tx<'_> {
         if let Some(limit) = limit {
             s.push(" LIMIT ").int(limit);
         }
-        let keys: Vec<Key> = s.load(self.conn)?;
-        Ok(keys.into_iter().map(|k| k.res_key).collect())
+        s
+    }
+
+    /// The database's plan for the statement that finds a search's matches
+    /// (or counts them), a line per step.
+    pub(crate) fn explain(&mut self, query: &SearchQuery) -> Result<Vec<String>> {
+        let dialect = self.dialect();
+        let statement = if query.count_only {
+            sql::direct_count(query, dialect).unwrap_or_else(|| {
+                let mut s = Sql::on(dialect);
+                s.push("SELECT COUNT(*) AS n FROM resources r WHERE ");
+                sql::filter(query, &mut s);
+                s
+            })
+        } else {
+            self.keys_sql(query, None)
+        };
+        let mut explain = Sql::on(dialect);
+        explain.push(match dialect {
+            Dialect::Sqlite => "EXPLAIN QUERY PLAN ",
+            Dialect::Postgres => "EXPLAIN ",
+        });
+        explain.text.push_str(&statement.text);
+        explain.binds = statement.binds;
+        Ok(match dialect {
+            Dialect::Sqlite => explain
+                .load::<SqlitePlan>(self.conn)?
+                .into_iter()
+                .map(|row| row.detail)
+                .collect(),
+            Dialect::Postgres => explain
+                .load::<PostgresPlan>(self.conn)?
+                .into_iter()
+                .map(|row| row.plan)
+                .collect(),
+        })
     }
 
     /// Stores the keys of a search larger than a page, for its paging links.

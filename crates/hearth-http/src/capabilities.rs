@@ -143,13 +143,18 @@ pub fn capability_statement(fhir: &Fhir) -> Value {
         "patchFormat": ["application/json-patch+json", "application/fhir+json", "application/fhir+xml"],
         "rest": [{
             "mode": "server",
-            "documentation": "Read, vread, create, update (also as create), patch (JSON Patch and FHIRPath Patch), delete, history and search on every R4 resource type; system and compartment search. Custom SearchParameter resources (status active) are indexed on write and become searchable after $reindex of their base types. Conditional create (If-None-Exist), update, patch and delete (single match; several answer 412). Search parameters come from the R4 SearchParameter definitions; unknown parameters are ignored (reported in an OperationOutcome entry) unless Prefer: handling=strict.",
+            "documentation": "Read, vread, create, update (also as create), patch (JSON Patch and FHIRPath Patch), delete, history and search on every R4 resource type; system and compartment search. Custom SearchParameter resources (status active) are indexed on write and become searchable after $reindex of their base types. Conditional create (If-None-Exist), update, patch and delete (single match; several answer 412). Batch and transaction Bundles (POST to the base). Search parameters come from the R4 SearchParameter definitions; unknown parameters are ignored (reported in an OperationOutcome entry) unless Prefer: handling=strict.",
             "security": {"description": fhir.state.policy.describe()},
             "resource": *resources(
                 &fhir.state.store.custom_params(),
                 fhir.state.config.conditional_delete_multiple,
             ),
-            "interaction": [{"code": "history-system"}, {"code": "search-system"}],
+            "interaction": [
+                {"code": "transaction", "documentation": "All or nothing, in the specification's order; fullUrl placeholders (urn:uuid, urn:oid) resolved in references, Attachment.url and narrative links; conditional references (Type?search) resolved to their single match; ifNoneExist, ifMatch, ifNoneMatch and ifModifiedSince on entries; PATCH entries as a Binary JSON Patch or a FHIRPath Patch Parameters"},
+                {"code": "batch", "documentation": "Each entry in a transaction of its own; each entry's outcome in its response entry"},
+                {"code": "history-system"},
+                {"code": "search-system"},
+            ],
             "searchParam": [
                 {"name": "_id", "definition": "http://hl7.org/fhir/SearchParameter/Resource-id", "type": "token"},
                 {"name": "_lastUpdated", "definition": "http://hl7.org/fhir/SearchParameter/Resource-lastUpdated", "type": "date"},
@@ -157,8 +162,8 @@ pub fn capability_statement(fhir: &Fhir) -> Value {
                 {"name": "_profile", "definition": "http://hl7.org/fhir/SearchParameter/Resource-profile", "type": "uri"},
                 {"name": "_security", "definition": "http://hl7.org/fhir/SearchParameter/Resource-security", "type": "token"},
                 {"name": "_source", "definition": "http://hl7.org/fhir/SearchParameter/Resource-source", "type": "uri"},
-                {"name": "_content", "definition": "http://hl7.org/fhir/SearchParameter/Resource-content", "type": "string", "documentation": "Full text over every text value (SQLite FTS5); words are ANDed, OR between words is honoured"},
-                {"name": "_text", "definition": "http://hl7.org/fhir/SearchParameter/DomainResource-text", "type": "string", "documentation": "Full text over the narrative (SQLite FTS5)"},
+                {"name": "_content", "definition": "http://hl7.org/fhir/SearchParameter/Resource-content", "type": "string", "documentation": "Full text over every text value (SQLite FTS5 or PostgreSQL tsvector); words are ANDed, OR between words is honoured"},
+                {"name": "_text", "definition": "http://hl7.org/fhir/SearchParameter/DomainResource-text", "type": "string", "documentation": "Full text over the narrative (SQLite FTS5 or PostgreSQL tsvector)"},
             ],
             "operation": [{
                 "name": "reindex",

@@ -25,6 +25,26 @@ pub(crate) fn condition(
     resource_type: &str,
     params: &[(String, String)],
 ) -> Result<SearchQuery, ApiError> {
+    parse_condition(&condition_options(fhir), resource_type, params)
+}
+
+/// How conditions are parsed: strictly, for at most two matches.
+pub(crate) fn condition_options(fhir: &Fhir) -> ParseOptions {
+    ParseOptions {
+        strict: true,
+        default_count: 2,
+        max_count: 2,
+        base: Some(fhir.base()),
+        custom: fhir.state.store.custom_params(),
+    }
+}
+
+/// [`condition`] with the options already made (inside a transaction).
+pub(crate) fn parse_condition(
+    options: &ParseOptions,
+    resource_type: &str,
+    params: &[(String, String)],
+) -> Result<SearchQuery, ApiError> {
     let params: Vec<(String, String)> = params
         .iter()
         .filter(|(k, _)| !NOT_CONDITIONS.contains(&k.as_str()))
@@ -35,14 +55,7 @@ pub(crate) fn condition(
             "a conditional interaction needs search parameters that identify the resource",
         ));
     }
-    let options = ParseOptions {
-        strict: true,
-        default_count: 2,
-        max_count: 2,
-        base: Some(fhir.base()),
-        custom: fhir.state.store.custom_params(),
-    };
-    search::parse(&[resource_type.to_owned()], &params, &options).map_err(|e| {
+    search::parse(&[resource_type.to_owned()], &params, options).map_err(|e| {
         ApiError::BadRequest {
             message: format!("invalid condition: {}", e.message),
             expression: vec![e.param],

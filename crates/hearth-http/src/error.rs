@@ -45,6 +45,10 @@ pub enum ApiError {
     Unavailable(String),
     #[error("{0}")]
     Internal(String),
+    /// The failure of one entry of a batch or transaction Bundle: its
+    /// status and issue are the entry's, located at the entry.
+    #[error("Bundle.entry[{index}]: {error}")]
+    InEntry { index: usize, error: Box<ApiError> },
 }
 
 impl ApiError {
@@ -55,10 +59,22 @@ impl ApiError {
         }
     }
 
+    /// `self`, as the failure of entry `index` of a Bundle.
+    pub fn in_entry(self, index: usize) -> ApiError {
+        match self {
+            ApiError::InEntry { .. } => self,
+            error => ApiError::InEntry {
+                index,
+                error: Box::new(error),
+            },
+        }
+    }
+
     /// The table: status, issue code and severity for each kind.
     pub fn spec(&self) -> (StatusCode, IssueCode, Severity) {
         use ApiError::*;
         match self {
+            InEntry { error, .. } => error.spec(),
             NotAcceptable(_) => (
                 StatusCode::NOT_ACCEPTABLE,
                 IssueCode::NotSupported,
@@ -147,6 +163,24 @@ impl ApiError {
             ApiError::Parse(ParseError::Structure { expression, .. })
             | ApiError::BadRequest { expression, .. } => {
                 outcome.issues[0].expression = expression.clone();
+            }
+            ApiError::InEntry { index, error } => {
+                let entry = format!("Bundle.entry[{index}]");
+                outcome = error.outcome();
+                for issue in &mut outcome.issues {
+                    issue.diagnostics = format!("{entry}: {}", issue.diagnostics);
+                    if issue.expression.is_empty() {
+                        issue.expression.push(entry.clone());
+                    } else {
+                        // `Patient.name[0]` of the entry's resource.
+                        for e in &mut issue.expression {
+                            *e = match e.split_once('.') {
+                                Some((_, rest)) => format!("{entry}.resource.{rest}"),
+                                None => format!("{entry}.resource"),
+                            };
+                        }
+                    }
+                }
             }
             _ => {}
         }

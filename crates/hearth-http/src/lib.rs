@@ -7,6 +7,7 @@
 //! renders any [`error::ApiError`] as an OperationOutcome.
 
 pub mod access;
+mod bundle;
 mod capabilities;
 mod conditional;
 pub mod context;
@@ -101,7 +102,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
             web::resource("/")
                 .route(web::get().to(search::system))
                 .route(web::head().to(search::system))
-                .default_service(not_allowed("GET, HEAD")),
+                .route(web::post().to(bundle::submit))
+                .default_service(not_allowed("GET, HEAD, POST")),
         )
         .service(
             web::resource("/$reindex")

@@ -44,7 +44,7 @@ pub(crate) fn if_match(fhir: &Fhir) -> Result<Option<i64>, ApiError> {
     })
 }
 
-fn parse_etag(value: &str) -> Option<i64> {
+pub(crate) fn parse_etag(value: &str) -> Option<i64> {
     let v = value.trim();
     let v = v.strip_prefix("W/").unwrap_or(v);
     v.strip_prefix('"')?.strip_suffix('"')?.parse().ok()
@@ -231,6 +231,7 @@ fn check_body_id(value: &Value, resource_type: &str, id: &str) -> Result<(), Api
 }
 
 /// A patch document: JSON Patch or FHIRPath Patch (a Parameters resource).
+#[derive(Debug)]
 pub(crate) enum PatchDocument {
     Json(Value),
     FhirPath(Value),

@@ -110,12 +110,30 @@ async fn run(
     params: Vec<(String, String)>,
     compartment: Option<(String, String)>,
 ) -> Reply {
+    let (query, shape, page) = prepare(fhir, &types, &params, compartment)?;
+    let store = fhir.state.store.clone();
+    let q = query.clone();
+    let results = web::block(move || store.search(&q, &page)).await??;
+    fhir.value(
+        searchset(fhir, fhir.req.path(), &query, &params, &results, &shape),
+        &Shape::Full,
+    )
+}
+
+/// Asks the access decision point, and reads a search's query, the shape
+/// of its entries and the page asked for.
+pub(crate) fn prepare(
+    fhir: &Fhir,
+    types: &[String],
+    params: &[(String, String)],
+    compartment: Option<(String, String)>,
+) -> Result<(SearchQuery, Shape, SearchPage), ApiError> {
     let interaction = if types.len() == 1 && compartment.is_none() {
         Interaction::SearchType
     } else {
         Interaction::SearchSystem
     };
-    for t in &types {
+    for t in types {
         fhir.access.require(interaction, Some(t), None)?;
     }
     if types.is_empty() {
@@ -129,20 +147,20 @@ async fn run(
         base: Some(fhir.base()),
         custom: fhir.state.store.custom_params(),
     };
-    let mut query = search::parse(&types, &params, &options).map_err(|e| ApiError::BadRequest {
+    let mut query = search::parse(types, params, &options).map_err(|e| ApiError::BadRequest {
         message: e.message,
         expression: vec![e.param],
     })?;
     if let Some((compartment_type, id)) = &compartment {
         restrict_to_compartment(&mut query, compartment_type, id)?;
     }
-    let shape = match negotiate::param(&params, "_summary") {
+    let shape = match negotiate::param(params, "_summary") {
         Some("count") => Shape::Full,
-        _ => negotiate::shape(&params)?,
+        _ => negotiate::shape(params)?,
     };
     let page = SearchPage {
-        snapshot: negotiate::param(&params, "_snapshot").map(str::to_owned),
-        offset: negotiate::param(&params, "_offset")
+        snapshot: negotiate::param(params, "_snapshot").map(str::to_owned),
+        offset: negotiate::param(params, "_offset")
             .map(|o| {
                 o.parse::<i64>()
                     .map_err(|_| ApiError::bad_request("_offset must be an integer"))
@@ -150,13 +168,7 @@ async fn run(
             .transpose()?
             .unwrap_or(0),
     };
-    let store = fhir.state.store.clone();
-    let q = query.clone();
-    let results = web::block(move || store.search(&q, &page)).await??;
-    fhir.value(
-        bundle(fhir, &query, &params, &results, &shape),
-        &Shape::Full,
-    )
+    Ok((query, shape, page))
 }
 
 /// A compartment search is the type search restricted to resources that
@@ -194,15 +206,17 @@ fn restrict_to_compartment(
     Ok(())
 }
 
-fn bundle(
+/// The searchset Bundle of a search's results; its links page the search
+/// at `path` (below the base).
+pub(crate) fn searchset(
     fhir: &Fhir,
+    path: &str,
     query: &SearchQuery,
     params: &[(String, String)],
     results: &SearchResults,
     shape: &Shape,
 ) -> Value {
     let base = fhir.base();
-    let path = fhir.req.path();
     let ignored: Vec<&str> = query.ignored.iter().map(|(k, _)| k.as_str()).collect();
     let kept: Vec<(&str, &str)> = params
         .iter()

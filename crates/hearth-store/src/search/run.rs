@@ -115,6 +115,22 @@ impl Tx<'_> {
         })
     }
 
+    /// A search inside this transaction (a read of a transaction Bundle):
+    /// it sees the transaction's own writes, and a result larger than a
+    /// page is kept as a snapshot for its paging links.
+    pub fn search(&mut self, query: &SearchQuery, page: &SearchPage) -> Result<SearchResults> {
+        if query.count_only {
+            return self.count(query);
+        }
+        let (keys, stored) = self.result_keys(query, page)?;
+        let snapshot = match stored {
+            Some(id) => Some(id),
+            None if keys.len() as i64 > query.count => Some(self.save_snapshot(&keys)?),
+            None => None,
+        };
+        self.page(query, &keys, snapshot, page.offset)
+    }
+
     /// The ordered keys of every match: from the page's snapshot when it
     /// still exists (returned with it), or by running the query.
     pub(crate) fn result_keys(

@@ -55,11 +55,9 @@ pub(crate) fn parse_condition(
             "a conditional interaction needs search parameters that identify the resource",
         ));
     }
-    search::parse(&[resource_type.to_owned()], &params, options).map_err(|e| {
-        ApiError::BadRequest {
-            message: format!("invalid condition: {}", e.message),
-            expression: vec![e.param],
-        }
+    search::parse(&[resource_type.to_owned()], &params, options).map_err(|e| ApiError::BadRequest {
+        message: format!("invalid condition: {}", e.message),
+        expression: vec![e.param],
     })
 }
 

@@ -109,7 +109,10 @@ impl Entry {
     }
 }
 
-fn target_access(interaction: Interaction, target: &Target) -> (Interaction, Option<&str>, Option<&str>) {
+fn target_access(
+    interaction: Interaction,
+    target: &Target,
+) -> (Interaction, Option<&str>, Option<&str>) {
     match target {
         Target::Id(t, id) => (interaction, Some(t), Some(id)),
         Target::Condition(t, _) => (interaction, Some(t), None),
@@ -152,11 +155,9 @@ pub(crate) fn read(index: usize, entry: &Value, base: &str) -> Result<Entry, Api
         }
         ("GET" | "HEAD", [t, id, "_history", vid]) => {
             check_instance(t, id)?;
-            let version = vid
-                .parse::<i64>()
-                .ok()
-                .filter(|v| *v > 0)
-                .ok_or_else(|| ApiError::NotFound(format!("{t}/{id}/_history/{vid} is not known")))?;
+            let version = vid.parse::<i64>().ok().filter(|v| *v > 0).ok_or_else(|| {
+                ApiError::NotFound(format!("{t}/{id}/_history/{vid} is not known"))
+            })?;
             Action::Read {
                 resource_type: (*t).to_owned(),
                 id: (*id).to_owned(),
@@ -287,7 +288,9 @@ fn split_url<'a>(url: &'a str, base: &str) -> (&'a str, Vec<(String, String)>) {
 /// The entry's resource, which must be of the url's type.
 fn body(resource: Option<Value>, resource_type: &str) -> Result<Value, ApiError> {
     let resource = resource.ok_or_else(|| {
-        ApiError::bad_request(format!("the entry has no resource to write to {resource_type}"))
+        ApiError::bad_request(format!(
+            "the entry has no resource to write to {resource_type}"
+        ))
     })?;
     match resource::resource_type(&resource) {
         Some(t) if t == resource_type => Ok(resource),
@@ -301,8 +304,8 @@ fn body(resource: Option<Value>, resource_type: &str) -> Result<Value, ApiError>
 /// A PATCH entry's patch: a FHIRPath Patch `Parameters`, or a JSON Patch
 /// carried as a `Binary` (http.html#patch, in a Bundle).
 fn patch_document(resource: Option<Value>) -> Result<PatchDocument, ApiError> {
-    let resource =
-        resource.ok_or_else(|| ApiError::bad_request("a PATCH entry needs its patch as the resource"))?;
+    let resource = resource
+        .ok_or_else(|| ApiError::bad_request("a PATCH entry needs its patch as the resource"))?;
     match resource::resource_type(&resource) {
         Some("Parameters") => Ok(PatchDocument::FhirPath(resource)),
         Some("Binary") => {

@@ -34,8 +34,10 @@ pub async fn submit(fhir: Fhir, payload: web::Payload) -> HttpResponse {
     let reply = async {
         let format = negotiate::body_format(&fhir.req)?;
         let body = fhir.body(payload).await?;
-        let bundle = parse_work(body.len(), move || rest::parse_body(&body, format, "Bundle"))
-            .await??;
+        let bundle = parse_work(body.len(), move || {
+            rest::parse_body(&body, format, "Bundle")
+        })
+        .await??;
         match bundle["type"].as_str() {
             Some("transaction") => transaction(&fhir, bundle).await,
             Some("batch") => batch(&fhir, bundle).await,
@@ -57,8 +59,17 @@ struct Prepared {
     entry: Entry,
     /// `ifNoneExist`, or the search of a conditional update, patch or delete.
     condition: Option<SearchQuery>,
-    /// The search of a read entry, with the shape and page it asks for.
-    search: Option<(SearchQuery, Shape, SearchPage, Vec<(String, String)>)>,
+    /// The search of a read entry.
+    search: Option<Search>,
+}
+
+/// A search entry's query, the shape of its entries, the page it asks for
+/// and its parameters (for the searchset's links).
+struct Search {
+    query: SearchQuery,
+    shape: Shape,
+    page: SearchPage,
+    params: Vec<(String, String)>,
 }
 
 /// What an entry did, for its response entry.
@@ -70,23 +81,31 @@ enum Done {
     Deleted(Option<StoredVersion>),
     Read(StoredVersion),
     NotModified(StoredVersion),
-    Searched {
-        path: String,
-        query: SearchQuery,
-        params: Vec<(String, String)>,
-        shape: Shape,
-        results: SearchResults,
-    },
+    Searched(Box<Searched>),
     Failed(ApiError),
 }
 
+struct Searched {
+    path: String,
+    search: Search,
+    results: SearchResults,
+}
+
 fn entries(bundle: &Value) -> &[Value] {
-    bundle["entry"].as_array().map(Vec::as_slice).unwrap_or_default()
+    bundle["entry"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
 }
 
 /// Reads an entry, asks the access decision point about it, and parses its
 /// searches.
-fn prepare(fhir: &Fhir, options: &ParseOptions, index: usize, value: &Value) -> Result<Prepared, ApiError> {
+fn prepare(
+    fhir: &Fhir,
+    options: &ParseOptions,
+    index: usize,
+    value: &Value,
+) -> Result<Prepared, ApiError> {
     let entry = entry::read(index, value, &fhir.base())?;
     let (interaction, resource_type, id) = entry.access();
     fhir.access.require(interaction, resource_type, id)?;
@@ -120,7 +139,12 @@ fn prepare(fhir: &Fhir, options: &ParseOptions, index: usize, value: &Value) -> 
         } => {
             let types: Vec<String> = resource_type.iter().cloned().collect();
             let (query, shape, page) = crate::search::prepare(fhir, &types, params, None)?;
-            Some((query, shape, page, params.clone()))
+            Some(Search {
+                query,
+                shape,
+                page,
+                params: params.clone(),
+            })
         }
         _ => None,
     };
@@ -191,7 +215,11 @@ async fn batch(fhir: &Fhir, bundle: Value) -> Reply {
     }
     let done = done
         .into_iter()
-        .map(|d| d.unwrap_or(Done::Failed(ApiError::Internal("the entry was not run".into()))))
+        .map(|d| {
+            d.unwrap_or(Done::Failed(ApiError::Internal(
+                "the entry was not run".into(),
+            )))
+        })
         .collect();
     respond(fhir, "batch-response", done)
 }
@@ -281,10 +309,7 @@ fn execute(
                 done.push((index, Done::Deleted(last)));
             }
             action => rest_entries.push(Prepared {
-                entry: Entry {
-                    action,
-                    ..p.entry
-                },
+                entry: Entry { action, ..p.entry },
                 ..p
             }),
         }
@@ -299,7 +324,9 @@ fn execute(
             Action::Create { resource, .. } => {
                 let resource_type = resource::resource_type(resource).unwrap_or_default();
                 let existing = match &p.condition {
-                    Some(query) => conditional::single_match(tx, query).map_err(|e| e.in_entry(index))?,
+                    Some(query) => {
+                        conditional::single_match(tx, query).map_err(|e| e.in_entry(index))?
+                    }
                     None => None,
                 };
                 let destination = match existing {
@@ -315,7 +342,8 @@ fn execute(
                     Target::Id(_, id) => id.clone(),
                     Target::Condition(t, _) => {
                         let query = p.condition.as_ref().expect("a parsed condition");
-                        let found = conditional::single_match(tx, query).map_err(|e| e.in_entry(index))?;
+                        let found =
+                            conditional::single_match(tx, query).map_err(|e| e.in_entry(index))?;
                         match (found, resource::id(resource)) {
                             (Some(found), Some(id)) if found.id != id => {
                                 return Err(ApiError::bad_request(format!(
@@ -449,7 +477,11 @@ fn execute(
                     None => tx.read(&resource_type, &id),
                 };
                 read.map_err(ApiError::from).map(|version| {
-                    if not_modified(&version, if_none_match.as_deref(), if_modified_since.as_deref()) {
+                    if not_modified(
+                        &version,
+                        if_none_match.as_deref(),
+                        if_modified_since.as_deref(),
+                    ) {
                         Done::NotModified(version)
                     } else {
                         Done::Read(version)
@@ -457,15 +489,15 @@ fn execute(
                 })
             }
             Action::Search { resource_type, .. } => {
-                let (query, shape, page, params) = p.search.expect("a parsed search");
-                tx.search(&query, &page)
+                let search = p.search.expect("a parsed search");
+                tx.search(&search.query, &search.page)
                     .map_err(ApiError::from)
-                    .map(|results| Done::Searched {
-                        path: resource_type.map_or_else(|| "/".to_owned(), |t| format!("/{t}")),
-                        query,
-                        params,
-                        shape,
-                        results,
+                    .map(|results| {
+                        Done::Searched(Box::new(Searched {
+                            path: resource_type.map_or_else(|| "/".to_owned(), |t| format!("/{t}")),
+                            search,
+                            results,
+                        }))
                     })
             }
             Action::Delete { .. } => Err(ApiError::Internal("a delete after the deletes".into())),
@@ -489,8 +521,9 @@ fn rewrite_references(
             return Ok(target.clone());
         }
         let (resource_type, query) = reference.split_once('?').unwrap_or((reference, ""));
-        let params: Vec<(String, String)> =
-            form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+        let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
         let condition = conditional::parse_condition(options, resource_type, &params)?;
         let mut found = tx.matching(&condition, 2)?;
         let target = match found.len() {
@@ -514,22 +547,24 @@ fn rewrite_references(
 }
 
 /// `ifNoneMatch` / `ifModifiedSince` of a read entry.
-fn not_modified(version: &StoredVersion, if_none_match: Option<&str>, if_modified_since: Option<&str>) -> bool {
+fn not_modified(
+    version: &StoredVersion,
+    if_none_match: Option<&str>,
+    if_modified_since: Option<&str>,
+) -> bool {
     if let Some(tags) = if_none_match {
         return tags
             .split(',')
             .any(|t| t.trim() == "*" || rest::parse_etag(t) == Some(version.version_id));
     }
     if let Some(since) = if_modified_since {
-        let since_ms = datetime::range(since)
-            .map(|r| r.start)
-            .or_else(|| {
-                httpdate::parse_http_date(since).ok().and_then(|t| {
-                    t.duration_since(std::time::UNIX_EPOCH)
-                        .ok()
-                        .map(|d| d.as_millis() as i64)
-                })
-            });
+        let since_ms = datetime::range(since).map(|r| r.start).or_else(|| {
+            httpdate::parse_http_date(since).ok().and_then(|t| {
+                t.duration_since(std::time::UNIX_EPOCH)
+                    .ok()
+                    .map(|d| d.as_millis() as i64)
+            })
+        });
         if let Some(since_ms) = since_ms {
             return version.last_updated / 1000 <= since_ms / 1000;
         }
@@ -538,7 +573,11 @@ fn not_modified(version: &StoredVersion, if_none_match: Option<&str>, if_modifie
 }
 
 fn status_text(status: StatusCode) -> String {
-    format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or_default())
+    format!(
+        "{} {}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or_default()
+    )
 }
 
 fn body_value(version: &StoredVersion) -> Value {
@@ -578,7 +617,8 @@ fn response_entry(fhir: &Fhir, base: &str, done: Done) -> Value {
                 "etag": etag(version.version_id),
                 "lastModified": datetime::format_instant(version.last_updated),
             });
-            let mut entry = json!({"fullUrl": format!("{base}/{}/{}", version.resource_type, version.id)});
+            let mut entry =
+                json!({"fullUrl": format!("{base}/{}/{}", version.resource_type, version.id)});
             match fhir.prefer_return {
                 PreferReturn::Representation => entry["resource"] = body_value(&version),
                 PreferReturn::Minimal => {}
@@ -588,7 +628,11 @@ fn response_entry(fhir: &Fhir, base: &str, done: Done) -> Value {
                         IssueCode::Informational,
                         format!(
                             "{} {}/{} at version {}",
-                            if status == StatusCode::CREATED { "Created" } else { "Wrote" },
+                            if status == StatusCode::CREATED {
+                                "Created"
+                            } else {
+                                "Wrote"
+                            },
                             version.resource_type,
                             version.id,
                             version.version_id
@@ -621,14 +665,15 @@ fn response_entry(fhir: &Fhir, base: &str, done: Done) -> Value {
                 "etag": etag(version.version_id),
             },
         }),
-        Done::Searched {
-            path,
-            query,
-            params,
-            shape,
-            results,
-        } => json!({
-            "resource": crate::search::searchset(fhir, &path, &query, &params, &results, &shape),
+        Done::Searched(searched) => json!({
+            "resource": crate::search::searchset(
+                fhir,
+                &searched.path,
+                &searched.search.query,
+                &searched.search.params,
+                &searched.results,
+                &searched.search.shape,
+            ),
             "response": {"status": status_text(StatusCode::OK)},
         }),
         Done::Failed(error) => json!({

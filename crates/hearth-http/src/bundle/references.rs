@@ -161,7 +161,8 @@ mod tests {
 
     #[test]
     fn a_failed_conditional_reference_fails_the_rewrite() {
-        let mut resource = json!({"resourceType": "Encounter", "subject": {"reference": "Patient?identifier=x"}});
+        let mut resource =
+            json!({"resourceType": "Encounter", "subject": {"reference": "Patient?identifier=x"}});
         let result = rewrite(&mut resource, &Placeholders::default(), &mut |_: &str| {
             Err::<String, _>("no match")
         });

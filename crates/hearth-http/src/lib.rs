@@ -7,7 +7,7 @@
 //! renders any [`error::ApiError`] as an OperationOutcome.
 
 pub mod access;
-mod bundle;
+pub mod bundle;
 mod capabilities;
 mod conditional;
 pub mod context;

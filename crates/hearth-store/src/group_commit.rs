@@ -41,6 +41,8 @@ enum Outcome {
 struct Request {
     job: Job,
     reply: oneshot::Sender<Outcome>,
+    /// Runs in a transaction of its own (see [`Writer::write_alone`]).
+    alone: bool,
 }
 
 /// The handle on the writer thread; the thread ends when every handle is
@@ -55,10 +57,24 @@ impl Writer {
         std::thread::Builder::new()
             .name("hearth-writer".into())
             .spawn(move || {
-                while let Ok(first) = receiver.recv() {
+                // A write that runs alone, taken while gathering a batch,
+                // waits for the next transaction.
+                let mut held: Option<Request> = None;
+                loop {
+                    let first = match held.take() {
+                        Some(request) => request,
+                        None => match receiver.recv() {
+                            Ok(request) => request,
+                            Err(_) => break,
+                        },
+                    };
                     let mut batch = vec![first];
-                    while batch.len() < MAX_BATCH {
+                    while !batch[0].alone && batch.len() < MAX_BATCH {
                         match receiver.try_recv() {
+                            Ok(request) if request.alone => {
+                                held = Some(request);
+                                break;
+                            }
                             Ok(request) => batch.push(request),
                             Err(_) => break,
                         }
@@ -81,7 +97,22 @@ impl Writer {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        let answer = self.submit(f)?;
+        let answer = self.submit(f, false)?;
+        answer_of(answer.blocking_recv())
+    }
+
+    /// [`Writer::write`] in a transaction shared with no other write: a
+    /// failure anywhere in `f` rolls all of it back without a savepoint
+    /// (which costs SQLite a copy of every page a large write touches).
+    pub(crate) fn write_alone<T, E>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let answer = self.submit(f, true)?;
         answer_of(answer.blocking_recv())
     }
 
@@ -90,18 +121,20 @@ impl Writer {
     pub(crate) fn write_async<T, E>(
         &self,
         f: impl FnOnce(&mut Tx<'_>) -> Result<T, E> + Send + 'static,
+        alone: bool,
     ) -> impl std::future::Future<Output = Result<T, E>> + Send + 'static
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        let submitted = self.submit(f);
+        let submitted = self.submit(f, alone);
         async move { answer_of(submitted?.await) }
     }
 
     fn submit<T, E>(
         &self,
         f: impl FnOnce(&mut Tx<'_>) -> Result<T, E> + Send + 'static,
+        alone: bool,
     ) -> Result<oneshot::Receiver<Outcome>, E>
     where
         T: Send + 'static,
@@ -113,7 +146,7 @@ impl Writer {
             Err(error) => Err(Box::new(error) as Boxed),
         });
         self.sender
-            .send(Request { job, reply })
+            .send(Request { job, reply, alone })
             .map_err(|_| E::from(stopped()))?;
         Ok(answer)
     }
@@ -160,9 +193,12 @@ fn run_batch(pool: &Pool, params: &Arc<RwLock<Arc<CustomParams>>>, batch: Vec<Re
     let mut replies = Vec::with_capacity(batch.len());
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut search_parameters_written = false;
+    // The error of a write alone in its transaction, which it rolled back.
+    let mut own_failure: Option<Boxed> = None;
     let committed = conn.write_transaction::<_, diesel::result::Error>(|c| {
         for request in batch {
             replies.push(request.reply);
+            let alone = request.alone;
             let before = c.changes()?;
             let mark = text.mark();
             let mut tx = Tx::new(c, snapshot.clone(), &mut text);
@@ -172,6 +208,10 @@ fn run_batch(pool: &Pool, params: &Arc<RwLock<Arc<CustomParams>>>, batch: Vec<Re
                 Ok(value) => {
                     search_parameters_written |= written;
                     outcomes.push(Outcome::Done(value));
+                }
+                Err(error) if alone => {
+                    own_failure = Some(error);
+                    return Err(diesel::result::Error::RollbackTransaction);
                 }
                 Err(error) => {
                     text.restore(mark);
@@ -191,6 +231,12 @@ fn run_batch(pool: &Pool, params: &Arc<RwLock<Arc<CustomParams>>>, batch: Vec<Re
         text.apply(c)?;
         Ok(())
     });
+    if let Some(error) = own_failure {
+        if let Some(reply) = replies.into_iter().next() {
+            let _ = reply.send(Outcome::Refused(error));
+        }
+        return;
+    }
     if let Err(e) = committed {
         let error = match e {
             diesel::result::Error::RollbackTransaction => StoreError::Unavailable(

@@ -136,6 +136,23 @@ impl Store {
         }
     }
 
+    /// [`Store::write`] in a transaction shared with no other write, so
+    /// that `f` needs no savepoint to fail cleanly at any point: for large
+    /// writes (an import's files), where SQLite's savepoints cost most.
+    pub fn write_alone<T, E>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_>) -> std::result::Result<T, E> + Send + 'static,
+    ) -> std::result::Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        match &self.writes {
+            Writes::Grouped { writer, .. } => writer.write_alone(f),
+            Writes::Direct { .. } => direct::write(&self.pool, &self.custom, f),
+        }
+    }
+
     /// [`Store::write`] for async callers: nothing blocks while the write
     /// waits for its commit (on PostgreSQL it runs on tokio's blocking
     /// pool).
@@ -147,10 +164,34 @@ impl Store {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
+        self.write_async_as(f, false)
+    }
+
+    /// [`Store::write_alone`] for async callers.
+    pub fn write_alone_async<T, E>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_>) -> std::result::Result<T, E> + Send + 'static,
+    ) -> impl std::future::Future<Output = std::result::Result<T, E>> + Send + 'static
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        self.write_async_as(f, true)
+    }
+
+    fn write_async_as<T, E>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_>) -> std::result::Result<T, E> + Send + 'static,
+        alone: bool,
+    ) -> impl std::future::Future<Output = std::result::Result<T, E>> + Send + 'static
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
         type Boxed<T, E> =
             std::pin::Pin<Box<dyn std::future::Future<Output = std::result::Result<T, E>> + Send>>;
         match &self.writes {
-            Writes::Grouped { writer, .. } => Box::pin(writer.write_async(f)) as Boxed<T, E>,
+            Writes::Grouped { writer, .. } => Box::pin(writer.write_async(f, alone)) as Boxed<T, E>,
             Writes::Direct { .. } => {
                 let (pool, custom) = (self.pool.clone(), self.custom.clone());
                 let write = tokio::task::spawn_blocking(move || direct::write(&pool, &custom, f));

@@ -320,6 +320,38 @@ impl<'c> Tx<'c> {
         Ok(Written { version, created })
     }
 
+    /// [`Tx::update`], unless the current version already holds exactly
+    /// this content: then nothing is written and `None` is returned. An
+    /// import loading the same files again writes nothing new.
+    pub fn update_unless_same(
+        &mut self,
+        id: &str,
+        document: Document,
+        method: Method,
+    ) -> Result<Option<Written>> {
+        match self.read(&document.resource_type, id) {
+            Ok(current)
+                if current.body.as_deref()
+                    == Some(
+                        document
+                            .body
+                            .render(
+                                id,
+                                current.version_id,
+                                &datetime::format_instant(current.last_updated),
+                            )
+                            .as_slice(),
+                    ) =>
+            {
+                Ok(None)
+            }
+            Ok(_) | Err(StoreError::NotFound { .. } | StoreError::Gone { .. }) => {
+                self.update(id, document, None, method).map(Some)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Deletes a resource by writing a tombstone version. Answers `None` when
     /// the resource was already deleted (nothing is written).
     pub fn delete(

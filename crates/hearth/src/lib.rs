@@ -3,4 +3,5 @@
 
 pub mod config;
 pub mod explain;
+pub mod import;
 pub mod server;

@@ -20,6 +20,10 @@ struct Cli {
 enum Command {
     /// Run the FHIR server.
     Serve(ServeArgs),
+    /// Load Bundles and NDJSON files (.json, .ndjson, .gz, .bz2) and
+    /// folders of them into the database, or upload them to a FHIR server
+    /// with --url.
+    Import(hearth::import::ImportArgs),
     /// Print the database's plan for searches, e.g.
     /// `hearth explain 'Observation?code=http://loinc.org|8867-4'`.
     Explain {
@@ -47,6 +51,32 @@ fn main() -> std::process::ExitCode {
     match cli.command {
         Command::Serve(args) => serve(&args),
         Command::Explain { args, searches } => explain(&args, &searches),
+        Command::Import(args) => import(&args),
+    }
+}
+
+fn import(args: &hearth::import::ImportArgs) -> std::process::ExitCode {
+    let config = match Config::load(&args.settings) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("hearth: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    init_tracing(&config);
+    match hearth::import::run(args, &config) {
+        Ok(summary) => {
+            print!("{summary}");
+            if summary.failed.is_empty() {
+                std::process::ExitCode::SUCCESS
+            } else {
+                std::process::ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("hearth: {e}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }
 

@@ -9,7 +9,10 @@
 //! outcome, success or failure, in its response entry.
 
 mod entry;
+mod load;
 mod references;
+
+pub use load::{Loaded, Loader};
 
 use std::collections::{HashMap, HashSet};
 
@@ -168,9 +171,9 @@ async fn transaction(fhir: &Fhir, bundle: Value) -> Reply {
     let done = fhir
         .state
         .store
-        .write_async(move |tx| {
-            tx.savepoint(|tx| execute(tx, prepared, &options, true, multiple_deletes))
-        })
+        // Alone in its database transaction, a failure anywhere rolls all
+        // of it back, with no savepoint to pay for.
+        .write_alone_async(move |tx| execute(tx, prepared, &options, true, multiple_deletes))
         .await?;
     debug_assert_eq!(done.len(), count);
     respond(fhir, "transaction-response", done)

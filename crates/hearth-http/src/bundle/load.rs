@@ -1,0 +1,340 @@
+//! Loading Bundles and resources straight into the store (`hearth import`),
+//! with a transaction's meaning but an importer's habits:
+//!
+//! - a POSTed entry whose `fullUrl` is `urn:uuid:X` is stored with the id
+//!   `X` (or its own `id`), so that loading the same files again finds the
+//!   same resources instead of creating copies, and a resource whose
+//!   content is unchanged gets no new version;
+//! - everything that does not need the write lock happens in the caller's
+//!   thread, before the write: parsing, placeholders, conditional
+//!   references and `ifNoneExist` (looked up in what is committed), index
+//!   rows and full text. The write then checks the conditions again and
+//!   inserts;
+//! - a Bundle is loaded whole, in one transaction, or not at all.
+
+use std::collections::HashMap;
+
+use hearth_model::{resource, Format, Value};
+use hearth_store::search::{ParseOptions, SearchQuery};
+use hearth_store::{Document, Method, Store};
+
+use super::entry::{self, Action, Target};
+use super::references::{self, Placeholders};
+use crate::conditional;
+use crate::error::ApiError;
+
+/// What loading did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Loaded {
+    /// Resources written for the first time.
+    pub created: usize,
+    /// Resources that got a new version.
+    pub updated: usize,
+    /// Resources already stored with the same content.
+    pub unchanged: usize,
+    /// `ifNoneExist` entries that found their resource.
+    pub existing: usize,
+    pub deleted: usize,
+}
+
+impl Loaded {
+    pub fn resources(&self) -> usize {
+        self.created + self.updated + self.unchanged + self.existing + self.deleted
+    }
+
+    pub fn add(&mut self, other: Loaded) {
+        self.created += other.created;
+        self.updated += other.updated;
+        self.unchanged += other.unchanged;
+        self.existing += other.existing;
+        self.deleted += other.deleted;
+    }
+}
+
+/// Loads into one store; keep one per thread (it remembers conditional
+/// references it resolved).
+pub struct Loader {
+    store: Store,
+    base: String,
+    resolved: HashMap<String, String>,
+}
+
+enum Write {
+    Put {
+        index: usize,
+        id: String,
+        document: Box<Document>,
+        /// `ifNoneExist`, checked again inside the transaction.
+        condition: Option<SearchQuery>,
+        method: Method,
+    },
+    Delete {
+        index: usize,
+        resource_type: String,
+        id: String,
+    },
+}
+
+impl Loader {
+    /// `base` is the server's base URL (absolute references under it are
+    /// local).
+    pub fn new(store: Store, base: &str) -> Loader {
+        Loader {
+            store,
+            base: base.trim_end_matches('/').to_owned(),
+            resolved: HashMap::new(),
+        }
+    }
+
+    fn options(&self) -> ParseOptions {
+        ParseOptions {
+            strict: true,
+            default_count: 2,
+            max_count: 2,
+            base: Some(self.base.clone()),
+            custom: self.store.custom_params(),
+        }
+    }
+
+    /// Loads a Bundle (JSON) of type transaction or batch whose entries
+    /// POST, PUT or DELETE.
+    pub fn load_bundle(&mut self, json: &[u8]) -> Result<Loaded, ApiError> {
+        let bundle = hearth_model::parse(json, Format::Json)?;
+        if resource::resource_type(&bundle) != Some("Bundle") {
+            return Err(ApiError::bad_request(
+                "the file holds a resource, not a Bundle",
+            ));
+        }
+        if !matches!(bundle["type"].as_str(), Some("transaction" | "batch")) {
+            return Err(ApiError::bad_request(
+                "only transaction and batch Bundles can be loaded",
+            ));
+        }
+        let options = self.options();
+        let mut placeholders = Placeholders::default();
+        let mut pending: Vec<(usize, String, Value, Option<SearchQuery>, Method)> = Vec::new();
+        let mut writes: Vec<Write> = Vec::new();
+        let mut loaded = Loaded::default();
+        let entries = bundle["entry"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        for (index, value) in entries.iter().enumerate() {
+            let entry = entry::read(index, value, &self.base).map_err(|e| e.in_entry(index))?;
+            let full_url = entry.full_url.clone();
+            let (resource_type, id, resource, condition, method) = match entry.action {
+                Action::Create {
+                    resource,
+                    if_none_exist,
+                } => {
+                    let resource_type = resource::resource_type(&resource)
+                        .unwrap_or_default()
+                        .to_owned();
+                    let condition = if_none_exist
+                        .map(|params| {
+                            conditional::parse_condition(&options, &resource_type, &params)
+                        })
+                        .transpose()
+                        .map_err(|e| e.in_entry(index))?;
+                    if let Some(query) = &condition {
+                        let found = self
+                            .store
+                            .read_with(|tx| tx.matching(query, 2))
+                            .map_err(|e| ApiError::from(e).in_entry(index))?;
+                        if found.len() > 1 {
+                            return Err(ApiError::PreconditionFailed(
+                                "the ifNoneExist condition matches more than one resource".into(),
+                            )
+                            .in_entry(index));
+                        }
+                        if let Some(found) = found.into_iter().next() {
+                            if let Some(url) = &full_url {
+                                placeholders.insert(url, &found.resource_type, &found.id);
+                            }
+                            loaded.existing += 1;
+                            continue;
+                        }
+                    }
+                    let id = stable_id(full_url.as_deref(), &resource);
+                    (resource_type, id, resource, condition, Method::Post)
+                }
+                Action::Update {
+                    target: Target::Id(resource_type, id),
+                    resource,
+                    if_match: None,
+                    only_create: false,
+                } => (resource_type, id, resource, None, Method::Put),
+                Action::Delete {
+                    target: Target::Id(resource_type, id),
+                    if_match: None,
+                } => {
+                    writes.push(Write::Delete {
+                        index,
+                        resource_type,
+                        id,
+                    });
+                    continue;
+                }
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "an import loads POST, PUT and DELETE entries by id; \
+                         send Bundles with other entries to a server (hearth import --url)",
+                    )
+                    .in_entry(index))
+                }
+            };
+            if let Some(url) = &full_url {
+                placeholders.insert(url, &resource_type, &id);
+            }
+            pending.push((index, id, resource, condition, method));
+        }
+        for (index, id, mut resource, condition, method) in pending {
+            self.rewrite(&mut resource, &placeholders, &options)
+                .map_err(|e| e.in_entry(index))?;
+            if let Some(object) = resource.as_object_mut() {
+                object.insert("id".into(), Value::String(id.clone()));
+            }
+            let document = self
+                .store
+                .document(resource)
+                .map_err(|e| ApiError::from(e).in_entry(index))?;
+            writes.push(Write::Put {
+                index,
+                id,
+                document: Box::new(document),
+                condition,
+                method,
+            });
+        }
+        let written = self.write(writes)?;
+        loaded.add(written);
+        Ok(loaded)
+    }
+
+    /// Loads resources (an NDJSON file's lines) with their own ids; one
+    /// without an id gets a new one. References are taken as they are.
+    pub fn load_resources(&mut self, lines: &[&[u8]]) -> Result<Loaded, ApiError> {
+        let mut writes = Vec::with_capacity(lines.len());
+        for (index, line) in lines.iter().enumerate() {
+            let resource = hearth_model::parse(line, Format::Json)
+                .map_err(|e| ApiError::from(e).in_entry(index))?;
+            let id = stable_id(None, &resource);
+            let mut resource = resource;
+            if let Some(object) = resource.as_object_mut() {
+                object.insert("id".into(), Value::String(id.clone()));
+            }
+            let document = self
+                .store
+                .document(resource)
+                .map_err(|e| ApiError::from(e).in_entry(index))?;
+            writes.push(Write::Put {
+                index,
+                id,
+                document: Box::new(document),
+                condition: None,
+                method: Method::Put,
+            });
+        }
+        self.write(writes)
+    }
+
+    fn rewrite(
+        &mut self,
+        resource: &mut Value,
+        placeholders: &Placeholders,
+        options: &ParseOptions,
+    ) -> Result<(), ApiError> {
+        let store = &self.store;
+        let resolved = &mut self.resolved;
+        references::rewrite(resource, placeholders, &mut |reference: &str| {
+            if let Some(target) = resolved.get(reference) {
+                return Ok(target.clone());
+            }
+            let (resource_type, query) = reference.split_once('?').unwrap_or((reference, ""));
+            let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+                .into_owned()
+                .collect();
+            let condition = conditional::parse_condition(options, resource_type, &params)?;
+            let found = store.read_with(|tx| tx.matching(&condition, 2))?;
+            let target = match found.as_slice() {
+                [one] => format!("{}/{}", one.resource_type, one.id),
+                [] => {
+                    return Err(ApiError::PreconditionFailed(format!(
+                        "the conditional reference {reference} matches no resource"
+                    )))
+                }
+                _ => {
+                    return Err(ApiError::PreconditionFailed(format!(
+                        "the conditional reference {reference} matches more than one resource"
+                    )))
+                }
+            };
+            resolved.insert(reference.to_owned(), target.clone());
+            Ok(target)
+        })
+        .map(|_| ())
+    }
+
+    /// Writes in a transaction of its own; any failure writes nothing.
+    fn write(&self, writes: Vec<Write>) -> Result<Loaded, ApiError> {
+        self.store.write_alone(move |tx| {
+            {
+                let mut loaded = Loaded::default();
+                for write in writes {
+                    match write {
+                        Write::Put {
+                            index,
+                            id,
+                            document,
+                            condition,
+                            method,
+                        } => {
+                            if let Some(query) = &condition {
+                                // Written by someone else since it was looked up.
+                                if !tx.matching(query, 1)?.is_empty() {
+                                    return Err(ApiError::Conflict(
+                                        "a resource matching ifNoneExist was written meanwhile; load the file again".into(),
+                                    )
+                                    .in_entry(index));
+                                }
+                            }
+                            match tx
+                                .update_unless_same(&id, *document, method)
+                                .map_err(|e| ApiError::from(e).in_entry(index))?
+                            {
+                                None => loaded.unchanged += 1,
+                                Some(written) if written.created => loaded.created += 1,
+                                Some(_) => loaded.updated += 1,
+                            }
+                        }
+                        Write::Delete {
+                            index,
+                            resource_type,
+                            id,
+                        } => match tx.delete(&resource_type, &id, None) {
+                            Ok(_) | Err(hearth_store::StoreError::NotFound { .. }) => loaded.deleted += 1,
+                            Err(e) => return Err(ApiError::from(e).in_entry(index)),
+                        },
+                    }
+                }
+                Ok(loaded)
+            }
+        })
+    }
+}
+
+/// The id an imported resource is stored with: the uuid of a `urn:uuid:`
+/// fullUrl, else its own id, else a new one.
+fn stable_id(full_url: Option<&str>, resource: &Value) -> String {
+    let valid =
+        |id: &str| hearth_model::primitives::check("id", &Value::String(id.to_owned())).is_ok();
+    if let Some(uuid) = full_url.and_then(|u| u.strip_prefix("urn:uuid:")) {
+        if valid(uuid) {
+            return uuid.to_owned();
+        }
+    }
+    match resource::id(resource) {
+        Some(id) if valid(id) => id.to_owned(),
+        _ => uuid::Uuid::new_v4().to_string(),
+    }
+}

@@ -1,0 +1,148 @@
+//! `hearth import` as an operator runs it: Synthea's files as they are
+//! (compressed, hospital and practitioner files first), again without
+//! duplicates, and a broken file reported without partial data.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use hearth_store::both_backends;
+use hearth_store::testing::TestDatabase;
+use hearth_store::{Store, StoreOptions};
+
+const SYNTHEA: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/data/synthea-120"
+);
+
+/// A folder with Synthea's two shared files and two patients, compressed
+/// as published.
+fn synthea_folder(dir: &Path) -> PathBuf {
+    let folder = dir.join("synthea");
+    std::fs::create_dir_all(&folder).unwrap();
+    let mut names: Vec<String> = std::fs::read_dir(SYNTHEA)
+        .expect("../shared/data/synthea-120")
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let patients: Vec<&String> = names
+        .iter()
+        .filter(|n| !n.starts_with("0-"))
+        .take(2)
+        .collect();
+    for name in names.iter().filter(|n| n.starts_with("0-")).chain(patients) {
+        std::fs::copy(Path::new(SYNTHEA).join(name), folder.join(name)).unwrap();
+    }
+    folder
+}
+
+fn import(database: &TestDatabase, paths: &[&Path]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .arg("import")
+        .arg("--data-dir")
+        .arg(database.dir())
+        .arg("--database-url")
+        .arg(database.url())
+        .args(paths)
+        .output()
+        .expect("run hearth import");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Resources in the database by type.
+fn count(store: &Store, resource_type: &str) -> i64 {
+    let query = hearth_store::search::parse(
+        &[resource_type.to_owned()],
+        &[("_summary".into(), "count".into())],
+        &hearth_store::search::ParseOptions {
+            strict: true,
+            default_count: 10,
+            max_count: 10,
+            base: None,
+            custom: store.custom_params(),
+        },
+    )
+    .unwrap();
+    store
+        .search(&query, &hearth_store::search::SearchPage::default())
+        .unwrap()
+        .total
+}
+
+both_backends! {
+    fn synthea_loads_once_however_often_it_is_imported() {
+        let database = TestDatabase::new();
+        let folder = synthea_folder(&database.dir());
+        let (ok, stdout, stderr) = import(&database, &[&folder]);
+        assert!(ok, "{stdout}{stderr}");
+        assert!(stdout.contains("imported 4 of 4 files"), "{stdout}");
+        assert!(stderr.contains("100%"), "the progress bar: {stderr}");
+        let store = Store::open(&database.database, &StoreOptions::default()).unwrap();
+        let patients = count(&store, "Patient");
+        let encounters = count(&store, "Encounter");
+        let practitioners = count(&store, "Practitioner");
+        assert_eq!(patients, 2);
+        assert!(encounters > 10 && practitioners > 100, "{encounters} {practitioners}");
+        // Conditional references were resolved: an encounter names a stored practitioner.
+        let query = hearth_store::search::parse(
+            &["Encounter".to_owned()],
+            &[("practitioner:missing".into(), "false".into())],
+            &hearth_store::search::ParseOptions {
+                strict: true,
+                default_count: 1,
+                max_count: 1,
+                base: None,
+                custom: store.custom_params(),
+            },
+        )
+        .unwrap();
+        let page = store.search(&query, &hearth_store::search::SearchPage::default()).unwrap();
+        let encounter: serde_json::Value =
+            serde_json::from_slice(page.matches[0].body.as_deref().unwrap()).unwrap();
+        let reference = encounter["participant"][0]["individual"]["reference"].as_str().unwrap();
+        let (t, id) = reference.split_once('/').expect("a local reference");
+        assert!(store.read(t, id).is_ok(), "{reference}");
+        drop(store);
+
+        let (ok, stdout, stderr) = import(&database, &[&folder]);
+        assert!(ok, "{stdout}{stderr}");
+        assert!(stdout.contains(" 0 created, 0 updated"), "{stdout}");
+        let store = Store::open(&database.database, &StoreOptions::default()).unwrap();
+        assert_eq!(count(&store, "Patient"), patients);
+        assert_eq!(count(&store, "Encounter"), encounters);
+    }
+}
+
+both_backends! {
+    fn a_broken_file_is_reported_and_leaves_nothing_behind() {
+        let database = TestDatabase::new();
+        let dir = database.dir().join("files");
+        std::fs::create_dir_all(&dir).unwrap();
+        // A good NDJSON file, and a Bundle whose last entry is invalid.
+        std::fs::write(
+            dir.join("good.ndjson"),
+            "{\"resourceType\":\"Patient\",\"id\":\"nd1\"}\n{\"resourceType\":\"Patient\",\"id\":\"nd2\"}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("broken.json"),
+            serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+                {"fullUrl": "urn:uuid:1b7c0000-0000-4000-8000-000000000001", "resource": {"resourceType": "Patient", "name": [{"family": "Half"}]}, "request": {"method": "POST", "url": "Patient"}},
+                {"resource": {"resourceType": "Observation", "status": "final", "code": {"text": "x"}, "subject": {"reference": "Patient?identifier=nobody"}}, "request": {"method": "POST", "url": "Observation"}}
+            ]})
+            .to_string(),
+        )
+        .unwrap();
+        let (ok, stdout, _) = import(&database, &[&dir]);
+        assert!(!ok, "a failed file fails the import");
+        assert!(stdout.contains("imported 1 of 2 files"), "{stdout}");
+        assert!(stdout.contains("FAILED") && stdout.contains("broken.json") && stdout.contains("Bundle.entry[1]"), "{stdout}");
+        let store = Store::open(&database.database, &StoreOptions::default()).unwrap();
+        assert!(store.read("Patient", "nd1").is_ok() && store.read("Patient", "nd2").is_ok());
+        assert!(store.read("Patient", "1b7c0000-0000-4000-8000-000000000001").is_err());
+        assert_eq!(count(&store, "Patient"), 2);
+    }
+}

@@ -14,6 +14,7 @@ use std::any::Any;
 use std::sync::mpsc;
 use std::sync::{Arc, RwLock};
 
+use diesel::connection::SimpleConnection;
 use tokio::sync::oneshot;
 
 use hearth_model::search_params::CustomParams;
@@ -25,6 +26,9 @@ use crate::{custom, StoreError};
 
 /// Writes that share one transaction at most.
 const MAX_BATCH: usize = 64;
+
+/// The page cache of a large write's connection (32 MiB).
+const LARGE_WRITE_CACHE: &str = "PRAGMA cache_size = -32768";
 
 type Boxed = Box<dyn Any + Send>;
 type Job = Box<dyn FnOnce(&mut Tx<'_>) -> Result<Boxed, Boxed> + Send>;
@@ -188,6 +192,15 @@ fn run_batch(pool: &Pool, params: &Arc<RwLock<Arc<CustomParams>>>, batch: Vec<Re
             return;
         }
     };
+    // A write alone in its transaction is a large one (an imported file, a
+    // transaction Bundle): a larger page cache keeps its B-tree pages from
+    // being spilled and read again before the commit.
+    let large = batch.first().is_some_and(|r| r.alone);
+    if large {
+        if let Err(e) = conn.batch_execute(LARGE_WRITE_CACHE) {
+            tracing::warn!(error = %e, "cannot enlarge the page cache");
+        }
+    }
     let snapshot = params.read().unwrap_or_else(|e| e.into_inner()).clone();
     let mut text = PendingText::default();
     let mut replies = Vec::with_capacity(batch.len());
@@ -231,6 +244,11 @@ fn run_batch(pool: &Pool, params: &Arc<RwLock<Arc<CustomParams>>>, batch: Vec<Re
         text.apply(c)?;
         Ok(())
     });
+    if large {
+        if let Err(e) = conn.batch_execute(crate::connection::CACHE_SIZE) {
+            tracing::warn!(error = %e, "cannot restore the page cache");
+        }
+    }
     if let Some(error) = own_failure {
         if let Some(reply) = replies.into_iter().next() {
             let _ = reply.send(Outcome::Refused(error));

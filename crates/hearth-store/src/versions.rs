@@ -329,27 +329,23 @@ impl<'c> Tx<'c> {
         document: Document,
         method: Method,
     ) -> Result<Option<Written>> {
-        match self.read(&document.resource_type, id) {
-            Ok(current)
-                if current.body.as_deref()
-                    == Some(
-                        document
-                            .body
-                            .render(
-                                id,
-                                current.version_id,
-                                &datetime::format_instant(current.last_updated),
-                            )
-                            .as_slice(),
-                    ) =>
-            {
-                Ok(None)
+        let resource_type = document.resource_type.clone();
+        self.lock(&format!("{resource_type}/{id}"))?;
+        let current = self.current(&resource_type, id)?;
+        if let Some(c) = current.as_ref().filter(|c| !c.deleted) {
+            let stored = self.read(&resource_type, id)?;
+            let same =
+                document
+                    .body
+                    .render(id, c.version_id, &datetime::format_instant(c.last_updated));
+            if stored.body.as_deref() == Some(same.as_slice()) {
+                return Ok(None);
             }
-            Ok(_) | Err(StoreError::NotFound { .. } | StoreError::Gone { .. }) => {
-                self.update(id, document, None, method).map(Some)
-            }
-            Err(e) => Err(e),
         }
+        let created = current.as_ref().is_none_or(|c| c.deleted);
+        let version =
+            self.write_version(&resource_type, id, Some(document), current.as_ref(), method)?;
+        Ok(Some(Written { version, created }))
     }
 
     /// Deletes a resource by writing a tombstone version. Answers `None` when

@@ -335,7 +335,7 @@ impl<'t> LoaderFor<'t> {
                 let kind = Kind::of(&job.path).unwrap_or(Kind::Bundle);
                 match self {
                     LoaderFor::Store(loader) => {
-                        load_into_store(loader, kind, &bytes).map(Counted::Loaded)
+                        load_into_store(loader, kind, bytes).map(Counted::Loaded)
                     }
                     LoaderFor::Server(base, client) => {
                         upload(client, base, kind, &bytes).map(Counted::Uploaded)
@@ -350,11 +350,11 @@ impl<'t> LoaderFor<'t> {
     }
 }
 
-fn load_into_store(loader: &mut Loader, kind: Kind, bytes: &[u8]) -> Result<Loaded, String> {
+fn load_into_store(loader: &mut Loader, kind: Kind, bytes: Vec<u8>) -> Result<Loaded, String> {
     let result = match kind {
-        Kind::Bundle if is_bundle(bytes) => loader.load_bundle(bytes),
-        Kind::Bundle => loader.load_resources(&[bytes]),
-        Kind::Ndjson => loader.load_resources(&lines(bytes)),
+        Kind::Bundle if is_bundle(&bytes) => loader.load_bundle(bytes),
+        Kind::Bundle => loader.load_resources(&[&bytes]),
+        Kind::Ndjson => loader.load_resources(&lines(&bytes)),
     };
     result.map_err(|e| e.to_string())
 }

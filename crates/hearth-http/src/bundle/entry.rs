@@ -119,9 +119,10 @@ fn target_access(
     }
 }
 
-/// Reads `Bundle.entry[index]`; `base` is this server's, which absolute
-/// request URLs may start with.
-pub(crate) fn read(index: usize, entry: &Value, base: &str) -> Result<Entry, ApiError> {
+/// Reads `Bundle.entry[index]` (taking its resource); `base` is this
+/// server's, which absolute request URLs may start with.
+pub(crate) fn read(index: usize, mut entry: Value, base: &str) -> Result<Entry, ApiError> {
+    let resource = entry.get_mut("resource").map(Value::take);
     let request = entry
         .get("request")
         .ok_or_else(|| ApiError::bad_request("the entry has no request"))?;
@@ -131,7 +132,6 @@ pub(crate) fn read(index: usize, entry: &Value, base: &str) -> Result<Entry, Api
         .ok_or_else(|| ApiError::bad_request("the entry's request has no url"))?;
     let (path, query) = split_url(url, base);
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    let resource = entry.get("resource").cloned();
     let header = |name: &str| request[name].as_str().map(str::to_owned);
     let if_match = header("ifMatch")
         .map(|v| {

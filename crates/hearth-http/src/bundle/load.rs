@@ -97,9 +97,11 @@ impl Loader {
     }
 
     /// Loads a Bundle (JSON) of type transaction or batch whose entries
-    /// POST, PUT or DELETE.
-    pub fn load_bundle(&mut self, json: &[u8]) -> Result<Loaded, ApiError> {
-        let bundle = hearth_model::parse(json, Format::Json)?;
+    /// POST, PUT or DELETE. The bytes are dropped once parsed (a file can
+    /// be large).
+    pub fn load_bundle(&mut self, json: Vec<u8>) -> Result<Loaded, ApiError> {
+        let mut bundle = hearth_model::parse(&json, Format::Json)?;
+        drop(json);
         if resource::resource_type(&bundle) != Some("Bundle") {
             return Err(ApiError::bad_request(
                 "the file holds a resource, not a Bundle",
@@ -115,11 +117,11 @@ impl Loader {
         let mut pending: Vec<(usize, String, Value, Option<SearchQuery>, Method)> = Vec::new();
         let mut writes: Vec<Write> = Vec::new();
         let mut loaded = Loaded::default();
-        let entries = bundle["entry"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        for (index, value) in entries.iter().enumerate() {
+        let entries = match bundle.get_mut("entry").map(Value::take) {
+            Some(Value::Array(entries)) => entries,
+            _ => Vec::new(),
+        };
+        for (index, value) in entries.into_iter().enumerate() {
             let entry = entry::read(index, value, &self.base).map_err(|e| e.in_entry(index))?;
             let full_url = entry.full_url.clone();
             let (resource_type, id, resource, condition, method) = match entry.action {
@@ -139,7 +141,7 @@ impl Loader {
                     if let Some(query) = &condition {
                         let found = self
                             .store
-                            .read_with(|tx| tx.matching(query, 2))
+                            .read_with(|tx| tx.find(query, 2))
                             .map_err(|e| ApiError::from(e).in_entry(index))?;
                         if found.len() > 1 {
                             return Err(ApiError::PreconditionFailed(
@@ -255,7 +257,7 @@ impl Loader {
                 .into_owned()
                 .collect();
             let condition = conditional::parse_condition(options, resource_type, &params)?;
-            let found = store.read_with(|tx| tx.matching(&condition, 2))?;
+            let found = store.read_with(|tx| tx.find(&condition, 2))?;
             let target = match found.as_slice() {
                 [one] => format!("{}/{}", one.resource_type, one.id),
                 [] => {

@@ -94,11 +94,12 @@ struct Searched {
     results: SearchResults,
 }
 
-fn entries(bundle: &Value) -> &[Value] {
-    bundle["entry"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
+/// The entries of a Bundle, taken out of it.
+fn entries(bundle: &mut Value) -> Vec<Value> {
+    match bundle.get_mut("entry").map(Value::take) {
+        Some(Value::Array(entries)) => entries,
+        _ => Vec::new(),
+    }
 }
 
 /// Reads an entry, asks the access decision point about it, and parses its
@@ -107,7 +108,7 @@ fn prepare(
     fhir: &Fhir,
     options: &ParseOptions,
     index: usize,
-    value: &Value,
+    value: Value,
 ) -> Result<Prepared, ApiError> {
     let entry = entry::read(index, value, &fhir.base())?;
     let (interaction, resource_type, id) = entry.access();
@@ -158,10 +159,10 @@ fn prepare(
     })
 }
 
-async fn transaction(fhir: &Fhir, bundle: Value) -> Reply {
+async fn transaction(fhir: &Fhir, mut bundle: Value) -> Reply {
     let options = conditional::condition_options(fhir);
-    let prepared = entries(&bundle)
-        .iter()
+    let prepared = entries(&mut bundle)
+        .into_iter()
         .enumerate()
         .map(|(i, value)| prepare(fhir, &options, i, value).map_err(|e| e.in_entry(i)))
         .collect::<Result<Vec<_>, _>>()?;
@@ -179,11 +180,11 @@ async fn transaction(fhir: &Fhir, bundle: Value) -> Reply {
     respond(fhir, "transaction-response", done)
 }
 
-async fn batch(fhir: &Fhir, bundle: Value) -> Reply {
+async fn batch(fhir: &Fhir, mut bundle: Value) -> Reply {
     let options = conditional::condition_options(fhir);
     let mut done: Vec<Option<Done>> = Vec::new();
     let mut work: Vec<Prepared> = Vec::new();
-    for (i, value) in entries(&bundle).iter().enumerate() {
+    for (i, value) in entries(&mut bundle).into_iter().enumerate() {
         match prepare(fhir, &options, i, value) {
             Ok(p) => {
                 done.push(None);
@@ -528,7 +529,7 @@ fn rewrite_references(
             .into_owned()
             .collect();
         let condition = conditional::parse_condition(options, resource_type, &params)?;
-        let mut found = tx.matching(&condition, 2)?;
+        let mut found = tx.find(&condition, 2)?;
         let target = match found.len() {
             1 => found.pop().map(|v| format!("{}/{}", v.resource_type, v.id)),
             0 => None,

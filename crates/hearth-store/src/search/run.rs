@@ -181,6 +181,13 @@ impl Tx<'_> {
         for resource_type in &types {
             self.lock(&format!("conditional {resource_type}"))?;
         }
+        self.find(query, limit)
+    }
+
+    /// The current versions of the first `limit` matches, without the
+    /// lock of [`Tx::matching`]: for lookups that write nothing on what
+    /// they find (resolving a conditional reference).
+    pub fn find(&mut self, query: &SearchQuery, limit: i64) -> Result<Vec<StoredVersion>> {
         let keys = self.keys(query, Some(limit))?;
         Ok(self
             .current_versions(&keys)?

@@ -119,6 +119,13 @@ fn resource(t: &str, custom: &CustomParams, multiple_delete: bool) -> Value {
             resource[key] = list;
         }
     }
+    if t == "Patient" {
+        resource["operation"] = json!([{
+            "name": "everything",
+            "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+            "documentation": "GET Patient/[id]/$everything or Patient/$everything: the patient, their compartment and the resources it refers to, paged; _since, _type, start, end, _count",
+        }]);
+    }
     if !unsupported.is_empty() {
         resource["documentation"] = json!(format!(
             "Search parameters not supported: {}.",

@@ -12,6 +12,7 @@ mod capabilities;
 mod conditional;
 pub mod context;
 pub mod error;
+mod everything;
 mod health;
 mod history;
 mod logging;
@@ -91,6 +92,16 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                 .route(web::get().to(health::ready))
                 .route(web::head().to(health::ready))
                 .default_service(not_allowed("GET, HEAD")),
+        )
+        .service(
+            web::resource("/Patient/$everything")
+                .route(web::get().to(everything::type_level))
+                .default_service(not_allowed("GET")),
+        )
+        .service(
+            web::resource("/Patient/{id}/$everything")
+                .route(web::get().to(everything::instance))
+                .default_service(not_allowed("GET")),
         )
         .service(
             web::resource("/metadata")

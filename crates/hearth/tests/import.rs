@@ -105,6 +105,34 @@ both_backends! {
         let reference = encounter["participant"][0]["individual"]["reference"].as_str().unwrap();
         let (t, id) = reference.split_once('/').expect("a local reference");
         assert!(store.read(t, id).is_ok(), "{reference}");
+
+        // $everything of the encounter's patient: the patient first, then
+        // their resources (this encounter among them), then what those
+        // refer to (this practitioner among them).
+        let subject = encounter["subject"]["reference"].as_str().unwrap();
+        let patient_id = subject.strip_prefix("Patient/").unwrap().to_owned();
+        let everything = store
+            .everything(
+                &hearth_store::search::Everything {
+                    patients: Some(vec![patient_id.clone()]),
+                    count: 100_000,
+                    ..Default::default()
+                },
+                &hearth_store::search::SearchPage::default(),
+            )
+            .unwrap();
+        let found: Vec<(String, String)> = everything
+            .matches
+            .iter()
+            .map(|v| (v.resource_type.clone(), v.id.clone()))
+            .collect();
+        assert_eq!(found[0], ("Patient".to_owned(), patient_id.clone()));
+        let encounter_id = encounter["id"].as_str().unwrap().to_owned();
+        assert!(found.contains(&("Encounter".to_owned(), encounter_id)));
+        assert!(found.contains(&(t.to_owned(), id.to_owned())), "{reference}");
+        assert_eq!(everything.total as usize, found.len());
+        let observations = found.iter().filter(|(t, _)| t == "Observation").count();
+        assert!(observations > 10, "{observations}");
         drop(store);
 
         let (ok, stdout, stderr) = import(&database, &[&folder]);

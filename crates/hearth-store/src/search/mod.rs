@@ -1,10 +1,12 @@
 //! Search: a parsed query ([`SearchQuery`], built by [`parse`]) and its
 //! execution against the index tables ([`crate::Tx::search`]).
 
+mod everything;
 mod parse;
 mod run;
 mod sql;
 
+pub use everything::Everything;
 pub use parse::{parse, ParseOptions};
 pub use run::{SearchPage, SearchResults};
 

@@ -276,7 +276,7 @@ impl Tx<'_> {
         Ok(id)
     }
 
-    fn load_snapshot(&mut self, id: &str) -> Result<Option<Vec<i64>>> {
+    pub(crate) fn load_snapshot(&mut self, id: &str) -> Result<Option<Vec<i64>>> {
         let found: Option<Snapshot> = Sql::with_binds(
             "SELECT res_keys FROM search_snapshots WHERE id = ?",
             vec![Bind::Text(id.to_owned())],

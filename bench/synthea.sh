@@ -95,11 +95,16 @@ queries=(
     "Observation?subject:Patient.family=$FAMILY"
     "Patient?_has:Observation:patient:code=8867-4"
     "Encounter?patient=$X&_include=Encounter:practitioner"
+    "Patient/$X/\$everything"
 )
 printf '   %-72s %8s %8s\n' "query" "p50 ms" "p95 ms"
 for q in "${queries[@]}"; do
     times=$(for _ in $(seq "$REPEAT"); do
-        curl -s -o /dev/null -w '%{time_total}\n' -G "$B/${q%%\?*}" $(echo "${q#*\?}" | tr '&' '\n' | sed 's/^/--data-urlencode /')
+        if [[ "$q" == *\?* ]]; then
+            curl -s -o /dev/null -w '%{time_total}\n' -G "$B/${q%%\?*}" $(echo "${q#*\?}" | tr '&' '\n' | sed 's/^/--data-urlencode /')
+        else
+            curl -s -o /dev/null -w '%{time_total}\n' "$B/$q"
+        fi
     done | sort -n)
     p50=$(echo "$times" | awk -v n="$REPEAT" 'NR == int(n * 0.5) + 1 {printf "%.2f", $1 * 1000}')
     p95=$(echo "$times" | awk -v n="$REPEAT" 'NR == int(n * 0.95) + 1 {printf "%.2f", $1 * 1000}')

@@ -115,7 +115,13 @@ fn history_query(fhir: &Fhir, scope: HistoryScope) -> Result<HistoryQuery, ApiEr
         at,
         count,
         offset: number("_offset")?.unwrap_or(0),
-        snapshot: number("_snapshot")?,
+        snapshot: fhir
+            .param("_snapshot")
+            .map(|s| {
+                s.parse::<hearth_store::HistorySnapshot>()
+                    .map_err(ApiError::bad_request)
+            })
+            .transpose()?,
     })
 }
 

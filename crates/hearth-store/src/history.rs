@@ -31,7 +31,55 @@ pub struct HistoryQuery {
     pub count: i64,
     pub offset: i64,
     /// The snapshot of an earlier page; `None` for a first page.
-    pub snapshot: Option<i64>,
+    pub snapshot: Option<HistorySnapshot>,
+}
+
+/// What a first history page saw, so that later pages show the same list:
+/// the highest `seq` then written and, on PostgreSQL, the database snapshot
+/// (which of the transactions with smaller seqs had committed). Written in
+/// paging links as `seq` or `seq~xmin:xmax:xip,…`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistorySnapshot {
+    pub seq: i64,
+    transactions: Option<String>,
+}
+
+impl std::fmt::Display for HistorySnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.transactions {
+            Some(t) => write!(f, "{}~{t}", self.seq),
+            None => write!(f, "{}", self.seq),
+        }
+    }
+}
+
+impl std::str::FromStr for HistorySnapshot {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let bad = || format!("'{s}' is not a history snapshot");
+        let (seq, transactions) = match s.split_once('~') {
+            Some((seq, t)) => (seq, Some(t)),
+            None => (s, None),
+        };
+        let seq: i64 = seq.parse().ok().filter(|n| *n >= 0).ok_or_else(bad)?;
+        // xmin:xmax:xip,xip,… (pg_snapshot's text form): digits only.
+        if let Some(t) = transactions {
+            let parts: Vec<&str> = t.split(':').collect();
+            let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+            let valid = parts.len() == 3
+                && digits(parts[0])
+                && digits(parts[1])
+                && (parts[2].is_empty() || parts[2].split(',').all(digits));
+            if !valid {
+                return Err(bad());
+            }
+        }
+        Ok(HistorySnapshot {
+            seq,
+            transactions: transactions.map(str::to_owned),
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -39,13 +87,20 @@ pub struct HistoryPage {
     pub entries: Vec<StoredVersion>,
     /// How many versions match in the whole snapshot.
     pub total: i64,
-    pub snapshot: i64,
+    pub snapshot: HistorySnapshot,
 }
 
 type Boxed<'a> = v::BoxedQuery<'a, crate::db::MultiBackend>;
 
-fn filtered<'a>(query: &'a HistoryQuery, snapshot: i64) -> Boxed<'a> {
-    let mut q = v::table.into_boxed().filter(v::seq.le(snapshot));
+fn filtered<'a>(query: &'a HistoryQuery, snapshot: &'a HistorySnapshot) -> Boxed<'a> {
+    let mut q = v::table.into_boxed().filter(v::seq.le(snapshot.seq));
+    if let Some(transactions) = &snapshot.transactions {
+        q = q.filter(
+            diesel::dsl::sql::<diesel::sql_types::Bool>("pg_visible_in_snapshot(xid, CAST(")
+                .bind::<diesel::sql_types::Text, _>(transactions)
+                .sql(" AS pg_snapshot))"),
+        );
+    }
     match &query.scope {
         HistoryScope::System => {}
         HistoryScope::Type(t) => q = q.filter(v::resource_type.eq(t)),
@@ -69,17 +124,46 @@ fn filtered<'a>(query: &'a HistoryQuery, snapshot: i64) -> Boxed<'a> {
     q
 }
 
+#[derive(diesel::QueryableByName)]
+struct PgSnapshot {
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    seq: Option<i64>,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    transactions: String,
+}
+
 impl Tx<'_> {
+    /// What a first page sees: on PostgreSQL, with the snapshot of the
+    /// same statement.
+    fn history_snapshot(&mut self) -> Result<HistorySnapshot> {
+        if self.dialect() == crate::db::Dialect::Postgres {
+            let row: PgSnapshot = crate::statement::Sql::new(
+                "SELECT (SELECT max(seq) FROM resource_versions) AS seq, \
+                 CAST(pg_current_snapshot() AS text) AS transactions",
+            )
+            .get_result(self.conn)?;
+            return Ok(HistorySnapshot {
+                seq: row.seq.unwrap_or(0),
+                transactions: Some(row.transactions),
+            });
+        }
+        let seq = v::table
+            .select(max(v::seq))
+            .first::<Option<i64>>(self.conn)?
+            .unwrap_or(0);
+        Ok(HistorySnapshot {
+            seq,
+            transactions: None,
+        })
+    }
+
     pub fn history(&mut self, query: &HistoryQuery) -> Result<HistoryPage> {
-        let snapshot = match query.snapshot {
-            Some(s) => s,
-            None => v::table
-                .select(max(v::seq))
-                .first::<Option<i64>>(self.conn)?
-                .unwrap_or(0),
+        let snapshot = match &query.snapshot {
+            Some(s) => s.clone(),
+            None => self.history_snapshot()?,
         };
-        let total: i64 = filtered(query, snapshot).count().get_result(self.conn)?;
-        let rows = filtered(query, snapshot)
+        let total: i64 = filtered(query, &snapshot).count().get_result(self.conn)?;
+        let rows = filtered(query, &snapshot)
             .order(v::seq.desc())
             .limit(query.count)
             .offset(query.offset)

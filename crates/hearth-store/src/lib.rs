@@ -30,7 +30,7 @@ pub use connection::{without_password, Database, StoreOptions, Synchronous};
 pub use document::Document;
 pub use error::StoreError;
 pub use full_text::TextQuery;
-pub use history::{HistoryPage, HistoryQuery, HistoryScope};
+pub use history::{HistoryPage, HistoryQuery, HistoryScope, HistorySnapshot};
 pub use jobs::{Job, JobStatus};
 pub use versions::{Method, StoredVersion, Tx, Written};
 

@@ -279,3 +279,75 @@ both_backends! {
         );
     }
 }
+
+/// On PostgreSQL a version's seq is taken at insert, and transactions
+/// commit in any order: a history page must still page the list its first
+/// page saw, not one a late commit with a smaller seq slipped into.
+#[test]
+fn history_pages_ignore_commits_that_came_after_the_first_page() {
+    hearth_store::testing::run_on(
+        Backend::Postgres,
+        "history_pages_ignore_commits_that_came_after_the_first_page",
+        || {
+            let (store, _dir) = store();
+            for i in 0..5 {
+                store
+                    .update(
+                        &format!("p{i}"),
+                        patient(&format!("p{i}"), "P"),
+                        None,
+                        Method::Put,
+                    )
+                    .unwrap();
+            }
+            let (written, wait) = std::sync::mpsc::channel::<()>();
+            let (go, proceed) = std::sync::mpsc::channel::<()>();
+            let slow = {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    store
+                        .write(move |tx| -> Result<(), StoreError> {
+                            let doc = tx.document(patient("late", "Late"))?;
+                            tx.update("late", doc, None, Method::Put)?;
+                            written.send(()).unwrap();
+                            proceed.recv().unwrap();
+                            Ok(())
+                        })
+                        .unwrap()
+                })
+            };
+            wait.recv().unwrap();
+            // Written after the slow one took its seq, committed before it.
+            store
+                .update("quick", patient("quick", "Quick"), None, Method::Put)
+                .unwrap();
+            let mut query = HistoryQuery {
+                scope: HistoryScope::Type("Patient".into()),
+                since: None,
+                at: None,
+                count: 3,
+                offset: 0,
+                snapshot: None,
+            };
+            let first = store.history(&query).unwrap();
+            assert_eq!(first.total, 6);
+            go.send(()).unwrap();
+            slow.join().unwrap();
+            query.snapshot = Some(first.snapshot.clone());
+            query.offset = 3;
+            let second = store.history(&query).unwrap();
+            assert_eq!(second.total, 6, "the late commit joined the list");
+            let ids: Vec<String> = first
+                .entries
+                .iter()
+                .chain(&second.entries)
+                .map(|v| v.id.clone())
+                .collect();
+            assert_eq!(ids, ["quick", "p4", "p3", "p2", "p1", "p0"]);
+            // A fresh first page sees the late one.
+            query.snapshot = None;
+            query.offset = 0;
+            assert_eq!(store.history(&query).unwrap().total, 7);
+        },
+    );
+}

@@ -1,0 +1,1 @@
+ALTER TABLE resource_versions DROP COLUMN xid;

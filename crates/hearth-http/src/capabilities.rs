@@ -124,6 +124,17 @@ fn resource(t: &str, custom: &CustomParams, multiple_delete: bool) -> Value {
             "name": "everything",
             "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
             "documentation": "GET Patient/[id]/$everything or Patient/$everything: the patient, their compartment and the resources it refers to, paged; _since, _type, start, end, _count",
+        }, {
+            "name": "export",
+            "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export",
+            "documentation": "Bulk Data export of the Patient compartment of every patient (Prefer: respond-async)",
+        }]);
+    }
+    if t == "Group" {
+        resource["operation"] = json!([{
+            "name": "export",
+            "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export",
+            "documentation": "Bulk Data export of the Patient compartments of the Group's Patient members (Prefer: respond-async)",
         }]);
     }
     if !unsupported.is_empty() {
@@ -173,6 +184,10 @@ pub fn capability_statement(fhir: &Fhir) -> Value {
                 {"name": "_text", "definition": "http://hl7.org/fhir/SearchParameter/DomainResource-text", "type": "string", "documentation": "Full text over the narrative (SQLite FTS5 or PostgreSQL tsvector)"},
             ],
             "operation": [{
+                "name": "export",
+                "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
+                "documentation": "Bulk Data Access 2.0: GET [base]/$export, Patient/$export, Group/[id]/$export with Prefer: respond-async; _type, _since, _typeFilter, _outputFormat (application/fhir+ndjson); poll the Content-Location for the manifest; DELETE it to cancel",
+            }, {
                 "name": "reindex",
                 "definition": "http://hearth.dev/fhir/OperationDefinition/reindex",
                 "documentation": "POST [base]/$reindex or [base]/[type]/$reindex rebuilds the search index (needed for a new SearchParameter to become searchable); answers 202 with Content-Location to poll",

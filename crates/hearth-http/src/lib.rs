@@ -13,6 +13,7 @@ mod conditional;
 pub mod context;
 pub mod error;
 mod everything;
+mod export;
 mod health;
 mod history;
 mod logging;
@@ -94,6 +95,26 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                 .default_service(not_allowed("GET, HEAD")),
         )
         .service(
+            web::resource("/$export")
+                .route(web::get().to(export::system))
+                .default_service(not_allowed("GET")),
+        )
+        .service(
+            web::resource("/Patient/$export")
+                .route(web::get().to(export::patients))
+                .default_service(not_allowed("GET")),
+        )
+        .service(
+            web::resource("/Group/{id}/$export")
+                .route(web::get().to(export::group))
+                .default_service(not_allowed("GET")),
+        )
+        .service(
+            web::resource("/_export/{id}/{file}")
+                .route(web::get().to(export::file))
+                .default_service(not_allowed("GET")),
+        )
+        .service(
             web::resource("/Patient/$everything")
                 .route(web::get().to(everything::type_level))
                 .default_service(not_allowed("GET")),
@@ -124,7 +145,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
         .service(
             web::resource("/_async/{id}")
                 .route(web::get().to(operations::status))
-                .default_service(not_allowed("GET")),
+                .route(web::delete().to(operations::cancel))
+                .default_service(not_allowed("GET, DELETE")),
         )
         .service(
             web::resource("/_search")

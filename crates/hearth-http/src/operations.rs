@@ -49,8 +49,29 @@ async fn reindex(fhir: &Fhir, types: Vec<String>) -> Result<HttpResponse, ApiErr
     Ok(response)
 }
 
-/// `GET /_async/{id}`: 202 with `X-Progress` while the job runs; 200 with
-/// an OperationOutcome when it has finished; 500 with one if it failed.
+/// `DELETE /_async/{id}`: cancels the job and deletes what it wrote (202);
+/// its status is then 404.
+pub async fn cancel(fhir: Fhir, path: web::Path<String>) -> HttpResponse {
+    let id = path.into_inner();
+    let reply = async {
+        fhir.access.require(Interaction::Operation, None, None)?;
+        let store = fhir.state.store.clone();
+        let lookup = id.clone();
+        if !web::block(move || store.delete_job(&lookup)).await?? {
+            return Err(ApiError::NotFound(format!("no asynchronous request {id}")));
+        }
+        fhir.information(
+            StatusCode::ACCEPTED,
+            format!("Asynchronous request {id} cancelled"),
+        )
+    }
+    .await;
+    fhir.finish(reply)
+}
+
+/// `GET /_async/{id}`: 202 with `X-Progress` while the job runs; 200 when
+/// it has finished (an export's manifest; an OperationOutcome for others);
+/// 500 with one if it failed.
 pub async fn status(fhir: Fhir, path: web::Path<String>) -> HttpResponse {
     let id = path.into_inner();
     let reply = async {
@@ -78,6 +99,12 @@ pub async fn status(fhir: Fhir, path: web::Path<String>) -> HttpResponse {
                     response.headers_mut().insert(header::RETRY_AFTER, retry);
                 }
                 Ok(response)
+            }
+            JobStatus::Done if job.kind == "export" => {
+                let store = fhir.state.store.clone();
+                let lookup = id.clone();
+                let parts = web::block(move || store.export_parts(&lookup)).await??;
+                crate::export::manifest(&fhir, &job, &parts)
             }
             JobStatus::Done => fhir.information(
                 StatusCode::OK,

@@ -92,6 +92,10 @@ pub struct StoreOptions {
     /// The longest a statement may run on PostgreSQL before the server
     /// cancels it (zero: no limit).
     pub statement_timeout: Duration,
+    /// How long a node keeps a background job after its last batch: when
+    /// it stops (or restarts, as another node), the job waits this long
+    /// before another node takes it over.
+    pub job_lease: Duration,
 }
 
 impl Default for StoreOptions {
@@ -101,6 +105,7 @@ impl Default for StoreOptions {
             pool_size: 8,
             busy_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(30),
+            job_lease: Duration::from_secs(30),
         }
     }
 }

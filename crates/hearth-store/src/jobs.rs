@@ -18,9 +18,6 @@ use crate::{Result, Store};
 /// Resources reindexed per transaction.
 const BATCH: i64 = 500;
 
-/// How long a node keeps a job after its last batch without renewing.
-const LEASE_MS: i64 = 30_000;
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobStatus {
     Queued,
@@ -37,12 +34,16 @@ pub struct Job {
     pub status: JobStatus,
     pub done: i64,
     pub total: i64,
+    /// When it was queued (ms).
+    pub created: i64,
+    /// What was asked, for the kinds that keep it (an export's request).
+    pub params: Option<serde_json::Value>,
 }
 
 #[derive(QueryableByName)]
-struct JobRow {
+pub(crate) struct JobRow {
     #[diesel(sql_type = Text)]
-    id: String,
+    pub(crate) id: String,
     #[diesel(sql_type = Text)]
     kind: String,
     #[diesel(sql_type = Text)]
@@ -50,17 +51,33 @@ struct JobRow {
     #[diesel(sql_type = Text)]
     status: String,
     #[diesel(sql_type = BigInt)]
-    cursor: i64,
+    pub(crate) cursor: i64,
     #[diesel(sql_type = BigInt)]
     done: i64,
     #[diesel(sql_type = BigInt)]
     total: i64,
     #[diesel(sql_type = Nullable<Text>)]
     error: Option<String>,
+    #[diesel(sql_type = BigInt)]
+    pub(crate) created: i64,
+    #[diesel(sql_type = Nullable<Text>)]
+    params: Option<String>,
+    /// Which of `types` an export is at.
+    #[diesel(sql_type = BigInt)]
+    pub(crate) position: i64,
+    /// How many parts an export has written.
+    #[diesel(sql_type = BigInt)]
+    pub(crate) parts: i64,
 }
 
 impl JobRow {
-    fn types(&self) -> Vec<String> {
+    pub(crate) fn params(&self) -> Option<serde_json::Value> {
+        self.params
+            .as_deref()
+            .and_then(|p| serde_json::from_str(p).ok())
+    }
+
+    pub(crate) fn types(&self) -> Vec<String> {
         self.types
             .split(',')
             .filter(|t| !t.is_empty())
@@ -70,6 +87,7 @@ impl JobRow {
 
     fn job(self) -> Job {
         let types = self.types();
+        let params = self.params();
         Job {
             status: match self.status.as_str() {
                 "queued" => JobStatus::Queued,
@@ -77,16 +95,19 @@ impl JobRow {
                 "done" => JobStatus::Done,
                 _ => JobStatus::Failed(self.error.unwrap_or_default()),
             },
+            params,
             id: self.id,
             kind: self.kind,
             types,
             done: self.done,
             total: self.total,
+            created: self.created,
         }
     }
 }
 
-const JOB_COLUMNS: &str = "id, kind, types, status, cursor, done, total, error";
+const JOB_COLUMNS: &str =
+    "id, kind, types, status, cursor, done, total, error, created, params, position, parts";
 
 impl Store {
     /// Queues a reindex of `types` (every type when empty).
@@ -131,6 +152,7 @@ impl Store {
     /// Answers whether there was work, so a worker knows when to sleep.
     pub fn run_job_batch(&self) -> Result<bool> {
         let node = self.node.clone();
+        let lease_ms = self.job_lease.as_millis() as i64;
         let job = self.write(move |tx| -> Result<Option<(JobRow, Option<CustomParams>)>> {
             let now = hearth_model::datetime::now_ms();
             let mut claim = Sql::with_binds(
@@ -146,6 +168,10 @@ impl Store {
             }
             let job: Option<JobRow> = claim.get_result(tx.conn).optional()?;
             let Some(job) = job else { return Ok(None) };
+            if job.kind == "export" {
+                tx.export_batch(&job, &node, now + lease_ms)?;
+                return Ok(Some((job, None)));
+            }
             let types = job.types();
             let keys = tx.reindex_batch(&types, job.cursor)?;
             match keys.last() {
@@ -158,7 +184,7 @@ impl Store {
                             Bind::Int(keys.len() as i64),
                             Bind::Int(now),
                             Bind::Text(node.to_string()),
-                            Bind::Int(now + LEASE_MS),
+                            Bind::Int(now + lease_ms),
                             Bind::Text(job.id.clone()),
                         ],
                     )

@@ -14,6 +14,7 @@ mod db;
 mod direct;
 mod document;
 mod error;
+mod export;
 mod full_text;
 mod group_commit;
 mod history;
@@ -29,6 +30,7 @@ mod versions;
 pub use connection::{without_password, Database, StoreOptions, Synchronous};
 pub use document::Document;
 pub use error::StoreError;
+pub use export::{parse_type_filter, ExportPart, ExportRequest};
 pub use full_text::TextQuery;
 pub use history::{HistoryPage, HistoryQuery, HistoryScope, HistorySnapshot};
 pub use jobs::{Job, JobStatus};
@@ -50,6 +52,8 @@ pub struct Store {
     writes: Writes,
     /// This process among the nodes sharing the database (job leases).
     node: Arc<str>,
+    /// How long this node keeps a job after its last batch.
+    job_lease: std::time::Duration,
 }
 
 #[derive(Clone)]
@@ -90,6 +94,7 @@ impl Store {
             custom,
             writes,
             node: uuid::Uuid::new_v4().to_string().into(),
+            job_lease: options.job_lease,
         })
     }
 

@@ -251,6 +251,7 @@ impl Config {
                 pool_size,
                 busy_timeout: Duration::from_secs(db_timeout),
                 statement_timeout: Duration::from_secs(statement_timeout),
+                ..StoreOptions::default()
             },
             default_page_size,
             max_page_size: max_page_size.max(default_page_size),

@@ -9,6 +9,7 @@ mod sql;
 pub use everything::Everything;
 pub use parse::{parse, ParseOptions};
 pub use run::{SearchPage, SearchResults};
+pub(crate) use sql::filter as filter_sql;
 
 use hearth_model::datetime::Range;
 use hearth_model::search_params::ParamType;

@@ -1,0 +1,4 @@
+DROP TABLE export_parts;
+ALTER TABLE jobs DROP COLUMN parts;
+ALTER TABLE jobs DROP COLUMN position;
+ALTER TABLE jobs DROP COLUMN params;

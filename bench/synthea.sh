@@ -8,6 +8,9 @@
 #   bench/synthea.sh                      # on SQLite
 #   DATABASE=postgres bench/synthea.sh    # on PostgreSQL (fresh databases on
 #                                         # PG_SERVER, dropped afterwards)
+#   COPIES=10 bench/synthea.sh            # ten copies of the patients with new
+#                                         # ids (bench/copy_synthea.py): the
+#                                         # import and the queries only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -56,9 +59,21 @@ start=$(date +%s.%N)
 ls "$SYNTHEA"/*.bz2 | xargs -P "$(nproc)" -I{} sh -c 'bzcat "$1" > "$2/$(basename "$1" .bz2)"' _ {} "$WORK/plain"
 echo "== decompressed $(ls "$WORK/plain" | wc -l) files ($(du -sh "$WORK/plain" | cut -f1)) in $(echo "$(date +%s.%N) - $start" | bc) s"
 
+COPIES=${COPIES:-1}
+if [ "$COPIES" -gt 1 ]; then
+    python3 bench/copy_synthea.py "$WORK/plain" "$WORK/copies" "$COPIES"
+    rm -rf "$WORK/plain"
+    mv "$WORK/copies" "$WORK/plain"
+    echo "== $COPIES copies: $(ls "$WORK/plain" | wc -l) files ($(du -sh "$WORK/plain" | cut -f1))"
+fi
+
 echo "== hearth import of the decompressed files"
 MAIN=$(fresh main)
 timed_import "$MAIN" "$WORK/plain"
+if [ "$COPIES" -gt 1 ]; then
+    SKIP_EXTRA=1
+fi
+if [ -z "${SKIP_EXTRA:-}" ]; then
 echo "== hearth import straight from the .bz2 files"
 timed_import "$(fresh bz2)" "$SYNTHEA"
 echo "== hearth import again (nothing new to write)"
@@ -70,6 +85,7 @@ PID=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/metadata" >/dev/null && break; sleep 0.1; done
 "$BIN" import --url "http://127.0.0.1:$PORT" "$WORK/plain" 2>/dev/null | head -1
 kill "$PID"; wait "$PID" 2>/dev/null || true
+fi
 
 echo "== queries on the imported data"
 "$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$WORK" --database-url "$MAIN" --log-level warn &

@@ -9,6 +9,7 @@ use hearth_store::JobStatus;
 use crate::access::Interaction;
 use crate::context::Fhir;
 use crate::error::ApiError;
+use crate::reply::Reply;
 use crate::rest::check_type;
 
 pub async fn reindex_system(fhir: Fhir) -> HttpResponse {
@@ -34,14 +35,18 @@ async fn reindex(fhir: &Fhir, types: Vec<String>) -> Result<HttpResponse, ApiErr
     )?;
     let store = fhir.state.store.clone();
     let id = web::block(move || store.start_reindex(&types)).await??;
+    accepted(fhir, &id, "Reindexing queued", "its progress")
+}
+
+/// The 202 of an asynchronous request: `Content-Location` is where to
+/// poll job `id` for `what`.
+pub(crate) fn accepted(fhir: &Fhir, id: &str, queued: &str, what: &str) -> Reply {
+    let status_url = format!("{}/_async/{id}", fhir.base());
     let mut response = fhir.information(
         StatusCode::ACCEPTED,
-        format!(
-            "Reindexing queued; poll {}/_async/{id} for its progress",
-            fhir.base()
-        ),
+        format!("{queued}; poll {status_url} for {what}"),
     )?;
-    if let Ok(location) = header::HeaderValue::from_str(&format!("{}/_async/{id}", fhir.base())) {
+    if let Ok(location) = header::HeaderValue::from_str(&status_url) {
         response
             .headers_mut()
             .insert(header::CONTENT_LOCATION, location);

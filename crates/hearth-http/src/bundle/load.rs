@@ -193,20 +193,7 @@ impl Loader {
         for (index, id, mut resource, condition, method) in pending {
             self.rewrite(&mut resource, &placeholders, &options)
                 .map_err(|e| e.in_entry(index))?;
-            if let Some(object) = resource.as_object_mut() {
-                object.insert("id".into(), Value::String(id.clone()));
-            }
-            let document = self
-                .store
-                .document(resource)
-                .map_err(|e| ApiError::from(e).in_entry(index))?;
-            writes.push(Write::Put {
-                index,
-                id,
-                document: Box::new(document),
-                condition,
-                method,
-            });
+            writes.push(self.put(index, id, resource, condition, method)?);
         }
         let written = self.write(writes)?;
         loaded.add(written);
@@ -221,23 +208,34 @@ impl Loader {
             let resource = hearth_model::parse(line, Format::Json)
                 .map_err(|e| ApiError::from(e).in_entry(index))?;
             let id = stable_id(None, &resource);
-            let mut resource = resource;
-            if let Some(object) = resource.as_object_mut() {
-                object.insert("id".into(), Value::String(id.clone()));
-            }
-            let document = self
-                .store
-                .document(resource)
-                .map_err(|e| ApiError::from(e).in_entry(index))?;
-            writes.push(Write::Put {
-                index,
-                id,
-                document: Box::new(document),
-                condition: None,
-                method: Method::Put,
-            });
+            writes.push(self.put(index, id, resource, None, Method::Put)?);
         }
         self.write(writes)
+    }
+
+    /// The write of `resource` as entry `index`, with the id `id`.
+    fn put(
+        &self,
+        index: usize,
+        id: String,
+        mut resource: Value,
+        condition: Option<SearchQuery>,
+        method: Method,
+    ) -> Result<Write, ApiError> {
+        if let Some(object) = resource.as_object_mut() {
+            object.insert("id".into(), Value::String(id.clone()));
+        }
+        let document = self
+            .store
+            .document(resource)
+            .map_err(|e| ApiError::from(e).in_entry(index))?;
+        Ok(Write::Put {
+            index,
+            id,
+            document: Box::new(document),
+            condition,
+            method,
+        })
     }
 
     fn rewrite(

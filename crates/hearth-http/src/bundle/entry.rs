@@ -218,34 +218,17 @@ pub(crate) fn read(index: usize, mut entry: Value, base: &str) -> Result<Entry, 
             }
         }
         ("PATCH", [t, rest @ ..]) if rest.len() == 1 || (rest.is_empty() && !query.is_empty()) => {
-            let target = match rest {
-                [id] => {
-                    check_instance(t, id)?;
-                    Target::Id((*t).to_owned(), (*id).to_owned())
-                }
-                _ => {
-                    rest::check_type(t)?;
-                    Target::Condition((*t).to_owned(), query)
-                }
-            };
             Action::Patch {
-                target,
+                target: target(t, rest.first().copied(), query)?,
                 patch: patch_document(resource)?,
                 if_match,
             }
         }
         ("DELETE", [t, rest @ ..]) if rest.len() == 1 || (rest.is_empty() && !query.is_empty()) => {
-            let target = match rest {
-                [id] => {
-                    check_instance(t, id)?;
-                    Target::Id((*t).to_owned(), (*id).to_owned())
-                }
-                _ => {
-                    rest::check_type(t)?;
-                    Target::Condition((*t).to_owned(), query)
-                }
-            };
-            Action::Delete { target, if_match }
+            Action::Delete {
+                target: target(t, rest.first().copied(), query)?,
+                if_match,
+            }
         }
         ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE", _) => {
             return Err(ApiError::bad_request(format!(
@@ -263,6 +246,24 @@ pub(crate) fn read(index: usize, mut entry: Value, base: &str) -> Result<Entry, 
         full_url: entry["fullUrl"].as_str().map(str::to_owned),
         action,
     })
+}
+
+/// `Type/id`, or `Type?query` (a conditional write).
+fn target(
+    resource_type: &str,
+    id: Option<&str>,
+    query: Vec<(String, String)>,
+) -> Result<Target, ApiError> {
+    match id {
+        Some(id) => {
+            check_instance(resource_type, id)?;
+            Ok(Target::Id(resource_type.to_owned(), id.to_owned()))
+        }
+        None => {
+            rest::check_type(resource_type)?;
+            Ok(Target::Condition(resource_type.to_owned(), query))
+        }
+    }
 }
 
 fn check_instance(resource_type: &str, id: &str) -> Result<(), ApiError> {

@@ -76,6 +76,21 @@ pub(crate) fn single_match(
     }
 }
 
+/// What a conditional delete deletes: every match where the server allows
+/// several (`conditional_delete_multiple`), else the single one (several
+/// are 412).
+pub(crate) fn delete_targets(
+    tx: &mut Tx<'_>,
+    query: &SearchQuery,
+    multiple: bool,
+) -> Result<Vec<StoredVersion>, ApiError> {
+    if multiple {
+        Ok(tx.matching(query, i64::MAX)?)
+    } else {
+        Ok(single_match(tx, query)?.into_iter().collect())
+    }
+}
+
 /// `If-None-Exist` on create: the query (without `?`) as a condition.
 pub(crate) fn if_none_exist(
     fhir: &Fhir,
@@ -147,11 +162,7 @@ pub async fn delete(fhir: Fhir, path: web::Path<String>) -> HttpResponse {
         let multiple = fhir.state.config.conditional_delete_multiple;
         let deleted = store
             .write_async(move |tx| -> Result<_, ApiError> {
-                let targets = if multiple {
-                    tx.matching(&query, i64::MAX)?
-                } else {
-                    single_match(tx, &query)?.into_iter().collect()
-                };
+                let targets = delete_targets(tx, &query, multiple)?;
                 // Deleting several is several steps: all or none.
                 tx.savepoint(|tx| -> Result<_, ApiError> {
                     let mut deleted = Vec::new();

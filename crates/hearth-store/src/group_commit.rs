@@ -91,32 +91,21 @@ impl Writer {
         Writer { sender }
     }
 
-    /// Runs `f` in a write transaction (shared with other writes) and
-    /// returns its result once committed.
+    /// Runs `f` in a write transaction and returns its result once
+    /// committed. The transaction is shared with other writes unless
+    /// `alone`: then a failure anywhere in `f` rolls all of it back without
+    /// a savepoint (which costs SQLite a copy of every page a large write
+    /// touches).
     pub(crate) fn write<T, E>(
         &self,
         f: impl FnOnce(&mut Tx<'_>) -> Result<T, E> + Send + 'static,
+        alone: bool,
     ) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        let answer = self.submit(f, false)?;
-        answer_of(answer.blocking_recv())
-    }
-
-    /// [`Writer::write`] in a transaction shared with no other write: a
-    /// failure anywhere in `f` rolls all of it back without a savepoint
-    /// (which costs SQLite a copy of every page a large write touches).
-    pub(crate) fn write_alone<T, E>(
-        &self,
-        f: impl FnOnce(&mut Tx<'_>) -> Result<T, E> + Send + 'static,
-    ) -> Result<T, E>
-    where
-        T: Send + 'static,
-        E: From<StoreError> + Send + 'static,
-    {
-        let answer = self.submit(f, true)?;
+        let answer = self.submit(f, alone)?;
         answer_of(answer.blocking_recv())
     }
 

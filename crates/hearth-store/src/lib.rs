@@ -135,10 +135,7 @@ impl Store {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        match &self.writes {
-            Writes::Grouped { writer, .. } => writer.write(f),
-            Writes::Direct { .. } => direct::write(&self.pool, &self.custom, f),
-        }
+        self.write_as(f, false)
     }
 
     /// [`Store::write`] in a transaction shared with no other write, so
@@ -152,8 +149,21 @@ impl Store {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
+        self.write_as(f, true)
+    }
+
+    fn write_as<T, E>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_>) -> std::result::Result<T, E> + Send + 'static,
+        alone: bool,
+    ) -> std::result::Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
         match &self.writes {
-            Writes::Grouped { writer, .. } => writer.write_alone(f),
+            Writes::Grouped { writer, .. } => writer.write(f, alone),
+            // Each write on PostgreSQL is alone in its transaction.
             Writes::Direct { .. } => direct::write(&self.pool, &self.custom, f),
         }
     }
@@ -284,7 +294,19 @@ impl Store {
         if query.count_only {
             return self.read_with(|tx| tx.count(query));
         }
-        let (keys, stored) = self.read_with(|tx| tx.result_keys(query, page))?;
+        self.paged(query, page, |tx| tx.matching_keys(query))
+    }
+
+    /// One page of the result whose ordered keys `keys` computes (unless
+    /// the page's snapshot holds them). A result larger than a page is
+    /// stored as a snapshot, through a write, for its paging links.
+    pub(crate) fn paged(
+        &self,
+        query: &search::SearchQuery,
+        page: &search::SearchPage,
+        keys: impl FnOnce(&mut Tx<'_>) -> Result<Vec<i64>>,
+    ) -> Result<search::SearchResults> {
+        let (keys, stored) = self.read_with(|tx| tx.result_keys(page, keys))?;
         let snapshot = match stored {
             Some(id) => Some(id),
             None if keys.len() as i64 > query.count => {

@@ -7,10 +7,8 @@
 
 use std::marker::PhantomData;
 
-use diesel::backend::Backend;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
-use diesel::serialize::ToSql;
-use diesel::sql_types::{BigInt, Binary, Bool, Double, HasSqlType, Nullable, Text, Untyped};
+use diesel::sql_types::{BigInt, Binary, Bool, Double, Nullable, Text, Untyped};
 use diesel::{QueryResult, RunQueryDsl};
 
 use crate::db::Dialect;
@@ -142,57 +140,11 @@ impl Sql {
     }
 }
 
-/// The backends a [`Sql`] can be sent to.
-pub(crate) trait SqlBackend:
-    Backend
-    + HasSqlType<Text>
-    + HasSqlType<BigInt>
-    + HasSqlType<Double>
-    + HasSqlType<Bool>
-    + HasSqlType<Binary>
-where
-    String: ToSql<Text, Self>,
-    Option<String>: ToSql<Nullable<Text>, Self>,
-    i64: ToSql<BigInt, Self>,
-    Option<i64>: ToSql<Nullable<BigInt>, Self>,
-    f64: ToSql<Double, Self>,
-    Option<f64>: ToSql<Nullable<Double>, Self>,
-    bool: ToSql<Bool, Self>,
-    Vec<u8>: ToSql<Binary, Self>,
-{
-}
+/// Every statement is sent through [`Db`](crate::db::Db): its backend
+/// writes each dialect's placeholders.
+type Backend = crate::db::MultiBackend;
 
-impl<DB> SqlBackend for DB
-where
-    DB: Backend
-        + HasSqlType<Text>
-        + HasSqlType<BigInt>
-        + HasSqlType<Double>
-        + HasSqlType<Bool>
-        + HasSqlType<Binary>,
-    String: ToSql<Text, DB>,
-    Option<String>: ToSql<Nullable<Text>, DB>,
-    i64: ToSql<BigInt, DB>,
-    Option<i64>: ToSql<Nullable<BigInt>, DB>,
-    f64: ToSql<Double, DB>,
-    Option<f64>: ToSql<Nullable<Double>, DB>,
-    bool: ToSql<Bool, DB>,
-    Vec<u8>: ToSql<Binary, DB>,
-{
-}
-
-fn walk<'b, DB>(sql: &'b Sql, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()>
-where
-    DB: SqlBackend,
-    String: ToSql<Text, DB>,
-    Option<String>: ToSql<Nullable<Text>, DB>,
-    i64: ToSql<BigInt, DB>,
-    Option<i64>: ToSql<Nullable<BigInt>, DB>,
-    f64: ToSql<Double, DB>,
-    Option<f64>: ToSql<Nullable<Double>, DB>,
-    bool: ToSql<Bool, DB>,
-    Vec<u8>: ToSql<Binary, DB>,
-{
+fn walk<'b>(sql: &'b Sql, out: &mut AstPass<'_, 'b, Backend>) -> QueryResult<()> {
     let mut pieces = sql.text.split('?');
     if let Some(first) = pieces.next() {
         out.push_sql(first);
@@ -213,19 +165,8 @@ where
     Ok(())
 }
 
-impl<DB> QueryFragment<DB> for Sql
-where
-    DB: SqlBackend,
-    String: ToSql<Text, DB>,
-    Option<String>: ToSql<Nullable<Text>, DB>,
-    i64: ToSql<BigInt, DB>,
-    Option<i64>: ToSql<Nullable<BigInt>, DB>,
-    f64: ToSql<Double, DB>,
-    Option<f64>: ToSql<Nullable<Double>, DB>,
-    bool: ToSql<Bool, DB>,
-    Vec<u8>: ToSql<Binary, DB>,
-{
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+impl QueryFragment<Backend> for Sql {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Backend>) -> QueryResult<()> {
         // The text varies from one call to the next.
         out.unsafe_to_cache_prepared();
         walk(self, &mut out)
@@ -249,19 +190,8 @@ pub(crate) struct Cached<K> {
     key: PhantomData<K>,
 }
 
-impl<K, DB> QueryFragment<DB> for Cached<K>
-where
-    DB: SqlBackend,
-    String: ToSql<Text, DB>,
-    Option<String>: ToSql<Nullable<Text>, DB>,
-    i64: ToSql<BigInt, DB>,
-    Option<i64>: ToSql<Nullable<BigInt>, DB>,
-    f64: ToSql<Double, DB>,
-    Option<f64>: ToSql<Nullable<Double>, DB>,
-    bool: ToSql<Bool, DB>,
-    Vec<u8>: ToSql<Binary, DB>,
-{
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+impl<K> QueryFragment<Backend> for Cached<K> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Backend>) -> QueryResult<()> {
         walk(&self.sql, &mut out)
     }
 }

@@ -310,14 +310,9 @@ impl<'c> Tx<'c> {
         if_match: Option<i64>,
         method: Method,
     ) -> Result<Written> {
-        let resource_type = document.resource_type.clone();
-        self.lock(&format!("{resource_type}/{id}"))?;
-        let current = self.current(&resource_type, id)?;
-        check_precondition(if_match, current.as_ref())?;
-        let created = current.as_ref().is_none_or(|c| c.deleted);
-        let version =
-            self.write_version(&resource_type, id, Some(document), current.as_ref(), method)?;
-        Ok(Written { version, created })
+        // Without `unless_same`, `put` always writes.
+        self.put(id, document, if_match, method, false)?
+            .ok_or_else(|| StoreError::Database("an update wrote nothing".into()))
     }
 
     /// [`Tx::update`], unless the current version already holds exactly
@@ -329,10 +324,24 @@ impl<'c> Tx<'c> {
         document: Document,
         method: Method,
     ) -> Result<Option<Written>> {
+        self.put(id, document, None, method, true)
+    }
+
+    /// [`Tx::update`]; with `unless_same`, nothing is written (`None`) when
+    /// the current version already holds this content.
+    fn put(
+        &mut self,
+        id: &str,
+        document: Document,
+        if_match: Option<i64>,
+        method: Method,
+        unless_same: bool,
+    ) -> Result<Option<Written>> {
         let resource_type = document.resource_type.clone();
         self.lock(&format!("{resource_type}/{id}"))?;
         let current = self.current(&resource_type, id)?;
-        if let Some(c) = current.as_ref().filter(|c| !c.deleted) {
+        check_precondition(if_match, current.as_ref())?;
+        if let Some(c) = current.as_ref().filter(|c| unless_same && !c.deleted) {
             let stored = self.read(&resource_type, id)?;
             let same =
                 document

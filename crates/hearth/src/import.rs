@@ -352,23 +352,10 @@ impl<'t> LoaderFor<'t> {
 
 fn load_into_store(loader: &mut Loader, kind: Kind, bytes: Vec<u8>) -> Result<Loaded, String> {
     let result = match kind {
-        Kind::Bundle if is_bundle(&bytes) => loader.load_bundle(bytes),
-        Kind::Bundle => loader.load_resources(&[&bytes]),
-        Kind::Ndjson => loader.load_resources(&lines(&bytes)),
+        Kind::Bundle => loader.load_json(bytes),
+        Kind::Ndjson => loader.load_ndjson(&lines(&bytes)),
     };
     result.map_err(|e| e.to_string())
-}
-
-/// Whether a JSON file holds a Bundle (rather than one resource).
-fn is_bundle(bytes: &[u8]) -> bool {
-    #[derive(serde::Deserialize)]
-    struct Head<'a> {
-        #[serde(rename = "resourceType", borrow)]
-        resource_type: Option<&'a str>,
-    }
-    serde_json::from_slice::<Head>(bytes)
-        .map(|h| h.resource_type == Some("Bundle"))
-        .unwrap_or(true)
 }
 
 fn lines(bytes: &[u8]) -> Vec<&[u8]> {
@@ -386,33 +373,53 @@ fn upload(
     kind: Kind,
     bytes: &[u8],
 ) -> Result<usize, String> {
-    let (body, entries) = match kind {
-        Kind::Bundle if is_bundle(bytes) => {
-            let entries = serde_json::from_slice::<serde_json::Value>(bytes)
-                .map_err(|e| format!("not JSON: {e}"))?["entry"]
-                .as_array()
-                .map_or(0, Vec::len);
-            (bytes.to_vec(), entries)
-        }
-        Kind::Bundle | Kind::Ndjson => {
-            let entries: Vec<serde_json::Value> = lines(bytes)
-                .into_iter()
-                .map(|line| {
-                    let resource: serde_json::Value =
-                        serde_json::from_slice(line).map_err(|e| format!("not JSON: {e}"))?;
-                    let resource_type = resource["resourceType"].as_str().unwrap_or_default().to_owned();
-                    let request = match resource["id"].as_str() {
-                        Some(id) => serde_json::json!({"method": "PUT", "url": format!("{resource_type}/{id}")}),
-                        None => serde_json::json!({"method": "POST", "url": resource_type}),
-                    };
-                    Ok(serde_json::json!({"resource": resource, "request": request}))
-                })
-                .collect::<Result<_, String>>()?;
-            let n = entries.len();
-            let bundle = serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": entries});
-            (bundle.to_string().into_bytes(), n)
-        }
+    let parse = |json: &[u8]| -> Result<serde_json::Value, String> {
+        serde_json::from_slice(json).map_err(|e| format!("not JSON: {e}"))
     };
+    // Parsed once: a Bundle is sent as it is, resources in a transaction.
+    let resources: Vec<serde_json::Value> = match kind {
+        Kind::Bundle => match parse(bytes)? {
+            bundle if bundle["resourceType"] == "Bundle" => {
+                let entries = bundle["entry"].as_array().map_or(0, Vec::len);
+                return post(client, base, bytes.to_vec(), entries);
+            }
+            resource => vec![resource],
+        },
+        Kind::Ndjson => lines(bytes)
+            .into_iter()
+            .map(parse)
+            .collect::<Result<_, _>>()?,
+    };
+    let entries: Vec<serde_json::Value> = resources
+        .into_iter()
+        .map(|resource| {
+            let resource_type = resource["resourceType"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let request = match resource["id"].as_str() {
+                Some(id) => {
+                    serde_json::json!({"method": "PUT", "url": format!("{resource_type}/{id}")})
+                }
+                None => serde_json::json!({"method": "POST", "url": resource_type}),
+            };
+            serde_json::json!({"resource": resource, "request": request})
+        })
+        .collect();
+    let n = entries.len();
+    let bundle =
+        serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": entries});
+    post(client, base, bundle.to_string().into_bytes(), n)
+}
+
+/// POSTs a Bundle of `entries` entries to the server's base; a batch
+/// answers 200 with each entry's own status, all of which must succeed.
+fn post(
+    client: &reqwest::blocking::Client,
+    base: &str,
+    body: Vec<u8>,
+    entries: usize,
+) -> Result<usize, String> {
     let response = client
         .post(format!("{base}/"))
         .header("Content-Type", "application/fhir+json")

@@ -96,17 +96,22 @@ impl Loader {
         }
     }
 
-    /// Loads a Bundle (JSON) of type transaction or batch whose entries
-    /// POST, PUT or DELETE. The bytes are dropped once parsed (a file can
-    /// be large).
-    pub fn load_bundle(&mut self, json: Vec<u8>) -> Result<Loaded, ApiError> {
-        let mut bundle = hearth_model::parse(&json, Format::Json)?;
+    /// Loads a JSON file: a Bundle of type transaction or batch whose
+    /// entries POST, PUT or DELETE, or a single resource. It is parsed
+    /// once, and its bytes dropped then (a file can be large).
+    pub fn load_json(&mut self, json: Vec<u8>) -> Result<Loaded, ApiError> {
+        let resource = hearth_model::parse(&json, Format::Json)?;
         drop(json);
-        if resource::resource_type(&bundle) != Some("Bundle") {
-            return Err(ApiError::bad_request(
-                "the file holds a resource, not a Bundle",
-            ));
+        if resource::resource_type(&resource) == Some("Bundle") {
+            self.load_bundle(resource)
+        } else {
+            let id = stable_id(None, &resource);
+            let write = self.put(0, id, resource, None, Method::Put)?;
+            self.write(vec![write])
         }
+    }
+
+    fn load_bundle(&mut self, mut bundle: Value) -> Result<Loaded, ApiError> {
         if !matches!(bundle["type"].as_str(), Some("transaction" | "batch")) {
             return Err(ApiError::bad_request(
                 "only transaction and batch Bundles can be loaded",
@@ -202,7 +207,7 @@ impl Loader {
 
     /// Loads resources (an NDJSON file's lines) with their own ids; one
     /// without an id gets a new one. References are taken as they are.
-    pub fn load_resources(&mut self, lines: &[&[u8]]) -> Result<Loaded, ApiError> {
+    pub fn load_ndjson(&mut self, lines: &[&[u8]]) -> Result<Loaded, ApiError> {
         let mut writes = Vec::with_capacity(lines.len());
         for (index, line) in lines.iter().enumerate() {
             let resource = hearth_model::parse(line, Format::Json)

@@ -283,40 +283,32 @@ fn execute(
     let mut rest_entries = Vec::with_capacity(order.len());
     for p in order {
         let index = p.entry.index;
-        match p.entry.action {
-            Action::Delete { target, if_match } => {
-                let targets = match &target {
-                    Target::Id(t, id) => vec![(t.clone(), id.clone())],
-                    Target::Condition(..) => {
-                        let query = p.condition.as_ref().expect("a parsed condition");
-                        let found = if multiple_deletes {
-                            tx.matching(query, i64::MAX)?
-                        } else {
-                            conditional::single_match(tx, query)
-                                .map_err(|e| e.in_entry(index))?
-                                .into_iter()
-                                .collect()
-                        };
-                        found.into_iter().map(|v| (v.resource_type, v.id)).collect()
-                    }
-                };
-                let mut last = None;
-                for (t, id) in targets {
-                    touch(index, &t, &id)?;
-                    match tx.delete(&t, &id, if_match) {
-                        Ok(deleted) => last = deleted.or(last),
-                        // Deleting what does not exist succeeds.
-                        Err(StoreError::NotFound { .. }) => {}
-                        Err(e) => return Err(ApiError::from(e).in_entry(index)),
-                    }
-                }
-                done.push((index, Done::Deleted(last)));
+        let Action::Delete { target, if_match } = &p.entry.action else {
+            rest_entries.push(p);
+            continue;
+        };
+        let targets = match target {
+            Target::Id(t, id) => vec![(t.clone(), id.clone())],
+            Target::Condition(..) => {
+                let query = p.condition.as_ref().expect("a parsed condition");
+                conditional::delete_targets(tx, query, multiple_deletes)
+                    .map_err(|e| e.in_entry(index))?
+                    .into_iter()
+                    .map(|v| (v.resource_type, v.id))
+                    .collect()
             }
-            action => rest_entries.push(Prepared {
-                entry: Entry { action, ..p.entry },
-                ..p
-            }),
+        };
+        let mut last = None;
+        for (t, id) in targets {
+            touch(index, &t, &id)?;
+            match tx.delete(&t, &id, *if_match) {
+                Ok(deleted) => last = deleted.or(last),
+                // Deleting what does not exist succeeds.
+                Err(StoreError::NotFound { .. }) => {}
+                Err(e) => return Err(ApiError::from(e).in_entry(index)),
+            }
         }
+        done.push((index, Done::Deleted(last)));
     }
 
     // 2. Where each create and update writes, and what its fullUrl becomes.

@@ -55,24 +55,7 @@ impl Store {
             base: query.base.clone(),
             ..SearchQuery::default()
         };
-        let stored = match &page.snapshot {
-            Some(id) => self.read_with(|tx| tx.load_snapshot(id))?,
-            None => None,
-        };
-        let (keys, snapshot) = match stored {
-            Some(keys) => (keys, page.snapshot.clone()),
-            None => {
-                let keys = self.read_with(|tx| tx.everything_keys(query))?;
-                let snapshot = if keys.len() as i64 > query.count {
-                    let saved = keys.clone();
-                    Some(self.write(move |tx| tx.save_snapshot(&saved))?)
-                } else {
-                    None
-                };
-                (keys, snapshot)
-            }
-        };
-        self.read_with(|tx| tx.page(&paged, &keys, snapshot, page.offset))
+        self.paged(&paged, page, |tx| tx.everything_keys(query))
     }
 }
 

@@ -122,7 +122,7 @@ impl Tx<'_> {
         if query.count_only {
             return self.count(query);
         }
-        let (keys, stored) = self.result_keys(query, page)?;
+        let (keys, stored) = self.result_keys(page, |tx| tx.matching_keys(query))?;
         let snapshot = match stored {
             Some(id) => Some(id),
             None if keys.len() as i64 > query.count => Some(self.save_snapshot(&keys)?),
@@ -131,19 +131,19 @@ impl Tx<'_> {
         self.page(query, &keys, snapshot, page.offset)
     }
 
-    /// The ordered keys of every match: from the page's snapshot when it
-    /// still exists (returned with it), or by running the query.
+    /// The ordered keys of a result: from the page's snapshot when it
+    /// still exists (returned with it), or from `keys`.
     pub(crate) fn result_keys(
         &mut self,
-        query: &SearchQuery,
         page: &SearchPage,
+        keys: impl FnOnce(&mut Self) -> Result<Vec<i64>>,
     ) -> Result<(Vec<i64>, Option<String>)> {
         if let Some(id) = &page.snapshot {
             if let Some(keys) = self.load_snapshot(id)? {
                 return Ok((keys, Some(id.clone())));
             }
         }
-        Ok((self.matching_keys(query)?, None))
+        Ok((keys(self)?, None))
     }
 
     /// One page of `keys`, with its includes.
@@ -196,7 +196,7 @@ impl Tx<'_> {
             .collect())
     }
 
-    fn matching_keys(&mut self, query: &SearchQuery) -> Result<Vec<i64>> {
+    pub(crate) fn matching_keys(&mut self, query: &SearchQuery) -> Result<Vec<i64>> {
         self.keys(query, None)
     }
 
@@ -276,7 +276,7 @@ impl Tx<'_> {
         Ok(id)
     }
 
-    pub(crate) fn load_snapshot(&mut self, id: &str) -> Result<Option<Vec<i64>>> {
+    fn load_snapshot(&mut self, id: &str) -> Result<Option<Vec<i64>>> {
         let found: Option<Snapshot> = Sql::with_binds(
             "SELECT res_keys FROM search_snapshots WHERE id = ?",
             vec![Bind::Text(id.to_owned())],

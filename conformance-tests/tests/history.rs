@@ -261,3 +261,28 @@ both_backends! {
         assert!(text.contains(r#"<type value="history"/>"#), "{text}");
     }
 }
+
+both_backends! {
+    fn a_snapshot_the_server_did_not_give_is_400() {
+        let server = Server::start();
+        if !server.is_local() {
+            return; // the snapshot's form is Hearth's own
+        }
+        server.create(&patient("Snap"));
+        for forged in ["abc", "-1", "5~1:2:3", "5~9:2:", "5~1:x:"] {
+            server
+                .get(&format!("_history?_snapshot={}", conformance_tests::encode(forged)))
+                .assert_error(400);
+        }
+        // A PostgreSQL snapshot is valid on PostgreSQL only.
+        let foreign = server.get(&format!("_history?_snapshot={}", conformance_tests::encode("5~1:3:2")));
+        match hearth_store::testing::backend() {
+            hearth_store::testing::Backend::Sqlite => {
+                foreign.assert_error(400);
+            }
+            hearth_store::testing::Backend::Postgres => {
+                foreign.assert_status(200);
+            }
+        }
+    }
+}

@@ -63,15 +63,24 @@ impl std::str::FromStr for HistorySnapshot {
             None => (s, None),
         };
         let seq: i64 = seq.parse().ok().filter(|n| *n >= 0).ok_or_else(bad)?;
-        // xmin:xmax:xip,xip,… (pg_snapshot's text form): digits only.
+        // xmin:xmax:xip,xip,… (pg_snapshot's text form), with
+        // xmin <= xip < xmax.
         if let Some(t) = transactions {
+            let number = |p: &str| -> Option<u64> {
+                p.bytes()
+                    .all(|b| b.is_ascii_digit())
+                    .then(|| p.parse().ok())?
+            };
             let parts: Vec<&str> = t.split(':').collect();
-            let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
-            let valid = parts.len() == 3
-                && digits(parts[0])
-                && digits(parts[1])
-                && (parts[2].is_empty() || parts[2].split(',').all(digits));
-            if !valid {
+            let [xmin, xmax, xip] = parts.as_slice() else {
+                return Err(bad());
+            };
+            let (xmin, xmax) = (number(xmin).ok_or_else(bad)?, number(xmax).ok_or_else(bad)?);
+            let in_range = xip.is_empty()
+                || xip
+                    .split(',')
+                    .all(|x| number(x).is_some_and(|x| xmin <= x && x < xmax));
+            if xmin > xmax || !in_range {
                 return Err(bad());
             }
         }
@@ -159,6 +168,14 @@ impl Tx<'_> {
 
     pub fn history(&mut self, query: &HistoryQuery) -> Result<HistoryPage> {
         let snapshot = match &query.snapshot {
+            // A PostgreSQL snapshot means nothing to SQLite.
+            Some(s)
+                if s.transactions.is_some() && self.dialect() != crate::db::Dialect::Postgres =>
+            {
+                return Err(crate::StoreError::InvalidResource(format!(
+                    "'{s}' is not a history snapshot of this server"
+                )))
+            }
             Some(s) => s.clone(),
             None => self.history_snapshot()?,
         };

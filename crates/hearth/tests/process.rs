@@ -101,3 +101,82 @@ fn a_bad_configuration_stops_start_up_with_a_clear_message() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("invalid log format 'yaml'"));
 }
+
+both_backends! {
+    /// `hearth import --url` sends files to a running server: a Bundle as
+    /// it is, NDJSON as a transaction of updates.
+    fn import_url_uploads_files_to_a_server() {
+        let database = TestDatabase::new();
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::blocking::Client::new();
+        let mut server = spawn(&database, port);
+        wait_ready(&client, &base);
+        let files = database.dir().join("upload");
+        std::fs::create_dir_all(&files).unwrap();
+        std::fs::write(
+            files.join("people.ndjson"),
+            "{\"resourceType\":\"Patient\",\"id\":\"up1\"}\n{\"resourceType\":\"Patient\",\"id\":\"up2\"}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            files.join("bundle.json"),
+            serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+                {"fullUrl": "urn:uuid:4d3c0000-0000-4000-8000-000000000001",
+                 "resource": {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+                              "subject": {"reference": "Patient/up1"}},
+                 "request": {"method": "POST", "url": "Observation"}}
+            ]})
+            .to_string(),
+        )
+        .unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_hearth"))
+            .args(["import", "--url", &base])
+            .arg(&files)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+        assert!(stdout.contains("imported 2 of 2 files") && stdout.contains("3 resources"), "{stdout}");
+        for path in ["Patient/up1", "Patient/up2"] {
+            let status = client.get(format!("{base}/{path}")).send().unwrap().status();
+            assert_eq!(status, 200, "{path}");
+        }
+        let found: serde_json::Value = client
+            .get(format!("{base}/Observation?subject=Patient/up1"))
+            .header("Accept", "application/fhir+json")
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        assert_eq!(found["total"], 1);
+        server.kill().unwrap();
+        server.wait().unwrap();
+    }
+}
+
+both_backends! {
+    /// `hearth explain` prints the plan of each search, naming the indexes
+    /// it uses; a search that is not one is refused.
+    fn explain_prints_the_plan_of_searches() {
+        let database = TestDatabase::new();
+        let explain = |search: &str| {
+            Command::new(env!("CARGO_BIN_EXE_hearth"))
+                .args(["explain", "--data-dir"])
+                .arg(database.dir())
+                .arg("--database-url")
+                .arg(database.url())
+                .arg(search)
+                .output()
+                .unwrap()
+        };
+        let output = explain("Patient?family=garcia");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{stdout}");
+        assert!(stdout.starts_with("== Patient?family=garcia\n"), "{stdout}");
+        assert!(stdout.contains("idx_string"), "{stdout}");
+        let refused = explain("Patient?nonsense=1");
+        assert!(!refused.status.success());
+        assert!(String::from_utf8_lossy(&refused.stderr).contains("nonsense"));
+    }
+}

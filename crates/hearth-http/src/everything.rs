@@ -63,6 +63,7 @@ async fn run(fhir: &Fhir, patients: Option<Vec<String>>) -> Reply {
                 .map_err(|_| ApiError::bad_request("_offset must be an integer"))?,
             None => 0,
         },
+        cursor: None,
     };
     let store = fhir.state.store.clone();
     let everything = query.clone();

@@ -21,7 +21,7 @@ use crate::rest::{check_id, check_type};
 
 /// Parameters that page an existing search; left out of `self` links of a
 /// fresh search.
-const PAGING_PARAMS: [&str; 2] = ["_snapshot", "_offset"];
+const PAGING_PARAMS: [&str; 3] = ["_snapshot", "_offset", "_cursor"];
 
 pub async fn of_type(fhir: Fhir, path: web::Path<String>) -> HttpResponse {
     let resource_type = path.into_inner();
@@ -167,6 +167,9 @@ pub(crate) fn prepare(
             })
             .transpose()?
             .unwrap_or(0),
+        cursor: negotiate::param(params, "_cursor")
+            .map(|c| c.parse::<search::Cursor>().map_err(ApiError::bad_request))
+            .transpose()?,
     };
     Ok((query, shape, page))
 }
@@ -223,7 +226,7 @@ pub(crate) fn searchset(
         .filter(|(k, _)| !PAGING_PARAMS.contains(&k.as_str()) && !ignored.contains(&k.as_str()))
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    let link = |offset: Option<i64>| -> String {
+    let url = |offset: Option<i64>, cursor: Option<search::Cursor>| -> String {
         let mut q = form_urlencoded::Serializer::new(String::new());
         for (k, v) in &kept {
             q.append_pair(k, v);
@@ -232,6 +235,9 @@ pub(crate) fn searchset(
             q.append_pair("_snapshot", snapshot);
             q.append_pair("_offset", &offset.to_string());
         }
+        if let Some(cursor) = cursor {
+            q.append_pair("_cursor", &cursor.to_string());
+        }
         let q = q.finish();
         if q.is_empty() {
             format!("{base}{path}")
@@ -239,8 +245,16 @@ pub(crate) fn searchset(
             format!("{base}{path}?{q}")
         }
     };
+    let link = |offset: Option<i64>| url(offset, None);
     let mut links = Vec::new();
-    if results.snapshot.is_some() {
+    if let Some(keyset) = &results.keyset {
+        // Read through the sort index: no offsets, so no previous or last.
+        links.push(json!({"relation": "self", "url": url(None, keyset.current)}));
+        links.push(json!({"relation": "first", "url": url(None, None)}));
+        if let Some(next) = keyset.next {
+            links.push(json!({"relation": "next", "url": url(None, Some(next))}));
+        }
+    } else if results.snapshot.is_some() {
         let count = query.count.max(1);
         links.push(json!({"relation": "self", "url": link(Some(results.offset))}));
         links.push(json!({"relation": "first", "url": link(Some(0))}));
@@ -291,7 +305,8 @@ pub(crate) fn searchset(
         json!({"lastUpdated": datetime::format_instant(datetime::now_ms())}),
     );
     bundle.insert("type".into(), json!("searchset"));
-    if query.total != search::Total::None || query.count_only {
+    let total_known = results.keyset.as_ref().is_none_or(|k| k.total_known);
+    if (query.total != search::Total::None && total_known) || query.count_only {
         bundle.insert("total".into(), json!(results.total));
     }
     bundle.insert("link".into(), json!(links));

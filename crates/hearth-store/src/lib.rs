@@ -294,6 +294,9 @@ impl Store {
         if query.count_only {
             return self.read_with(|tx| tx.count(query));
         }
+        if let Some(results) = self.read_with(|tx| tx.keyset_page(query, page))? {
+            return Ok(results);
+        }
         self.paged(query, page, |tx| tx.matching_keys(query))
     }
 

@@ -2,11 +2,13 @@
 //! execution against the index tables ([`crate::Tx::search`]).
 
 mod everything;
+mod keyset;
 mod parse;
 mod run;
 mod sql;
 
 pub use everything::Everything;
+pub use keyset::{Cursor, KeysetPage};
 pub use parse::{parse, ParseOptions};
 pub use run::{SearchPage, SearchResults};
 pub(crate) use sql::filter as filter_sql;
@@ -187,8 +189,13 @@ pub struct SortKey {
 pub enum Total {
     None,
     Estimate,
-    #[default]
+    /// Counted, however many the matches (and paged by snapshot).
     Accurate,
+    /// No `_total`: counted, except for broad searches sorted by a date,
+    /// whose pages are read through the sort index and which give a total
+    /// only when the matches fit in one page (see `keyset`).
+    #[default]
+    Unasked,
 }
 
 /// `_include` / `_revinclude`: `Source:param[:Target]`, or every reference

@@ -28,6 +28,7 @@ const RESULT_PARAMS: &[&str] = &[
     "_type",
     "_snapshot",
     "_offset",
+    "_cursor",
 ];
 
 #[derive(Debug, Clone)]

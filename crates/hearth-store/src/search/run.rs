@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Binary, Nullable, Text};
 
+use super::keyset::{Cursor, KeysetPage};
 use super::sql::{self, Sql};
 use super::{Include, SearchQuery};
 use crate::db::Dialect;
@@ -24,6 +25,8 @@ pub struct SearchPage {
     /// The snapshot of an earlier page; `None` runs the search afresh.
     pub snapshot: Option<String>,
     pub offset: i64,
+    /// Where a page read through its sort index starts (see `keyset`).
+    pub cursor: Option<Cursor>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -34,6 +37,8 @@ pub struct SearchResults {
     /// Set when the results span more than one page.
     pub snapshot: Option<String>,
     pub offset: i64,
+    /// Set for a page read through its sort index instead of a snapshot.
+    pub keyset: Option<KeysetPage>,
 }
 
 #[derive(QueryableByName)]
@@ -166,6 +171,7 @@ impl Tx<'_> {
             included,
             snapshot,
             offset,
+            keyset: None,
         })
     }
 
@@ -288,7 +294,7 @@ impl Tx<'_> {
 
     /// The current versions of `keys`, in that order, skipping resources
     /// deleted since the keys were taken.
-    fn current_versions(&mut self, keys: &[i64]) -> Result<Vec<(i64, StoredVersion)>> {
+    pub(super) fn current_versions(&mut self, keys: &[i64]) -> Result<Vec<(i64, StoredVersion)>> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
@@ -324,7 +330,11 @@ impl Tx<'_> {
     }
 
     /// `_include` and `_revinclude` for a page, following `:iterate`.
-    fn included(&mut self, query: &SearchQuery, page: &[i64]) -> Result<Vec<StoredVersion>> {
+    pub(super) fn included(
+        &mut self,
+        query: &SearchQuery,
+        page: &[i64],
+    ) -> Result<Vec<StoredVersion>> {
         if page.is_empty() || (query.includes.is_empty() && query.revincludes.is_empty()) {
             return Ok(Vec::new());
         }

@@ -27,14 +27,14 @@ pub(crate) fn local_reference<'a>(
 /// The columns of `resources` that answer the parameters every resource
 /// has, instead of index rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ResourceColumn {
+pub(super) enum ResourceColumn {
     Id,
     LastUpdated,
 }
 
 /// Whether `params` (type-qualified) are `_id` or `_lastUpdated`, with the
 /// types they are qualified by.
-fn resource_column(params: &[String]) -> Option<(ResourceColumn, Vec<&str>)> {
+pub(super) fn resource_column(params: &[String]) -> Option<(ResourceColumn, Vec<&str>)> {
     let mut column = None;
     let mut types = Vec::new();
     for param in params {
@@ -53,7 +53,7 @@ fn resource_column(params: &[String]) -> Option<(ResourceColumn, Vec<&str>)> {
     column.map(|c| (c, types))
 }
 
-fn table(kind: ParamType) -> &'static str {
+pub(super) fn table(kind: ParamType) -> &'static str {
     match kind {
         ParamType::String => "idx_string",
         ParamType::Token => "idx_token",
@@ -68,6 +68,13 @@ fn table(kind: ParamType) -> &'static str {
 
 /// `WHERE` for the resources of a query (alias `r`).
 pub(crate) fn filter(query: &SearchQuery, sql: &mut Sql) {
+    filter_driven(query, true, sql);
+}
+
+/// [`filter`], where `drive` says whether a condition selects the
+/// candidates; without, every condition checks candidates something else
+/// selects (a walk of a sort index).
+pub(crate) fn filter_driven(query: &SearchQuery, drive: bool, sql: &mut Sql) {
     sql.push("NOT r.deleted");
     if query.types.len() < hearth_model::structure::resource_types().count() {
         // With conditions, the index subqueries (whose parameters are
@@ -87,7 +94,13 @@ pub(crate) fn filter(query: &SearchQuery, sql: &mut Sql) {
     conditions.sort_by_key(|c| selectivity_rank(c));
     for (i, condition) in conditions.into_iter().enumerate() {
         sql.push(" AND ");
-        predicate(condition, "r.res_key", query.base.as_deref(), i == 0, sql);
+        predicate(
+            condition,
+            "r.res_key",
+            query.base.as_deref(),
+            drive && i == 0,
+            sql,
+        );
     }
 }
 
@@ -131,6 +144,48 @@ pub(crate) fn direct_count(query: &SearchQuery, dialect: Dialect) -> Option<Sql>
         );
     }
     sql.push(")");
+    Some(sql)
+}
+
+/// `SELECT COUNT(*) AS n` of at most `limit` index rows matching a plain
+/// positive condition (a cheap look at how broad it is); `None` for other
+/// conditions.
+pub(crate) fn probe(
+    condition: &Condition,
+    base: Option<&str>,
+    limit: i64,
+    dialect: Dialect,
+) -> Option<Sql> {
+    let Condition::Values {
+        params,
+        kind,
+        modifier,
+        values,
+        only_target,
+    } = condition
+    else {
+        return None;
+    };
+    if *modifier == Modifier::Not
+        || *kind == ParamType::Composite
+        || *kind == ParamType::Special
+        || resource_column(params).is_some()
+    {
+        return None;
+    }
+    let mut sql = Sql::on(dialect);
+    sql.push("SELECT COUNT(*) AS n FROM (SELECT 1 FROM ")
+        .push(table(*kind))
+        .push(" WHERE param IN ")
+        .list(params)
+        .push(" AND (");
+    for (i, value) in values.iter().enumerate() {
+        if i > 0 {
+            sql.push(" OR ");
+        }
+        value_clause(value, modifier, only_target.as_deref(), base, &mut sql);
+    }
+    sql.push(") LIMIT ").int(limit).push(") p");
     Some(sql)
 }
 

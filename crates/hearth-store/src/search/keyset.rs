@@ -1,0 +1,280 @@
+//! Broad searches sorted by one date parameter, read a page at a time by
+//! walking that parameter's index (keyset paging).
+//!
+//! Other searches compute every matching key, sorted, and keep them as the
+//! paging snapshot: exact `total`, stable pages, but a cost that grows with
+//! the matches. For a search whose every condition matches many resources
+//! (`Observation?category=laboratory&_sort=-date`), the first page is found
+//! after a few dozen index rows instead: the walk checks each candidate's
+//! conditions through the primary keys and stops after a page. Later pages
+//! start after the last resource given ([`Cursor`]), so they stay cheap and
+//! never repeat or skip a resource that did not change. `total` is then
+//! given only when it is known without counting (the results fit in one
+//! page); `_total=accurate` asks for the counted, snapshot paging instead.
+
+use std::fmt;
+use std::str::FromStr;
+
+use diesel::prelude::*;
+use diesel::sql_types::BigInt;
+
+use super::run::{SearchPage, SearchResults};
+use super::sql::{self, Sql};
+use super::{SearchQuery, SortKey, Total};
+use crate::versions::Tx;
+use crate::Result;
+
+/// A condition matching fewer index rows than this is selective enough to
+/// drive the search itself.
+const BROAD: i64 = 1000;
+
+/// Where a keyset page starts: after the resource `key` whose sort value
+/// is `value`, or, once every match with a value has been given, after the
+/// resource `key` among those without one (which sort last).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cursor {
+    Dated { value: i64, key: i64 },
+    Undated { key: i64 },
+}
+
+impl fmt::Display for Cursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cursor::Dated { value, key } => write!(f, "d.{value}.{key}"),
+            Cursor::Undated { key } => write!(f, "u.{key}"),
+        }
+    }
+}
+
+impl FromStr for Cursor {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Cursor, String> {
+        let bad = || format!("'{s}' is not a search cursor");
+        let parts: Vec<&str> = s.split('.').collect();
+        let int = |p: &str| p.parse::<i64>().map_err(|_| bad());
+        match parts.as_slice() {
+            ["d", value, key] => Ok(Cursor::Dated {
+                value: int(value)?,
+                key: int(key)?,
+            }),
+            ["u", key] => Ok(Cursor::Undated { key: int(key)? }),
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// How a keyset page pages on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeysetPage {
+    /// The cursor this page started at (`None` for the first page).
+    pub current: Option<Cursor>,
+    /// Where the next page starts, if there is one.
+    pub next: Option<Cursor>,
+    /// Whether `total` holds the number of matches.
+    pub total_known: bool,
+}
+
+#[derive(QueryableByName)]
+struct Dated {
+    #[diesel(sql_type = BigInt)]
+    res_key: i64,
+    #[diesel(sql_type = BigInt)]
+    v: i64,
+}
+
+#[derive(QueryableByName)]
+struct Key {
+    #[diesel(sql_type = BigInt)]
+    res_key: i64,
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// The one date sort key a keyset page can walk, if the query has one.
+fn sort_key(query: &SearchQuery) -> Option<&SortKey> {
+    let [key] = query.sort.as_slice() else {
+        return None;
+    };
+    let eligible = key.kind == hearth_model::search_params::ParamType::Date
+        && sql::resource_column(&key.params).is_none()
+        && query.total != Total::Accurate
+        && !query.count_only
+        && query.count > 0;
+    eligible.then_some(key)
+}
+
+impl Tx<'_> {
+    /// A page of `query` read through its sort index, or `None` when the
+    /// query is not a broad one sorted by a date (the caller then computes
+    /// all its keys).
+    pub(crate) fn keyset_page(
+        &mut self,
+        query: &SearchQuery,
+        page: &SearchPage,
+    ) -> Result<Option<SearchResults>> {
+        let Some(sort) = sort_key(query) else {
+            return Ok(None);
+        };
+        if page.cursor.is_none() && !self.is_broad(query)? {
+            return Ok(None);
+        }
+        // One more than a page tells whether there is a next page.
+        let limit = query.count + 1;
+        let mut keys: Vec<Cursor> = Vec::new();
+        if !matches!(page.cursor, Some(Cursor::Undated { .. })) {
+            let after = match page.cursor {
+                Some(Cursor::Dated { value, key }) => Some((value, key)),
+                _ => None,
+            };
+            let rows: Vec<Dated> = self.dated(query, sort, after, limit).load(self.conn)?;
+            keys.extend(rows.into_iter().map(|r| Cursor::Dated {
+                value: r.v,
+                key: r.res_key,
+            }));
+        }
+        if (keys.len() as i64) < limit {
+            let after = match page.cursor {
+                Some(Cursor::Undated { key }) => Some(key),
+                _ => None,
+            };
+            let rest = limit - keys.len() as i64;
+            let rows: Vec<Key> = self.undated(query, sort, after, rest).load(self.conn)?;
+            keys.extend(rows.into_iter().map(|r| Cursor::Undated { key: r.res_key }));
+        }
+        let more = keys.len() as i64 > query.count;
+        keys.truncate(query.count as usize);
+        let page_keys: Vec<i64> = keys
+            .iter()
+            .map(|c| match c {
+                Cursor::Dated { key, .. } | Cursor::Undated { key } => *key,
+            })
+            .collect();
+        let total_known = page.cursor.is_none() && !more;
+        let matches = self.current_versions(&page_keys)?;
+        let included = self.included(query, &page_keys)?;
+        Ok(Some(SearchResults {
+            total: if total_known { matches.len() as i64 } else { 0 },
+            matches: matches.into_iter().map(|(_, v)| v).collect(),
+            included,
+            snapshot: None,
+            offset: 0,
+            keyset: Some(KeysetPage {
+                current: page.cursor,
+                next: if more { keys.last().copied() } else { None },
+                total_known,
+            }),
+        }))
+    }
+
+    /// Whether every condition matches at least [`BROAD`] index rows (or,
+    /// without conditions, the types hold that many resources). Conditions
+    /// of other kinds (chains, `_has`, `:missing`, `:not`, full text) may
+    /// be selective in ways a probe cannot tell: their searches are not
+    /// broad.
+    fn is_broad(&mut self, query: &SearchQuery) -> Result<bool> {
+        let dialect = self.dialect();
+        if query.conditions.is_empty() {
+            let mut s = Sql::on(dialect);
+            s.push("SELECT COUNT(*) AS n FROM (SELECT 1 FROM resources r WHERE ");
+            sql::filter(query, &mut s);
+            s.push(" LIMIT ").int(BROAD).push(") p");
+            let count: Count = s.get_result(self.conn)?;
+            return Ok(count.n >= BROAD);
+        }
+        for condition in &query.conditions {
+            let Some(s) = sql::probe(condition, query.base.as_deref(), BROAD, dialect) else {
+                return Ok(false);
+            };
+            let count: Count = s.get_result(self.conn)?;
+            if count.n < BROAD {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// The matches with a value for the sort, in order, after `after`:
+    /// each resource once, at its greatest value when descending (its
+    /// smallest when ascending), ties by key, as [`sql::order`] sorts.
+    fn dated(
+        &self,
+        query: &SearchQuery,
+        sort: &SortKey,
+        after: Option<(i64, i64)>,
+        limit: i64,
+    ) -> Sql {
+        let (column, beyond, direction) = if sort.descending {
+            ("hi", ">", "DESC")
+        } else {
+            ("lo", "<", "ASC")
+        };
+        let mut s = Sql::on(self.dialect());
+        s.push("SELECT d.res_key AS res_key, d.")
+            .push(column)
+            .push(" AS v FROM idx_date d CROSS JOIN resources r WHERE d.param IN ")
+            .list(&sort.params)
+            .push(" AND r.res_key = d.res_key AND ");
+        sql::filter_driven(query, false, &mut s);
+        // The resource's other rows for the sort sort after this one.
+        s.push(" AND NOT EXISTS (SELECT 1 FROM idx_date e WHERE e.res_key = d.res_key AND ")
+            .unindexed("e.param")
+            .push(" IN ")
+            .list(&sort.params)
+            .push(" AND (e.")
+            .push(column)
+            .push(" ")
+            .push(beyond)
+            .push(" d.")
+            .push(column)
+            .push(" OR (e.")
+            .push(column)
+            .push(" = d.")
+            .push(column)
+            .push(" AND e.n < d.n)))");
+        if let Some((value, key)) = after {
+            let before = if sort.descending { "<" } else { ">" };
+            s.push(" AND (d.")
+                .push(column)
+                .push(" ")
+                .push(before)
+                .push(" ")
+                .int(value)
+                .push(" OR (d.")
+                .push(column)
+                .push(" = ")
+                .int(value)
+                .push(" AND d.res_key > ")
+                .int(key)
+                .push("))");
+        }
+        s.push(" ORDER BY d.")
+            .push(column)
+            .push(" ")
+            .push(direction)
+            .push(", d.res_key LIMIT ")
+            .int(limit);
+        s
+    }
+
+    /// The matches without a value for the sort, by key, after `after`.
+    fn undated(&self, query: &SearchQuery, sort: &SortKey, after: Option<i64>, limit: i64) -> Sql {
+        let mut s = Sql::on(self.dialect());
+        s.push("SELECT r.res_key AS res_key FROM resources r WHERE ");
+        sql::filter(query, &mut s);
+        s.push(" AND NOT EXISTS (SELECT 1 FROM idx_date e WHERE e.res_key = r.res_key AND ")
+            .unindexed("e.param")
+            .push(" IN ")
+            .list(&sort.params)
+            .push(")");
+        if let Some(key) = after {
+            s.push(" AND r.res_key > ").int(key);
+        }
+        s.push(" ORDER BY r.res_key LIMIT ").int(limit);
+        s
+    }
+}

@@ -421,10 +421,16 @@ fn predicate(
             sql.push(column)
                 .push(" IN (SELECT t.res_key FROM idx_reference h JOIN resources t ");
             sql.push("ON t.resource_type = h.target_type AND t.id = h.target_id ");
-            sql.push("WHERE h.param = ")
+            // The inner condition's keys drive: each one's references are
+            // found through the primary key, not by scanning every
+            // reference of the parameter.
+            sql.push("WHERE ")
+                .unindexed("h.param")
+                .push(" = ")
                 .text(param.as_str())
                 .push(" AND ");
-            local_reference(sql, "h.url", base).push(" AND ");
+            let url = format!("{}h.url", sql.dialect.no_index());
+            local_reference(sql, &url, base).push(" AND ");
             predicate(inner, "h.res_key", base, true, sql);
             sql.push(")");
         }

@@ -54,7 +54,8 @@ hearth_store::both_backends! {
         let database = TestDatabase::new();
         // A short lease: the reopened store is another node to the jobs.
         let options = StoreOptions {
-            job_lease: std::time::Duration::from_millis(100),
+            // Long enough to outlast reopening the store on a loaded machine.
+            job_lease: std::time::Duration::from_secs(2),
             ..StoreOptions::default()
         };
         // More than two export batches (5,000 each), written in one go.
@@ -84,7 +85,7 @@ hearth_store::both_backends! {
         let store = Store::open(&database.database, &options).unwrap();
         // Until the lease of the stopped one runs out, the job is not ours.
         assert!(!store.run_job_batch().unwrap());
-        std::thread::sleep(std::time::Duration::from_millis(150));
+        std::thread::sleep(std::time::Duration::from_millis(2100));
         while store.run_job_batch().unwrap() {}
         assert_eq!(store.job(&id).unwrap().unwrap().status, JobStatus::Done);
         let mut exported = Vec::new();

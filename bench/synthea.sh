@@ -8,6 +8,7 @@
 #   bench/synthea.sh                      # on SQLite
 #   DATABASE=postgres bench/synthea.sh    # on PostgreSQL (fresh databases on
 #                                         # PG_SERVER, dropped afterwards)
+#   REUSE=/path/to.db bench/synthea.sh     # the queries only, on that database
 #   COPIES=10 bench/synthea.sh            # ten copies of the patients with new
 #                                         # ids (bench/copy_synthea.py): the
 #                                         # import and the queries only
@@ -67,9 +68,15 @@ if [ "$COPIES" -gt 1 ]; then
     echo "== $COPIES copies: $(ls "$WORK/plain" | wc -l) files ($(du -sh "$WORK/plain" | cut -f1))"
 fi
 
+if [ -n "${REUSE:-}" ]; then
+    # REUSE=database-url: the queries only, on a database imported before.
+    MAIN=$REUSE
+    SKIP_EXTRA=1
+else
 echo "== hearth import of the decompressed files"
 MAIN=$(fresh main)
 timed_import "$MAIN" "$WORK/plain"
+fi
 if [ "$COPIES" -gt 1 ]; then
     SKIP_EXTRA=1
 fi

@@ -224,6 +224,10 @@ impl Tx<'_> {
     /// Rebuilds the index rows of the next batch of resources after
     /// `cursor` (a res_key), returning the keys done.
     fn reindex_batch(&mut self, types: &[String], cursor: i64) -> Result<Vec<i64>> {
+        // The parameters as stored now, not as this node last loaded them:
+        // the job may be another node's, started for a SearchParameter this
+        // node has not seen yet.
+        self.custom = std::sync::Arc::new(crate::custom::load(self.conn)?);
         let mut q = r::table
             .inner_join(v::table.on(v::seq.eq(r::current_seq)))
             .filter(r::deleted.eq(false).and(r::res_key.gt(cursor)))

@@ -18,7 +18,7 @@ use std::str::FromStr;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 
-use super::run::{SearchPage, SearchResults};
+use super::run::{Count, Key, SearchPage, SearchResults};
 use super::sql::{self, Sql};
 use super::{SearchQuery, SortKey, Total};
 use crate::versions::Tx;
@@ -81,18 +81,6 @@ struct Dated {
     res_key: i64,
     #[diesel(sql_type = BigInt)]
     v: i64,
-}
-
-#[derive(QueryableByName)]
-struct Key {
-    #[diesel(sql_type = BigInt)]
-    res_key: i64,
-}
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
 }
 
 /// The one date sort key a keyset page can walk, if the query has one.

@@ -42,15 +42,15 @@ pub struct SearchResults {
 }
 
 #[derive(QueryableByName)]
-struct Key {
+pub(super) struct Key {
     #[diesel(sql_type = BigInt)]
-    res_key: i64,
+    pub res_key: i64,
 }
 
 #[derive(QueryableByName)]
-struct Count {
+pub(super) struct Count {
     #[diesel(sql_type = BigInt)]
-    n: i64,
+    pub n: i64,
 }
 
 #[derive(QueryableByName)]

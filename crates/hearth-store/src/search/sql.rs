@@ -109,41 +109,12 @@ pub(crate) fn filter_driven(query: &SearchQuery, drive: bool, sql: &mut Sql) {
 /// non-deleted resources, and their parameters are qualified by type, so
 /// the distinct keys are exactly the matches. `None` for other queries.
 pub(crate) fn direct_count(query: &SearchQuery, dialect: Dialect) -> Option<Sql> {
-    let [Condition::Values {
-        params,
-        kind,
-        modifier,
-        values,
-        only_target,
-    }] = query.conditions.as_slice()
-    else {
+    let [condition] = query.conditions.as_slice() else {
         return None;
     };
-    if *modifier == Modifier::Not
-        || *kind == ParamType::Composite
-        || resource_column(params).is_some()
-    {
-        return None;
-    }
     let mut sql = Sql::on(dialect);
-    sql.push("SELECT COUNT(DISTINCT res_key) AS n FROM ")
-        .push(table(*kind))
-        .push(" WHERE param IN ")
-        .list(params)
-        .push(" AND (");
-    for (i, value) in values.iter().enumerate() {
-        if i > 0 {
-            sql.push(" OR ");
-        }
-        value_clause(
-            value,
-            modifier,
-            only_target.as_deref(),
-            query.base.as_deref(),
-            &mut sql,
-        );
-    }
-    sql.push(")");
+    sql.push("SELECT COUNT(DISTINCT res_key) AS n");
+    index_rows(condition, query.base.as_deref(), &mut sql)?;
     Some(sql)
 }
 
@@ -156,6 +127,28 @@ pub(crate) fn probe(
     limit: i64,
     dialect: Dialect,
 ) -> Option<Sql> {
+    if matches!(
+        condition,
+        Condition::Values {
+            kind: ParamType::Special,
+            ..
+        }
+    ) {
+        return None;
+    }
+    let mut sql = Sql::on(dialect);
+    sql.push("SELECT COUNT(*) AS n FROM (SELECT 1");
+    index_rows(condition, base, &mut sql)?;
+    sql.push(" LIMIT ").int(limit).push(") p");
+    Some(sql)
+}
+
+/// ` FROM idx_… WHERE param IN (…) AND (…)`: the index rows of a plain
+/// positive condition on one parameter, whose distinct keys are exactly
+/// its matches (index rows exist only for current, non-deleted resources,
+/// and their parameters are qualified by type); `None` for other
+/// conditions.
+fn index_rows(condition: &Condition, base: Option<&str>, sql: &mut Sql) -> Option<()> {
     let Condition::Values {
         params,
         kind,
@@ -168,13 +161,11 @@ pub(crate) fn probe(
     };
     if *modifier == Modifier::Not
         || *kind == ParamType::Composite
-        || *kind == ParamType::Special
         || resource_column(params).is_some()
     {
         return None;
     }
-    let mut sql = Sql::on(dialect);
-    sql.push("SELECT COUNT(*) AS n FROM (SELECT 1 FROM ")
+    sql.push(" FROM ")
         .push(table(*kind))
         .push(" WHERE param IN ")
         .list(params)
@@ -183,10 +174,10 @@ pub(crate) fn probe(
         if i > 0 {
             sql.push(" OR ");
         }
-        value_clause(value, modifier, only_target.as_deref(), base, &mut sql);
+        value_clause(value, modifier, only_target.as_deref(), base, sql);
     }
-    sql.push(") LIMIT ").int(limit).push(") p");
-    Some(sql)
+    sql.push(")");
+    Some(())
 }
 
 /// Lower is likely more selective: equality on codes and references before

@@ -244,6 +244,8 @@ fn prepare_postgres(url: &str) -> Result<std::sync::Arc<CustomParams>> {
 }
 
 fn prepare_db(db: &mut Db) -> Result<std::sync::Arc<CustomParams>> {
+    // A bulk load that stopped midway left indexes to build.
+    crate::bulk_load::restore(db)?;
     let custom = std::sync::Arc::new(db.write_transaction(crate::custom::load)?);
     crate::index_rows::rebuild_if_stale(db, &custom)?;
     Ok(custom)

@@ -7,6 +7,7 @@
 //! transaction (transaction Bundles run many of them in one [`Store::write`]).
 
 mod body;
+mod bulk_load;
 mod checkpoint;
 mod connection;
 mod custom;
@@ -101,6 +102,20 @@ impl Store {
     /// [`Store::open`] for an SQLite file.
     pub fn open_sqlite(path: &std::path::Path, options: &StoreOptions) -> Result<Store> {
         Store::open(&Database::Sqlite(path.to_owned()), options)
+    }
+
+    /// Prepares an empty store for a bulk load (see `bulk_load.rs`): it
+    /// writes without the secondary indexes the load does not search.
+    /// Answers whether it deferred them; [`Store::finish_bulk_load`] builds
+    /// them, as does opening the store if the load never finished.
+    pub fn begin_bulk_load(&self) -> Result<bool> {
+        bulk_load::defer(&mut *self.pool.get()?)
+    }
+
+    /// Builds the indexes [`Store::begin_bulk_load`] deferred; answers
+    /// whether there were any.
+    pub fn finish_bulk_load(&self) -> Result<bool> {
+        bulk_load::restore(&mut *self.pool.get()?)
     }
 
     /// Whether the database answers (readiness).

@@ -80,6 +80,7 @@ both_backends! {
         assert!(ok, "{stdout}{stderr}");
         assert!(stdout.contains("imported 4 of 4 files"), "{stdout}");
         assert!(stderr.contains("100%"), "the progress bar: {stderr}");
+        assert!(stdout.contains("search indexes built at the end"), "an empty database: {stdout}");
         let store = Store::open(&database.database, &StoreOptions::default()).unwrap();
         let patients = count(&store, "Patient");
         let encounters = count(&store, "Encounter");
@@ -138,6 +139,7 @@ both_backends! {
         let (ok, stdout, stderr) = import(&database, &[&folder]);
         assert!(ok, "{stdout}{stderr}");
         assert!(stdout.contains(" 0 created, 0 updated"), "{stdout}");
+        assert!(!stdout.contains("search indexes built"), "kept up to date: {stdout}");
         let store = Store::open(&database.database, &StoreOptions::default()).unwrap();
         assert_eq!(count(&store, "Patient"), patients);
         assert_eq!(count(&store, "Encounter"), encounters);

@@ -15,8 +15,8 @@ use diesel::prelude::*;
 use diesel::sql_types::Text;
 
 use crate::db::Db;
-use crate::schema::{resources, store_meta};
-use crate::statement::{Bind, Sql};
+use crate::schema::resources;
+use crate::store_meta;
 use crate::Result;
 
 /// The indexes a load does without. The load looks resources up by id
@@ -51,7 +51,7 @@ pub(crate) fn defer(conn: &mut Db) -> Result<bool> {
             .first::<i64>(conn)
             .optional()?
             .is_none();
-        let already = saved(conn)?.is_some();
+        let already = store_meta::get(conn, KEY)?.is_some();
         if !empty || already {
             return Ok(false);
         }
@@ -79,20 +79,21 @@ pub(crate) fn defer(conn: &mut Db) -> Result<bool> {
         }
         let saved = serde_json::to_string(&definitions)
             .map_err(|e| crate::StoreError::Database(e.to_string()))?;
-        Sql::with_binds(
-            "INSERT INTO store_meta (key, value) VALUES (?, ?)",
-            vec![Bind::Text(KEY.to_owned()), Bind::Text(saved)],
-        )
-        .execute(conn)?;
+        store_meta::set(conn, KEY, saved)?;
         Ok(true)
     })
 }
 
 /// Builds the indexes a load deferred, if any are missing; answers
-/// whether it built them.
+/// whether it built them. Every store opening calls it: when nothing waits,
+/// it only reads.
 pub(crate) fn restore(conn: &mut Db) -> Result<bool> {
+    if store_meta::get(conn, KEY)?.is_none() {
+        return Ok(false);
+    }
     conn.write_transaction(|conn| {
-        let Some(saved) = saved(conn)? else {
+        // Another process may have built them since the read above.
+        let Some(saved) = store_meta::get(conn, KEY)? else {
             return Ok(false);
         };
         let definitions: Vec<String> = serde_json::from_str(&saved).map_err(|e| {
@@ -102,7 +103,7 @@ pub(crate) fn restore(conn: &mut Db) -> Result<bool> {
         for definition in &definitions {
             diesel::sql_query(definition.as_str()).execute(conn)?;
         }
-        diesel::delete(store_meta::table.filter(store_meta::key.eq(KEY))).execute(conn)?;
+        store_meta::remove(conn, KEY)?;
         tracing::info!(
             indexes = definitions.len(),
             ms = started.elapsed().as_millis() as u64,
@@ -110,14 +111,6 @@ pub(crate) fn restore(conn: &mut Db) -> Result<bool> {
         );
         Ok(true)
     })
-}
-
-fn saved(conn: &mut Db) -> QueryResult<Option<String>> {
-    store_meta::table
-        .filter(store_meta::key.eq(KEY))
-        .select(store_meta::value)
-        .first(conn)
-        .optional()
 }
 
 #[cfg(test)]

@@ -109,12 +109,7 @@ pub(crate) fn changed(conn: &mut Db) -> Result<()> {
 
 /// The generation of the custom parameters (see [`changed`]).
 pub(crate) fn generation(conn: &mut Db) -> Result<i64> {
-    use crate::schema::store_meta;
-    let value: Option<String> = store_meta::table
-        .filter(store_meta::key.eq("custom_params_generation"))
-        .select(store_meta::value)
-        .get_result(conn)
-        .optional()?;
+    let value = crate::store_meta::get(conn, "custom_params_generation")?;
     Ok(value.and_then(|v| v.parse().ok()).unwrap_or(0))
 }
 

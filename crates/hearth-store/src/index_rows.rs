@@ -252,12 +252,8 @@ impl IndexRows {
 /// rules (or never: a database from before search). Runs once, when the
 /// store opens, in one transaction.
 pub(crate) fn rebuild_if_stale(conn: &mut Db, custom: &Arc<CustomParams>) -> Result<()> {
-    use crate::schema::{resource_versions as v, resources as r, store_meta};
-    let built: Option<String> = store_meta::table
-        .filter(store_meta::key.eq("index_version"))
-        .select(store_meta::value)
-        .first(conn)
-        .optional()?;
+    use crate::schema::{resource_versions as v, resources as r};
+    let built = crate::store_meta::get(conn, "index_version")?;
     if built.as_deref() == Some(INDEX_VERSION) {
         return Ok(());
     }
@@ -299,12 +295,7 @@ pub(crate) fn rebuild_if_stale(conn: &mut Db, custom: &Arc<CustomParams>) -> Res
             }
             text.apply(conn)?;
         }
-        Sql::with_binds(
-            "INSERT INTO store_meta (key, value) VALUES ('index_version', ?) \
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            vec![Bind::Text(INDEX_VERSION.to_owned())],
-        )
-        .execute(conn)?;
+        crate::store_meta::set(conn, "index_version", INDEX_VERSION.to_owned())?;
         if rebuilt > 0 {
             tracing::info!(resources = rebuilt, "search index rebuilt");
         }

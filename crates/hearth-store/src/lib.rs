@@ -24,6 +24,7 @@ mod jobs;
 mod schema;
 pub mod search;
 mod statement;
+mod store_meta;
 pub mod testing;
 mod ucum;
 mod versions;

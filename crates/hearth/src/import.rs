@@ -165,8 +165,9 @@ pub fn run(args: &ImportArgs, config: &Config) -> Result<Summary, ImportError> {
         eprintln!("building the search indexes …");
         let started = Instant::now();
         store.finish_bulk_load()?;
-        summary.indexes_built = Some(started.elapsed());
-        summary.elapsed += started.elapsed();
+        let built = started.elapsed();
+        summary.indexes_built = Some(built);
+        summary.elapsed += built;
     }
     Ok(summary)
 }

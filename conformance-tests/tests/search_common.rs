@@ -177,3 +177,83 @@ both_backends! {
         f.check("Patient?general-practitioner:missing=false", &["full"]);
     }
 }
+
+/// p1 has 10 Observations (5 of code ~a, 5 of ~b), p2 has 30 (10 ~a, 20
+/// ~b), all final, o1…o40, dated in the order of their numbers from
+/// 2020-01-01: equality conditions of
+/// every breadth, for searches that combine them (the server counts them
+/// to choose which select the candidates and which check them).
+fn observations_of_two_patients(f: &Fixture) {
+    let mut resources = vec![
+        json!({"resourceType": "Patient", "id": "~p1"}),
+        json!({"resourceType": "Patient", "id": "~p2"}),
+    ];
+    for i in 1..=40 {
+        let (patient, code) = match i {
+            1..=5 => ("p1", "a"),
+            6..=10 => ("p1", "b"),
+            11..=20 => ("p2", "a"),
+            _ => ("p2", "b"),
+        };
+        resources.push(json!({
+            "resourceType": "Observation", "id": format!("~o{i}"), "status": "final",
+            "code": {"coding": [{"system": "http://example.org/codes", "code": format!("~{code}")}]},
+            "subject": {"reference": format!("Patient/~{patient}")},
+            "effectiveDateTime": format!("2020-{:02}-{:02}", 1 + (i - 1) / 28, 1 + (i - 1) % 28)
+        }));
+    }
+    f.put_all(resources);
+}
+
+fn numbered(range: std::ops::RangeInclusive<usize>) -> Vec<String> {
+    range.map(|i| format!("o{i}")).collect()
+}
+
+both_backends! {
+    fn several_equality_conditions_match_what_meets_them_all_in_any_order() {
+        let server = Server::start();
+        let f = Fixture::new(&server);
+        observations_of_two_patients(&f);
+        let p1_a = numbered(1..=5);
+        let p1_a: Vec<&str> = p1_a.iter().map(String::as_str).collect();
+        let p2_b = numbered(21..=40);
+        let p2_b: Vec<&str> = p2_b.iter().map(String::as_str).collect();
+        // Narrow and narrow (both select), in both orders.
+        f.check("Observation?subject=Patient/~p1&code=~a", &p1_a);
+        f.check("Observation?code=~a&subject=Patient/~p1", &p1_a);
+        f.check("Observation?code=http://example.org/codes|~a&patient=~p1", &p1_a);
+        // A broad one (status, with and without its implied system) checks
+        // what the narrow ones select.
+        f.check("Observation?subject=Patient/~p1&code=~a&status=final", &p1_a);
+        f.check(
+            "Observation?status=http://hl7.org/fhir/observation-status|final&code=~b&subject=Patient/~p2",
+            &p2_b,
+        );
+        // One that matches nothing empties the result.
+        f.check("Observation?subject=Patient/~p1&code=~a&status=amended", &[]);
+        f.check("Observation?subject=Patient/~p1&code=~nothing", &[]);
+        // With other kinds of condition.
+        f.check("Observation?subject=Patient/~p1&code=~a&date=ge2020-01-04", &["o4", "o5"]);
+        let p1_b = numbered(6..=10);
+        let p1_b: Vec<&str> = p1_b.iter().map(String::as_str).collect();
+        f.check("Observation?subject=Patient/~p1&code:not=~a&status=final", &p1_b);
+        // Sorted, over pages of three.
+        let p2_a: Vec<String> = (11..=20).rev().map(|i| format!("o{i}")).collect();
+        f.check_order(
+            "Observation?code=~a&subject=Patient/~p2&_sort=-date&_count=3",
+            &p2_a.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+    }
+}
+
+both_backends! {
+    fn a_count_of_several_equality_conditions_counts_what_meets_them_all() {
+        let server = Server::start();
+        let f = Fixture::new(&server);
+        observations_of_two_patients(&f);
+        let total = |query: &str| f.get(query, &[]).json()["total"].clone();
+        assert_eq!(total("Observation?subject=Patient/~p2&code=~a&_summary=count"), json!(10));
+        assert_eq!(total("Observation?code=~b&subject=Patient/~p2&status=final&_summary=count"), json!(20));
+        assert_eq!(total("Observation?code=~b&subject=Patient/~p1&_summary=count"), json!(5));
+    }
+}

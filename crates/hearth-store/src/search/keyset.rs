@@ -207,7 +207,7 @@ impl Tx<'_> {
             .push(" AS v FROM idx_date d CROSS JOIN resources r WHERE d.param IN ")
             .list(&sort.params)
             .push(" AND r.res_key = d.res_key AND ");
-        sql::filter_driven(query, false, &mut s);
+        sql::filter_listed(query, 0, &mut s);
         // The resource's other rows for the sort sort after this one.
         s.push(" AND NOT EXISTS (SELECT 1 FROM idx_date e WHERE e.res_key = d.res_key AND ")
             .unindexed("e.param")

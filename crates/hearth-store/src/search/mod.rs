@@ -4,6 +4,7 @@
 mod everything;
 mod keyset;
 mod parse;
+mod plan;
 mod run;
 mod sql;
 

@@ -106,14 +106,7 @@ impl Tx<'_> {
         if query.uses_full_text() {
             self.apply_pending_text()?;
         }
-        let dialect = self.dialect();
-        let s = sql::direct_count(query, dialect).unwrap_or_else(|| {
-            let mut s = Sql::on(dialect);
-            s.push("SELECT COUNT(*) AS n FROM resources r WHERE ");
-            sql::filter(query, &mut s);
-            s
-        });
-        let count: Count = s.get_result(self.conn)?;
+        let count: Count = self.count_sql(query)?.get_result(self.conn)?;
         Ok(SearchResults {
             total: count.n,
             ..SearchResults::default()
@@ -210,19 +203,34 @@ impl Tx<'_> {
         if query.uses_full_text() {
             self.apply_pending_text()?;
         }
-        let keys: Vec<Key> = self.keys_sql(query, limit).load(self.conn)?;
+        let keys: Vec<Key> = self.keys_sql(query, limit)?.load(self.conn)?;
         Ok(keys.into_iter().map(|k| k.res_key).collect())
     }
 
-    fn keys_sql(&self, query: &SearchQuery, limit: Option<i64>) -> Sql {
+    fn keys_sql(&mut self, query: &SearchQuery, limit: Option<i64>) -> Result<Sql> {
+        let plan = self.plan(query)?;
         let mut s = Sql::on(self.dialect());
         s.push("SELECT r.res_key AS res_key FROM resources r WHERE ");
-        sql::filter(query, &mut s);
+        sql::filter_listed(&plan.query, plan.listed, &mut s);
         sql::order(&query.sort, &mut s);
         if let Some(limit) = limit {
             s.push(" LIMIT ").int(limit);
         }
-        s
+        Ok(s)
+    }
+
+    /// The statement that counts a search's matches: straight from the
+    /// index for one plain condition.
+    fn count_sql(&mut self, query: &SearchQuery) -> Result<Sql> {
+        let dialect = self.dialect();
+        if let Some(direct) = sql::direct_count(query, dialect) {
+            return Ok(direct);
+        }
+        let plan = self.plan(query)?;
+        let mut s = Sql::on(dialect);
+        s.push("SELECT COUNT(*) AS n FROM resources r WHERE ");
+        sql::filter_listed(&plan.query, plan.listed, &mut s);
+        Ok(s)
     }
 
     /// The database's plan for the statement that finds a search's matches
@@ -230,14 +238,9 @@ impl Tx<'_> {
     pub(crate) fn explain(&mut self, query: &SearchQuery) -> Result<Vec<String>> {
         let dialect = self.dialect();
         let statement = if query.count_only {
-            sql::direct_count(query, dialect).unwrap_or_else(|| {
-                let mut s = Sql::on(dialect);
-                s.push("SELECT COUNT(*) AS n FROM resources r WHERE ");
-                sql::filter(query, &mut s);
-                s
-            })
+            self.count_sql(query)?
         } else {
-            self.keys_sql(query, None)
+            self.keys_sql(query, None)?
         };
         let mut explain = Sql::on(dialect);
         explain.push(match dialect {

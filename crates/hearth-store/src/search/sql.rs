@@ -68,13 +68,16 @@ pub(super) fn table(kind: ParamType) -> &'static str {
 
 /// `WHERE` for the resources of a query (alias `r`).
 pub(crate) fn filter(query: &SearchQuery, sql: &mut Sql) {
-    filter_driven(query, true, sql);
+    filter_listed(query, 1, sql);
 }
 
-/// [`filter`], where `drive` says whether a condition selects the
-/// candidates; without, every condition checks candidates something else
-/// selects (a walk of a sort index).
-pub(crate) fn filter_driven(query: &SearchQuery, drive: bool, sql: &mut Sql) {
+/// [`filter`], where the first `listed` conditions (in the order of
+/// [`selectivity_rank`], then as written) select the candidates and the
+/// others check them (see [`super::plan`]): one is a key list, several the
+/// intersection of theirs, so only resources that meet them all are read.
+/// With none, every condition checks candidates something else selects (a
+/// walk of a sort index).
+pub(crate) fn filter_listed(query: &SearchQuery, listed: usize, sql: &mut Sql) {
     sql.push("NOT r.deleted");
     if query.types.len() < hearth_model::structure::resource_types().count() {
         // With conditions, the index subqueries (whose parameters are
@@ -88,19 +91,37 @@ pub(crate) fn filter_driven(query: &SearchQuery, drive: bool, sql: &mut Sql) {
         }
         sql.push(" IN ").list(&query.types);
     }
-    // The likely most selective condition drives; the others check its
-    // candidates.
+    let base = query.base.as_deref();
     let mut conditions: Vec<&Condition> = query.conditions.iter().collect();
     conditions.sort_by_key(|c| selectivity_rank(c));
-    for (i, condition) in conditions.into_iter().enumerate() {
+    let listed = listed.min(conditions.len());
+    let (lists, checks) = conditions.split_at(listed);
+    let mut intersected: Vec<Sql> = Vec::new();
+    for condition in lists {
+        let mut rows = Sql::on(sql.dialect);
+        rows.push("SELECT res_key");
+        match index_rows(condition, base, &mut rows) {
+            Some(()) if lists.len() > 1 => intersected.push(rows),
+            _ => {
+                sql.push(" AND ");
+                predicate(condition, "r.res_key", base, true, sql);
+            }
+        }
+    }
+    if !intersected.is_empty() {
+        sql.push(" AND r.res_key IN (");
+        for (i, rows) in intersected.into_iter().enumerate() {
+            if i > 0 {
+                sql.push(" INTERSECT ");
+            }
+            sql.text.push_str(&rows.text);
+            sql.binds.extend(rows.binds);
+        }
+        sql.push(")");
+    }
+    for condition in checks {
         sql.push(" AND ");
-        predicate(
-            condition,
-            "r.res_key",
-            query.base.as_deref(),
-            drive && i == 0,
-            sql,
-        );
+        predicate(condition, "r.res_key", base, false, sql);
     }
 }
 
@@ -182,7 +203,7 @@ fn index_rows(condition: &Condition, base: Option<&str>, sql: &mut Sql) -> Optio
 
 /// Lower is likely more selective: equality on codes and references before
 /// names, ranges, and negations.
-fn selectivity_rank(condition: &Condition) -> u8 {
+pub(crate) fn selectivity_rank(condition: &Condition) -> u8 {
     match condition {
         Condition::Values {
             modifier: Modifier::Not,

@@ -1,0 +1,2 @@
+DROP INDEX idx_token_search;
+CREATE INDEX idx_token_search ON idx_token (param, code, system);

@@ -11,6 +11,7 @@
 //! a server opening the database while the load runs: the load then goes
 //! on with the indexes, only slower.
 
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 
@@ -91,6 +92,21 @@ pub(crate) fn restore(conn: &mut Db) -> Result<bool> {
     if store_meta::get(conn, KEY)?.is_none() {
         return Ok(false);
     }
+    // Building an index sorts all its rows: SQLite keeps a cache's worth in
+    // memory and spills the rest to temporary files, which this store's
+    // connections otherwise keep in memory (hundreds of MB for a large load).
+    let sqlite = matches!(conn, Db::Sqlite(_));
+    if sqlite {
+        conn.batch_execute("PRAGMA temp_store = FILE")?;
+    }
+    let built = build(conn);
+    if sqlite {
+        conn.batch_execute("PRAGMA temp_store = MEMORY")?;
+    }
+    built
+}
+
+fn build(conn: &mut Db) -> Result<bool> {
     conn.write_transaction(|conn| {
         // Another process may have built them since the read above.
         let Some(saved) = store_meta::get(conn, KEY)? else {

@@ -184,3 +184,40 @@ both_backends! {
         f.check("Patient?identifier:missing=false", &[]);
     }
 }
+
+both_backends! {
+    fn combo_parameters_search_the_observation_and_its_components() {
+        let server = Server::start();
+        let f = Fixture::new(&server);
+        let quantity = |v: f64| json!({"value": v, "unit": "mm[Hg]", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"});
+        f.put_all(vec![
+            // A blood pressure: its values are in components.
+            json!({"resourceType": "Observation", "id": "~bp", "status": "final",
+                "code": {"coding": [{"system": LOINC, "code": "85354-9"}]},
+                "component": [
+                    {"code": {"coding": [{"system": LOINC, "code": "8480-6"}]}, "valueQuantity": quantity(120.0)},
+                    {"code": {"coding": [{"system": LOINC, "code": "8462-4"}]}, "valueQuantity": quantity(80.0)}
+                ]}),
+            // A heart rate: its value is its own.
+            json!({"resourceType": "Observation", "id": "~hr", "status": "final",
+                "code": {"coding": [{"system": LOINC, "code": "8867-4"}]},
+                "valueQuantity": {"value": 72, "unit": "/min", "system": "http://unitsofmeasure.org", "code": "/min"}}),
+            json!({"resourceType": "Observation", "id": "~none", "status": "final",
+                "code": {"text": "no code"}, "dataAbsentReason": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason", "code": "unknown"}]}}),
+        ]);
+        f.check(&format!("Observation?combo-code={LOINC}|85354-9"), &["bp"]);
+        f.check(&format!("Observation?combo-code={LOINC}|8480-6"), &["bp"]);
+        f.check("Observation?combo-code=8867-4,8462-4", &["bp", "hr"]);
+        f.check(&format!("Observation?code={LOINC}|8480-6"), &[]);
+        f.check("Observation?combo-value-quantity=gt100", &["bp"]);
+        f.check("Observation?combo-value-quantity=lt90", &["bp", "hr"]);
+        f.check("Observation?combo-value-quantity=70|http://unitsofmeasure.org|/min", &[]);
+        f.check("Observation?combo-value-quantity=72|http://unitsofmeasure.org|/min", &["hr"]);
+        f.check("Observation?combo-data-absent-reason=unknown", &["none"]);
+        f.check("Observation?combo-value-quantity:missing=true&status=final", &["none"]);
+        f.check("Observation?combo-value-quantity:missing=false", &["bp", "hr"]);
+        f.check("Observation?combo-code:not=8480-6&status=final", &["hr", "none"]);
+        let count = f.get("Observation?combo-code=8867-4,8462-4&_summary=count", &[]).json();
+        assert_eq!(count["total"], 2);
+    }
+}

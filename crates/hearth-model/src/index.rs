@@ -79,7 +79,8 @@ pub fn extract(resource: &Value, custom: &search_params::CustomParams) -> Vec<In
         return Vec::new();
     };
     let mut entries = Vec::new();
-    for param in search_params::for_type(resource_type, custom) {
+    // A union of other parameters is searched through their rows.
+    for param in search_params::for_type(resource_type, custom).filter(|p| p.stored_as.is_empty()) {
         let mut values = param_values(param, resource);
         // A value found twice for one parameter is indexed once (few values
         // per parameter: comparing beats hashing).

@@ -110,6 +110,11 @@ pub struct SearchParam {
     pub support: Support,
     /// Defined by a SearchParameter resource stored on this server.
     pub custom: bool,
+    /// For a parameter whose expression is the union of other parameters'
+    /// of the same base (`combo-code` = `code` | `component-code`): those
+    /// parameters' codes. It has no index rows of its own; searches read
+    /// theirs.
+    pub stored_as: Vec<String>,
 }
 
 impl SearchParam {
@@ -299,7 +304,77 @@ fn load(json: &str) -> Registry {
             }
         }
     }
+    for params in registry.by_type.values_mut() {
+        let unions: Vec<(usize, Vec<String>)> = (0..params.len())
+            .filter_map(|i| union_of_others(params, i).map(|codes| (i, codes)))
+            .collect();
+        // A union may be covered by another union: name the rows' owners.
+        let owners = |code: &String| -> Vec<String> {
+            let mut owned = vec![code.clone()];
+            while let Some(at) = owned
+                .iter()
+                .position(|c| unions.iter().any(|(j, _)| params[*j].code == *c))
+            {
+                let c = owned.remove(at);
+                if let Some((_, codes)) = unions.iter().find(|(j, _)| params[*j].code == c) {
+                    owned.extend(codes.iter().cloned());
+                }
+            }
+            owned
+        };
+        let resolved: Vec<(usize, Vec<String>)> = unions
+            .iter()
+            .map(|(i, codes)| (*i, codes.iter().flat_map(owners).collect()))
+            .collect();
+        for (i, codes) in resolved {
+            params[i].stored_as = codes;
+        }
+    }
     registry
+}
+
+/// The codes of the other parameters of `params` (one base) whose branches
+/// together are exactly those of `params[i]`, when there are such. Only for
+/// types whose searches read rows by parameter alone: references are also
+/// named by compartments, includes and chains, and composites by their
+/// components.
+fn union_of_others(params: &[SearchParam], i: usize) -> Option<Vec<String>> {
+    let param = &params[i];
+    let kind = param.param_type;
+    if matches!(
+        kind,
+        ParamType::Reference | ParamType::Composite | ParamType::Special
+    ) {
+        return None;
+    }
+    let branches_of = |p: &SearchParam| {
+        let mut branches = Vec::new();
+        if let Some(expression) = &p.expression {
+            union_branches(expression.clone(), &mut branches);
+        }
+        branches
+    };
+    let mut left = branches_of(param);
+    if left.len() < 2 {
+        return None;
+    }
+    let mut others: Vec<(&SearchParam, Vec<Expr>)> = params
+        .iter()
+        .enumerate()
+        .filter(|(j, p)| *j != i && p.param_type == kind && p.is_supported())
+        .map(|(_, p)| (p, branches_of(p)))
+        .filter(|(_, b)| !b.is_empty() && b.len() < left.len())
+        .collect();
+    // The widest first, so one parameter covers what it can.
+    others.sort_by_key(|(_, b)| std::cmp::Reverse(b.len()));
+    let mut codes = Vec::new();
+    for (other, branches) in others {
+        if branches.iter().all(|b| left.contains(b)) {
+            left.retain(|b| !branches.contains(b));
+            codes.push(other.code.clone());
+        }
+    }
+    (left.is_empty() && codes.len() > 1).then_some(codes)
 }
 
 fn strings(value: &Value) -> Vec<String> {
@@ -335,6 +410,7 @@ fn compile(definition: &Value, base: &str, types_by_url: &HashMap<&str, ParamTyp
         multiple_and: definition["multipleAnd"].as_bool(),
         support: Support::Supported,
         custom: false,
+        stored_as: Vec::new(),
     };
     let support = match (param_type, definition["expression"].as_str()) {
         (None, _) => Err(format!("unknown type {}", definition["type"])),

@@ -76,3 +76,74 @@ fn every_example_indexes_without_panicking() {
         |v| matches!(v, IndexValue::Composite(parts) if parts.len() == 2)
     ));
 }
+
+/// A parameter stored as the union of others (`combo-code` = `code` |
+/// `component-code`) has no rows of its own, and on every example its own
+/// expression gives exactly the values of those others: its searches can
+/// read their rows.
+#[test]
+fn unions_of_other_parameters_have_exactly_their_values() {
+    use hearth_model::index::param_values;
+    use hearth_model::search_params::{self, ParamType};
+
+    let unions: Vec<_> = search_params::all()
+        .filter(|p| !p.stored_as.is_empty())
+        .collect();
+    let observation_union = |code: &str| {
+        let mut stored: Vec<String> = search_params::spec_get("Observation", code)
+            .unwrap()
+            .stored_as
+            .clone();
+        stored.sort();
+        stored
+    };
+    assert_eq!(observation_union("combo-code"), ["code", "component-code"]);
+    assert_eq!(
+        observation_union("combo-value-quantity"),
+        ["component-value-quantity", "value-quantity"]
+    );
+    assert_eq!(
+        observation_union("combo-value-concept"),
+        ["component-value-concept", "value-concept"]
+    );
+    assert!(unions
+        .iter()
+        .all(|p| !matches!(p.param_type, ParamType::Reference | ParamType::Composite)));
+
+    let examples = load_all();
+    let mut compared = 0;
+    for (name, resource) in &examples {
+        let Some(resource_type) = resource["resourceType"].as_str() else {
+            continue;
+        };
+        let entries = extract(resource, &CustomParams::default());
+        for union in unions.iter().filter(|p| p.base == resource_type) {
+            assert!(
+                entries.iter().all(|e| e.param != union.code),
+                "{name}: {} has rows of its own",
+                union.code
+            );
+            let own = param_values(union, resource);
+            let mut theirs: Vec<IndexValue> = Vec::new();
+            for code in &union.stored_as {
+                let other = search_params::spec_get(resource_type, code).unwrap();
+                for value in param_values(other, resource) {
+                    if !theirs.contains(&value) {
+                        theirs.push(value);
+                    }
+                }
+            }
+            assert!(
+                own.iter().all(|v| theirs.contains(v)) && theirs.iter().all(|v| own.contains(v)),
+                "{name}: {} gives {own:?}, {:?} give {theirs:?}",
+                union.code,
+                union.stored_as
+            );
+            compared += usize::from(!own.is_empty());
+        }
+    }
+    assert!(
+        compared > 10,
+        "only {compared} examples had values to compare"
+    );
+}

@@ -209,6 +209,20 @@ fn definitions<'a>(
         .collect()
 }
 
+/// The type-qualified parameters whose index rows hold `param`'s values
+/// (`qualified`, or for a union of other parameters, theirs).
+fn stored_names(param: &SearchParam, qualified: String) -> Vec<String> {
+    if param.stored_as.is_empty() {
+        return vec![qualified];
+    }
+    let resource_type = qualified.split_once('.').map_or("", |(t, _)| t);
+    param
+        .stored_as
+        .iter()
+        .map(|code| format!("{resource_type}.{code}"))
+        .collect()
+}
+
 fn usable<'a>(
     custom: &'a CustomParams,
     types: &[String],
@@ -231,10 +245,15 @@ fn usable<'a>(
         )));
     }
     let kind = first.param_type;
-    let (defs, params) = found
+    let found: Vec<_> = found
         .into_iter()
         .filter(|(p, _)| p.param_type == kind)
-        .unzip();
+        .collect();
+    let params = found
+        .iter()
+        .flat_map(|(p, q)| stored_names(p, q.clone()))
+        .collect();
+    let defs = found.into_iter().map(|(p, _)| p).collect();
     Ok((kind, defs, params))
 }
 
@@ -698,7 +717,10 @@ fn parse_sort(
             return Err(error("_sort", format!("cannot sort by '{code}'")));
         }
         keys.push(SortKey {
-            params: defs.into_iter().map(|(_, q)| q).collect(),
+            params: defs
+                .into_iter()
+                .flat_map(|(p, q)| stored_names(p, q))
+                .collect(),
             kind,
             descending,
         });

@@ -305,36 +305,31 @@ fn load(json: &str) -> Registry {
         }
     }
     for params in registry.by_type.values_mut() {
-        let unions: Vec<(usize, Vec<String>)> = (0..params.len())
-            .filter_map(|i| union_of_others(params, i).map(|codes| (i, codes)))
-            .collect();
-        // A union may be covered by another union: name the rows' owners.
-        let owners = |code: &String| -> Vec<String> {
-            let mut owned = vec![code.clone()];
-            while let Some(at) = owned
-                .iter()
-                .position(|c| unions.iter().any(|(j, _)| params[*j].code == *c))
-            {
-                let c = owned.remove(at);
-                if let Some((_, codes)) = unions.iter().find(|(j, _)| params[*j].code == c) {
-                    owned.extend(codes.iter().cloned());
-                }
+        // Narrowest first: a union's parts are then known not to be
+        // unions themselves, so they own rows.
+        let mut order: Vec<usize> = (0..params.len()).collect();
+        order.sort_by_key(|&i| branches_of(&params[i]).len());
+        for i in order {
+            if let Some(codes) = union_of_others(params, i) {
+                params[i].stored_as = codes;
             }
-            owned
-        };
-        let resolved: Vec<(usize, Vec<String>)> = unions
-            .iter()
-            .map(|(i, codes)| (*i, codes.iter().flat_map(owners).collect()))
-            .collect();
-        for (i, codes) in resolved {
-            params[i].stored_as = codes;
         }
     }
     registry
 }
 
-/// The codes of the other parameters of `params` (one base) whose branches
-/// together are exactly those of `params[i]`, when there are such. Only for
+/// The union branches of a parameter's expression for its base.
+fn branches_of(param: &SearchParam) -> Vec<Expr> {
+    let mut branches = Vec::new();
+    if let Some(expression) = &param.expression {
+        union_branches(expression.clone(), &mut branches);
+    }
+    branches
+}
+
+/// The codes of the other parameters of `params` (one base), none a union
+/// itself, whose branches together are exactly those of `params[i]`, when
+/// there are such. Only for
 /// types whose searches read rows by parameter alone: references are also
 /// named by compartments, includes and chains, and composites by their
 /// components.
@@ -347,13 +342,6 @@ fn union_of_others(params: &[SearchParam], i: usize) -> Option<Vec<String>> {
     ) {
         return None;
     }
-    let branches_of = |p: &SearchParam| {
-        let mut branches = Vec::new();
-        if let Some(expression) = &p.expression {
-            union_branches(expression.clone(), &mut branches);
-        }
-        branches
-    };
     let mut left = branches_of(param);
     if left.len() < 2 {
         return None;
@@ -361,7 +349,9 @@ fn union_of_others(params: &[SearchParam], i: usize) -> Option<Vec<String>> {
     let mut others: Vec<(&SearchParam, Vec<Expr>)> = params
         .iter()
         .enumerate()
-        .filter(|(j, p)| *j != i && p.param_type == kind && p.is_supported())
+        .filter(|(j, p)| {
+            *j != i && p.param_type == kind && p.is_supported() && p.stored_as.is_empty()
+        })
         .map(|(_, p)| (p, branches_of(p)))
         .filter(|(_, b)| !b.is_empty() && b.len() < left.len())
         .collect();

@@ -101,7 +101,7 @@ pub(crate) fn restore(conn: &mut Db) -> Result<bool> {
     }
     let built = build(conn);
     if sqlite {
-        conn.batch_execute("PRAGMA temp_store = MEMORY")?;
+        conn.batch_execute(crate::connection::TEMP_STORE)?;
     }
     built
 }

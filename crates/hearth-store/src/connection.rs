@@ -69,6 +69,9 @@ pub fn without_password(url: &str) -> String {
 /// The page cache of each SQLite connection (8 MB).
 pub(crate) const CACHE_SIZE: &str = "PRAGMA cache_size = -8000";
 
+/// Temporary tables and indexes, and statement journals, stay in memory.
+pub(crate) const TEMP_STORE: &str = "PRAGMA temp_store = MEMORY";
+
 /// When SQLite makes a commit durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Synchronous {
@@ -159,7 +162,7 @@ impl CustomizeConnection<Db, diesel::r2d2::Error> for Settings {
                 // is large.
                 format!(
                     "PRAGMA busy_timeout = {}; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON; \
-                     {CACHE_SIZE}; PRAGMA temp_store = MEMORY; \
+                     {CACHE_SIZE}; {TEMP_STORE}; \
                      PRAGMA wal_autocheckpoint = {}; PRAGMA journal_size_limit = {};",
                     self.busy_timeout.as_millis(),
                     crate::checkpoint::WRITER_CHECKPOINT_PAGES,

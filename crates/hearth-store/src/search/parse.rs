@@ -210,16 +210,16 @@ fn definitions<'a>(
 }
 
 /// The type-qualified parameters whose index rows hold `param`'s values
-/// (`qualified`, or for a union of other parameters, theirs).
+/// (`qualified`, or for a union of other parameters, theirs: unions are
+/// the specification's, of one resource type).
 fn stored_names(param: &SearchParam, qualified: String) -> Vec<String> {
     if param.stored_as.is_empty() {
         return vec![qualified];
     }
-    let resource_type = qualified.split_once('.').map_or("", |(t, _)| t);
     param
         .stored_as
         .iter()
-        .map(|code| format!("{resource_type}.{code}"))
+        .map(|code| format!("{}.{code}", param.base))
         .collect()
 }
 

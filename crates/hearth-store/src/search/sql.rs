@@ -100,12 +100,11 @@ pub(crate) fn filter_listed(query: &SearchQuery, listed: usize, sql: &mut Sql) {
     for condition in lists {
         let mut rows = Sql::on(sql.dialect);
         rows.push("SELECT res_key");
-        match index_rows(condition, base, &mut rows) {
-            Some(()) if lists.len() > 1 => intersected.push(rows),
-            _ => {
-                sql.push(" AND ");
-                predicate(condition, "r.res_key", base, true, sql);
-            }
+        if lists.len() > 1 && index_rows(condition, base, &mut rows).is_some() {
+            intersected.push(rows);
+        } else {
+            sql.push(" AND ");
+            predicate(condition, "r.res_key", base, true, sql);
         }
     }
     if !intersected.is_empty() {

@@ -219,5 +219,26 @@ both_backends! {
         f.check("Observation?combo-code:not=8480-6&status=final", &["hr", "none"]);
         let count = f.get("Observation?combo-code=8867-4,8462-4&_summary=count", &[]).json();
         assert_eq!(count["total"], 2);
+
+        // The composite over both: a code and a value of the same focus.
+        f.check("Observation?combo-code-value-quantity=8480-6$gt100", &["bp"]);
+        f.check("Observation?combo-code-value-quantity=8462-4$gt100", &[]);
+        f.check("Observation?combo-code-value-quantity=8867-4$72", &["hr"]);
+        f.check("Observation?combo-code-value-quantity=85354-9$120", &[]);
+        f.check(
+            "Observation?combo-code-value-quantity=8462-4$lt90,8867-4$lt90",
+            &["bp", "hr"],
+        );
+        f.check("Observation?code-value-quantity=8480-6$120", &[]);
+        f.check("Observation?component-code-value-quantity=8480-6$120", &["bp"]);
+        f.check(
+            "Observation?combo-code-value-quantity:missing=true&status=final",
+            &["none"],
+        );
+        f.check("Observation?code-value-quantity:missing=false", &["hr"]);
+        let count = f
+            .get("Observation?combo-code-value-quantity=8480-6$ge120&_summary=count", &[])
+            .json();
+        assert_eq!(count["total"], 1);
     }
 }

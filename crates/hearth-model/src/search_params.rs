@@ -329,28 +329,37 @@ fn branches_of(param: &SearchParam) -> Vec<Expr> {
 
 /// The codes of the other parameters of `params` (one base), none a union
 /// itself, whose branches together are exactly those of `params[i]`, when
-/// there are such. Only for
-/// types whose searches read rows by parameter alone: references are also
-/// named by compartments, includes and chains, and composites by their
-/// components.
+/// there are such. A composite's parts must also have its components (the
+/// same types and expressions), so their rows are the rows it would have.
+/// Not for references: they are also named by compartments, includes and
+/// chains.
 fn union_of_others(params: &[SearchParam], i: usize) -> Option<Vec<String>> {
     let param = &params[i];
     let kind = param.param_type;
-    if matches!(
-        kind,
-        ParamType::Reference | ParamType::Composite | ParamType::Special
-    ) {
+    if matches!(kind, ParamType::Reference | ParamType::Special) {
         return None;
     }
     let mut left = branches_of(param);
     if left.len() < 2 {
         return None;
     }
+    let same_components = |other: &SearchParam| {
+        other.components.len() == param.components.len()
+            && other
+                .components
+                .iter()
+                .zip(&param.components)
+                .all(|(a, b)| a.param_type == b.param_type && a.expression == b.expression)
+    };
     let mut others: Vec<(&SearchParam, Vec<Expr>)> = params
         .iter()
         .enumerate()
         .filter(|(j, p)| {
-            *j != i && p.param_type == kind && p.is_supported() && p.stored_as.is_empty()
+            *j != i
+                && p.param_type == kind
+                && p.is_supported()
+                && p.stored_as.is_empty()
+                && same_components(p)
         })
         .map(|(_, p)| (p, branches_of(p)))
         .filter(|(_, b)| !b.is_empty() && b.len() < left.len())

@@ -9,6 +9,20 @@ use diesel::{Connection, RunQueryDsl};
 
 use crate::statement::Sql;
 
+/// Runs `$body` with `$c` bound to the backend's own connection, for
+/// statements run many times a request or a load: through [`Db`], diesel's
+/// multi-backend wrapper writes a statement's whole SQL text again at each
+/// of its several walks of it.
+macro_rules! on_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::Db::Sqlite($c) => $body,
+            $crate::db::Db::Pg($c) => $body,
+        }
+    };
+}
+pub(crate) use on_backend;
+
 /// A connection to SQLite or PostgreSQL; diesel queries run on either.
 #[derive(diesel::MultiConnection)]
 pub(crate) enum Db {

@@ -77,7 +77,7 @@ impl PendingText {
                     Dialect::Sqlite => {
                         sql.push("DELETE FROM resource_text WHERE rowid = ")
                             .int(*key);
-                        sql.cached::<DeleteText>().execute(conn)?;
+                        sql.cached::<DeleteText>().execute_on(conn)?;
                     }
                     Dialect::Postgres => {
                         sql.push("DELETE FROM resource_text WHERE res_key = ")
@@ -97,7 +97,7 @@ impl PendingText {
                             .push(", ")
                             .text(text.content.as_str())
                             .push(")");
-                        sql.cached::<InsertText>().execute(conn)?;
+                        sql.cached::<InsertText>().execute_on(conn)?;
                     }
                     Dialect::Postgres => {
                         sql.push(

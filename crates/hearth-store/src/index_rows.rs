@@ -2,7 +2,7 @@
 //! [`hearth_model::index::extract`]. Rows are replaced in the transaction
 //! that writes a version, so the index always describes current versions.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use diesel::prelude::*;
 use hearth_model::index::{self, IndexValue};
@@ -15,11 +15,11 @@ use crate::full_text::PendingText;
 use crate::schema::{
     idx_date, idx_number, idx_quantity, idx_reference, idx_string, idx_token, idx_uri,
 };
-use crate::statement::{Bind, Sql};
+use crate::statement::{Bind, Sql, Template};
 use crate::Result;
 
 /// Bump when extraction changes: the store then rebuilds the index.
-pub(crate) const INDEX_VERSION: &str = "5";
+pub(crate) const INDEX_VERSION: &str = "6";
 
 /// Removes the index rows of a resource.
 pub(crate) fn clear(conn: &mut Db, res_key: i64) -> Result<()> {
@@ -52,7 +52,25 @@ enum Table {
     Uri,
 }
 
+/// Each table's INSERT, in [`Table`] order.
+static INSERTS: LazyLock<[Template; 7]> = LazyLock::new(|| {
+    [
+        Table::String,
+        Table::Token,
+        Table::Reference,
+        Table::Date,
+        Table::Number,
+        Table::Quantity,
+        Table::Uri,
+    ]
+    .map(|table| Template::new(table.insert_sql()))
+});
+
 impl Table {
+    fn insert(self) -> &'static Template {
+        &INSERTS[self as usize]
+    }
+
     fn insert_sql(self) -> &'static str {
         match self {
             Table::String => "INSERT INTO idx_string (res_key, n, param, grp, norm, exact) VALUES (?, ?, ?, ?, ?, ?)",
@@ -197,15 +215,15 @@ impl IndexRows {
         struct InsertUri;
         for (table, mut binds) in self.rows {
             binds[0] = Bind::Int(res_key);
-            let sql = Sql::with_binds(table.insert_sql(), binds);
+            let sql = Sql::from_template(table.insert(), binds);
             match table {
-                Table::String => sql.cached::<InsertString>().execute(conn),
-                Table::Token => sql.cached::<InsertToken>().execute(conn),
-                Table::Reference => sql.cached::<InsertReference>().execute(conn),
-                Table::Date => sql.cached::<InsertDate>().execute(conn),
-                Table::Number => sql.cached::<InsertNumber>().execute(conn),
-                Table::Quantity => sql.cached::<InsertQuantity>().execute(conn),
-                Table::Uri => sql.cached::<InsertUri>().execute(conn),
+                Table::String => sql.cached::<InsertString>().execute_on(conn),
+                Table::Token => sql.cached::<InsertToken>().execute_on(conn),
+                Table::Reference => sql.cached::<InsertReference>().execute_on(conn),
+                Table::Date => sql.cached::<InsertDate>().execute_on(conn),
+                Table::Number => sql.cached::<InsertNumber>().execute_on(conn),
+                Table::Quantity => sql.cached::<InsertQuantity>().execute_on(conn),
+                Table::Uri => sql.cached::<InsertUri>().execute_on(conn),
             }?;
         }
         Ok(())

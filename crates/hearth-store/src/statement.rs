@@ -5,10 +5,13 @@
 //! SQLite (`?`) and PostgreSQL (`$1`). A statement whose text never varies
 //! gets a key type ([`Sql::cached`]) and is prepared once per connection.
 
+use std::borrow::Cow;
 use std::marker::PhantomData;
 
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
-use diesel::sql_types::{BigInt, Binary, Bool, Double, Nullable, Text, Untyped};
+use diesel::serialize::ToSql;
+use diesel::sql_types::{BigInt, Binary, Bool, Double, HasSqlType, Nullable, Text, Untyped};
+use diesel::sqlite::Sqlite;
 use diesel::{QueryResult, RunQueryDsl};
 
 use crate::db::Dialect;
@@ -29,10 +32,31 @@ pub(crate) enum Bind {
 /// SQL text with its binds, built left to right.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Sql {
-    pub text: String,
-    pub binds: Vec<Bind>,
+    text: Cow<'static, str>,
+    binds: Vec<Bind>,
+    /// Where each bind's `?` is in `text`: diesel walks a statement two or
+    /// three times per run, and finding them again each time cost a tenth
+    /// of a bulk load's writer thread.
+    marks: Cow<'static, [usize]>,
     /// The SQL the text is built for, where the backends differ.
     pub dialect: Dialect,
+}
+
+/// A statement's text that never varies, with its binds' places found
+/// once (for statements run very often).
+#[derive(Debug)]
+pub(crate) struct Template {
+    text: &'static str,
+    marks: Vec<usize>,
+}
+
+impl Template {
+    pub fn new(text: &'static str) -> Template {
+        Template {
+            text,
+            marks: text.match_indices('?').map(|(at, _)| at).collect(),
+        }
+    }
 }
 
 /// The largest code point: `prefix || MAX` bounds every string that starts
@@ -42,7 +66,7 @@ const MAX_CHAR: char = '\u{10FFFF}';
 impl Sql {
     pub fn new(text: &str) -> Sql {
         Sql {
-            text: text.to_owned(),
+            text: Cow::Owned(text.to_owned()),
             ..Sql::default()
         }
     }
@@ -58,12 +82,36 @@ impl Sql {
     /// A statement whose text (the same in every dialect) already holds a
     /// `?` for each of `binds`.
     pub fn with_binds(text: &str, binds: Vec<Bind>) -> Sql {
-        debug_assert_eq!(text.matches('?').count(), binds.len());
+        let marks: Vec<usize> = text.match_indices('?').map(|(at, _)| at).collect();
+        debug_assert_eq!(marks.len(), binds.len());
         Sql {
-            text: text.to_owned(),
+            text: Cow::Owned(text.to_owned()),
             binds,
+            marks: Cow::Owned(marks),
             ..Sql::default()
         }
+    }
+
+    /// A statement of `template`'s text, with a bind for each of its `?`.
+    pub fn from_template(template: &'static Template, binds: Vec<Bind>) -> Sql {
+        debug_assert_eq!(template.marks.len(), binds.len());
+        Sql {
+            text: Cow::Borrowed(template.text),
+            binds,
+            marks: Cow::Borrowed(&template.marks),
+            ..Sql::default()
+        }
+    }
+
+    /// Appends `other`, text and binds.
+    pub fn append(&mut self, other: Sql) -> &mut Self {
+        let at = self.text.len();
+        self.text.to_mut().push_str(&other.text);
+        self.marks
+            .to_mut()
+            .extend(other.marks.iter().map(|m| m + at));
+        self.binds.extend(other.binds);
+        self
     }
 
     /// `column`, kept from driving the query (see [`Dialect::no_index`]).
@@ -74,12 +122,13 @@ impl Sql {
 
     pub fn push(&mut self, s: &str) -> &mut Self {
         debug_assert!(!s.contains('?'), "binds are added with the bind methods");
-        self.text.push_str(s);
+        self.text.to_mut().push_str(s);
         self
     }
 
     pub fn bind(&mut self, bind: Bind) -> &mut Self {
-        self.text.push('?');
+        self.marks.to_mut().push(self.text.len());
+        self.text.to_mut().push('?');
         self.binds.push(bind);
         self
     }
@@ -140,17 +189,31 @@ impl Sql {
     }
 }
 
-/// Every statement is sent through [`Db`](crate::db::Db): its backend
-/// writes each dialect's placeholders.
+/// Statements are sent through [`Db`](crate::db::Db), whose backend
+/// writes each dialect's placeholders; a cached statement can also go
+/// straight to SQLite ([`Cached::execute_on`]).
 type Backend = crate::db::MultiBackend;
 
-fn walk<'b>(sql: &'b Sql, out: &mut AstPass<'_, 'b, Backend>) -> QueryResult<()> {
-    // Split by bytes: diesel walks a statement at least twice per run, and
-    // a char searcher's setup costs more than these short pieces.
-    let mut pieces = sql.text.as_bytes().split(|b| *b == b'?').map(|piece| {
-        // Every piece lies between ASCII `?`s of a str: valid UTF-8.
-        std::str::from_utf8(piece).unwrap_or_default()
-    });
+fn walk<'b, DB>(sql: &'b Sql, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()>
+where
+    DB: diesel::backend::Backend
+        + HasSqlType<Text>
+        + HasSqlType<BigInt>
+        + HasSqlType<Double>
+        + HasSqlType<Bool>
+        + HasSqlType<Binary>,
+    String: ToSql<Text, DB>,
+    i64: ToSql<BigInt, DB>,
+    f64: ToSql<Double, DB>,
+    bool: ToSql<Bool, DB>,
+    Vec<u8>: ToSql<Binary, DB>,
+{
+    // The text between marks: every mark is an ASCII `?`, so every piece
+    // is a str.
+    let piece = |from: usize, to: usize| sql.text.get(from..to).unwrap_or_default();
+    let ends = sql.marks.iter().copied().chain([sql.text.len()]);
+    let starts = std::iter::once(0).chain(sql.marks.iter().map(|m| m + 1));
+    let mut pieces = starts.zip(ends).map(|(from, to)| piece(from, to));
     if let Some(first) = pieces.next() {
         out.push_sql(first);
     }
@@ -198,6 +261,25 @@ pub(crate) struct Cached<K> {
 impl<K> QueryFragment<Backend> for Cached<K> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Backend>) -> QueryResult<()> {
         walk(&self.sql, &mut out)
+    }
+}
+
+impl<K> QueryFragment<Sqlite> for Cached<K> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
+        walk(&self.sql, &mut out)
+    }
+}
+
+impl<K: 'static> Cached<K> {
+    /// Runs the statement; on SQLite, straight on its connection. Through
+    /// [`Db`](crate::db::Db), diesel's multi-backend wrapper writes the
+    /// whole SQL text again at each of its several walks of a statement,
+    /// which cost a bulk load's writer more than the statements' binds.
+    pub fn execute_on(self, conn: &mut crate::db::Db) -> QueryResult<usize> {
+        match conn {
+            crate::db::Db::Sqlite(sqlite) => self.execute(sqlite),
+            other => self.execute(other),
+        }
     }
 }
 

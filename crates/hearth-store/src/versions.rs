@@ -9,7 +9,7 @@ use serde_json::Value;
 use hearth_model::datetime;
 
 use crate::body;
-use crate::db::{Abort, Db, Dialect};
+use crate::db::{on_backend, Abort, Db, Dialect};
 use crate::document::Document;
 use crate::full_text::PendingText;
 use crate::index_rows;
@@ -381,11 +381,11 @@ impl<'c> Tx<'c> {
     }
 
     fn current(&mut self, resource_type: &str, id: &str) -> Result<Option<Current>> {
-        let row: Option<(i64, i64, i64, bool)> = r::table
+        let query = r::table
             .filter(r::resource_type.eq(resource_type).and(r::id.eq(id)))
-            .select((r::res_key, r::version_id, r::last_updated, r::deleted))
-            .get_result(self.conn)
-            .optional()?;
+            .select((r::res_key, r::version_id, r::last_updated, r::deleted));
+        let row: Option<(i64, i64, i64, bool)> =
+            on_backend!(&mut *self.conn, |c| query.get_result(c).optional())?;
         Ok(
             row.map(|(res_key, version_id, last_updated, deleted)| Current {
                 res_key,
@@ -430,7 +430,7 @@ impl<'c> Tx<'c> {
             None => (None, None, None),
         };
         let deleted = body.is_none();
-        let seq: i64 = diesel::insert_into(v::table)
+        let version = diesel::insert_into(v::table)
             .values((
                 v::resource_type.eq(resource_type),
                 v::id.eq(id),
@@ -439,20 +439,22 @@ impl<'c> Tx<'c> {
                 v::method.eq(method.as_str()),
                 v::body.eq(body.as_deref().map(body::encode)),
             ))
-            .returning(v::seq)
-            .get_result(self.conn)?;
+            .returning(v::seq);
+        let seq: i64 = on_backend!(&mut *self.conn, |c| version.get_result(c))?;
         let res_key = match current {
-            None => diesel::insert_into(r::table)
-                .values((
-                    r::resource_type.eq(resource_type),
-                    r::id.eq(id),
-                    r::version_id.eq(version_id),
-                    r::last_updated.eq(last_updated),
-                    r::deleted.eq(deleted),
-                    r::current_seq.eq(seq),
-                ))
-                .returning(r::res_key)
-                .get_result::<i64>(self.conn)?,
+            None => {
+                let resource = diesel::insert_into(r::table)
+                    .values((
+                        r::resource_type.eq(resource_type),
+                        r::id.eq(id),
+                        r::version_id.eq(version_id),
+                        r::last_updated.eq(last_updated),
+                        r::deleted.eq(deleted),
+                        r::current_seq.eq(seq),
+                    ))
+                    .returning(r::res_key);
+                on_backend!(&mut *self.conn, |c| resource.get_result::<i64>(c))?
+            }
             Some(c) => {
                 let mut sql = Sql::default();
                 sql.push("UPDATE resources SET version_id = ")
@@ -465,7 +467,7 @@ impl<'c> Tx<'c> {
                     .int(seq)
                     .push(" WHERE res_key = ")
                     .int(c.res_key);
-                sql.cached::<UpdateCurrent>().execute(self.conn)?;
+                sql.cached::<UpdateCurrent>().execute_on(self.conn)?;
                 c.res_key
             }
         };

@@ -322,6 +322,15 @@ fn condition(
                     )
                 }
             };
+            // A composite's values are rows of its components: its first
+            // component has a row for each.
+            if let (ParamType::Composite, Some(first)) = (kind, defs[0].components.first()) {
+                return Ok(Condition::Missing {
+                    params: params.iter().map(|p| format!("{p}$0")).collect(),
+                    kind: first.param_type,
+                    missing,
+                });
+            }
             return Ok(Condition::Missing {
                 params,
                 kind,

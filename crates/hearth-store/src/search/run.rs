@@ -247,8 +247,7 @@ impl Tx<'_> {
             Dialect::Sqlite => "EXPLAIN QUERY PLAN ",
             Dialect::Postgres => "EXPLAIN ",
         });
-        explain.text.push_str(&statement.text);
-        explain.binds = statement.binds;
+        explain.append(statement);
         Ok(match dialect {
             Dialect::Sqlite => explain
                 .load::<SqlitePlan>(self.conn)?

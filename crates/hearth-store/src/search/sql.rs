@@ -113,8 +113,7 @@ pub(crate) fn filter_listed(query: &SearchQuery, listed: usize, sql: &mut Sql) {
             if i > 0 {
                 sql.push(" INTERSECT ");
             }
-            sql.text.push_str(&rows.text);
-            sql.binds.extend(rows.binds);
+            sql.append(rows);
         }
         sql.push(")");
     }

@@ -871,10 +871,10 @@ mod tests {
             ])]
         );
         // The Observation itself has no value, so only the component counts.
-        assert_eq!(
-            values_of(&observation, "combo-code-value-quantity").len(),
-            1
-        );
+        // The combo is stored as its parts: it has no entries of its own.
+        let combo = search_params::spec_get("Observation", "combo-code-value-quantity").unwrap();
+        assert_eq!(param_values(combo, &observation).len(), 1);
+        assert_eq!(values_of(&observation, "combo-code-value-quantity"), []);
         assert_eq!(values_of(&observation, "code-value-quantity"), []);
     }
 

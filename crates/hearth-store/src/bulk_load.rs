@@ -95,13 +95,15 @@ pub(crate) fn restore(conn: &mut Db) -> Result<bool> {
     // Building an index sorts all its rows: SQLite keeps a cache's worth in
     // memory and spills the rest to temporary files, which this store's
     // connections otherwise keep in memory (hundreds of MB for a large load).
+    // Two sorter threads take 1.8 s down to 1.5-1.7 s on synthea-120.
     let sqlite = matches!(conn, Db::Sqlite(_));
     if sqlite {
-        conn.batch_execute("PRAGMA temp_store = FILE")?;
+        conn.batch_execute("PRAGMA temp_store = FILE; PRAGMA threads = 2")?;
     }
     let built = build(conn);
     if sqlite {
         conn.batch_execute(crate::connection::TEMP_STORE)?;
+        conn.batch_execute("PRAGMA threads = 0")?;
     }
     built
 }

@@ -425,3 +425,22 @@ both_backends! {
         assert!(outcome.to_string().contains("search cursor"), "{outcome}");
     }
 }
+
+both_backends! {
+    fn a_cursor_on_a_search_it_cannot_page_is_refused() {
+        let server = Server::start();
+        // Well formed, but these searches do not page by cursor: giving
+        // page 1 again would repeat it forever.
+        for q in [
+            "/Observation?_cursor=u.5",
+            "/Observation?_sort=-date&_total=accurate&_cursor=d.1.5",
+            "/Patient?_sort=family&_cursor=u.5",
+        ] {
+            let outcome = server.get(q).assert_error(400);
+            assert!(outcome.to_string().contains("_cursor"), "{q}: {outcome}");
+        }
+        // The same cursor on a date-sorted search is taken.
+        let bundle = server.read_json("/Observation?_sort=-date&_cursor=u.5");
+        assert_eq!(bundle["type"], "searchset");
+    }
+}

@@ -83,6 +83,14 @@ struct Dated {
     v: i64,
 }
 
+/// Whether a page of `query` can start at a [`Cursor`]: the server gives
+/// cursors only for searches sorted by one date parameter, uncounted. A
+/// cursor on any other search (a link edited by hand, or with its sort or
+/// `_total` changed) would otherwise be ignored and page 1 given again.
+pub fn pages_by_cursor(query: &SearchQuery) -> bool {
+    sort_key(query).is_some()
+}
+
 /// The one date sort key a keyset page can walk, if the query has one.
 fn sort_key(query: &SearchQuery) -> Option<&SortKey> {
     let [key] = query.sort.as_slice() else {

@@ -9,7 +9,7 @@ mod run;
 mod sql;
 
 pub use everything::Everything;
-pub use keyset::{Cursor, KeysetPage};
+pub use keyset::{pages_by_cursor, Cursor, KeysetPage};
 pub use parse::{parse, ParseOptions};
 pub use run::{SearchPage, SearchResults};
 pub(crate) use sql::filter as filter_sql;

@@ -435,12 +435,164 @@ both_backends! {
             "/Observation?_cursor=u.5",
             "/Observation?_sort=-date&_total=accurate&_cursor=d.1.5",
             "/Patient?_sort=family&_cursor=u.5",
+            "/Observation?_sort=-date&_cursor=t.1.5",
+            "/Observation?_cursor=t.1.5&_total=accurate",
+            "/Observation?_sort=_id&_cursor=t.1.5",
         ] {
             let outcome = server.get(q).assert_error(400);
             assert!(outcome.to_string().contains("_cursor"), "{q}: {outcome}");
         }
-        // The same cursor on a date-sorted search is taken.
-        let bundle = server.read_json("/Observation?_sort=-date&_cursor=u.5");
-        assert_eq!(bundle["type"], "searchset");
+        // The same cursors on the searches that page by them are taken.
+        for q in [
+            "/Observation?_sort=-date&_cursor=u.5",
+            "/Observation?_cursor=t.1.5",
+            "/Observation?_sort=-_lastUpdated&_cursor=t.1.5",
+        ] {
+            assert_eq!(server.read_json(q)["type"], "searchset", "{q}");
+        }
+    }
+}
+
+/// The `meta.lastUpdated` of every match, page after page.
+fn updates(f: &Fixture, query: &str) -> Vec<(String, String)> {
+    f.pages(query)
+        .iter()
+        .flat_map(|b| b["entry"].as_array().cloned().unwrap_or_default())
+        .map(|e| {
+            let r = &e["resource"];
+            let id = r["id"].as_str().unwrap().to_owned();
+            (id, r["meta"]["lastUpdated"].as_str().unwrap().to_owned())
+        })
+        .collect()
+}
+
+both_backends! {
+    fn a_broad_unsorted_search_pages_by_update_uncounted() {
+        let server = Server::start();
+        let f = Fixture::new(&server);
+        laboratory(&server, &f);
+        let q = "Observation?category=http://example.org/cat|~lab&_count=100";
+        let first = server.read_json(&f.query_url(q));
+        assert!(first.get("total").is_none(), "a broad page is not counted: {}", first["total"]);
+        assert!(link(&first, "next").unwrap().contains("_cursor=t."), "{}", first["link"]);
+        assert!(link(&first, "last").is_none());
+        let mut walked = f.matches(q);
+        assert_eq!(walked.len(), 1203, "each match once");
+        let mut counted = f.matches(&format!("{q}&_total=accurate"));
+        walked.sort();
+        counted.sort();
+        assert_eq!(walked, counted, "the same matches as the counted search");
+        let accurate = server.read_json(&f.query_url(&format!("{q}&_total=accurate")));
+        assert_eq!(accurate["total"], 1203);
+        // Sorted by _lastUpdated, either way, the walk keeps the order.
+        for (sort, descending) in [("_lastUpdated", false), ("-_lastUpdated", true)] {
+            let dates: Vec<String> = updates(&f, &format!("{q}&_sort={sort}"))
+                .into_iter()
+                .map(|(_, d)| d)
+                .collect();
+            assert_eq!(dates.len(), 1203, "{sort}");
+            let ordered = dates.windows(2).all(|w| if descending { w[0] >= w[1] } else { w[0] <= w[1] });
+            assert!(ordered, "{sort}: in order of lastUpdated");
+        }
+    }
+}
+
+both_backends! {
+    fn a_walk_by_update_gives_what_changed_behind_it_again_and_skips_nothing() {
+        let server = Server::start();
+        let f = Fixture::new(&server);
+        laboratory(&server, &f);
+        let q = "Observation?category=http://example.org/cat|~lab&_count=50";
+        let mut page = server.read_json(&f.query_url(q));
+        let mut seen = Vec::new();
+        let mut pages = 0;
+        loop {
+            for e in page["entry"].as_array().unwrap_or_else(|| panic!("page {pages}: {page}")) {
+                seen.push(e["resource"]["id"].as_str().unwrap().to_owned());
+            }
+            pages += 1;
+            if pages == 3 {
+                // One given already is updated, one new is created: both
+                // are now the latest, so both come at the end.
+                let first = seen[0].clone();
+                let mut changed = server.read_json(&format!("/Observation/{first}"));
+                changed["status"] = json!("amended");
+                server.put(&format!("/Observation/{first}"), &changed).assert_status(200);
+                f.put(json!({"resourceType": "Observation", "id": "~new", "status": "final",
+                    "code": {"text": "x"},
+                    "category": [{"coding": [{"system": "http://example.org/cat", "code": "~lab"}]}]}));
+            }
+            match link(&page, "next") {
+                Some(url) => page = server.read_json(&url),
+                None => break,
+            }
+        }
+        assert_eq!(seen.len(), 1205, "all 1,203, the changed one again and the new one");
+        assert_eq!(seen.last(), Some(&f.expand("~new")));
+        assert_eq!(seen.iter().filter(|id| **id == seen[0]).count(), 2);
+        let mut unique = seen.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), 1204, "nothing else twice");
+    }
+}
+
+/// 60 patients of the family `~fam` with 17 heart rates each (1,020
+/// Observations: a broad `_has`), and three patients without any.
+fn heart_rates(server: &Server, f: &Fixture) {
+    let mut entries = Vec::new();
+    for p in 0..63 {
+        let id = f.expand(&format!("~p{p}"));
+        entries.push(json!({"resource": {"resourceType": "Patient", "id": id,
+            "name": [{"family": f.expand("~fam")}]},
+            "request": {"method": "PUT", "url": format!("Patient/{id}")}}));
+        if p >= 60 {
+            continue;
+        }
+        for o in 0..17 {
+            let oid = f.expand(&format!("~hr{p}-{o}"));
+            entries.push(
+                json!({"resource": {"resourceType": "Observation", "id": oid,
+                "status": "final", "subject": {"reference": format!("Patient/{id}")},
+                "code": {"coding": [{"system": "http://loinc.org", "code": f.expand("~hr")}]}},
+                "request": {"method": "PUT", "url": format!("Observation/{oid}")}}),
+            );
+        }
+    }
+    server
+        .post(
+            "",
+            &json!({"resourceType": "Bundle", "type": "transaction", "entry": entries}),
+        )
+        .assert_status(200);
+}
+
+both_backends! {
+    fn a_broad_has_pages_by_update_and_finds_every_target_once() {
+        let server = Server::start();
+        let f = Fixture::new(&server);
+        heart_rates(&server, &f);
+        let expected: Vec<String> = {
+            let mut ids: Vec<String> = (0..60).map(|p| format!("p{p}")).collect();
+            ids.sort();
+            ids
+        };
+        let q = "Patient?_has:Observation:subject:code=http://loinc.org|~hr&_count=7";
+        let first = server.read_json(&f.query_url(q));
+        assert!(first.get("total").is_none(), "{}", first["total"]);
+        assert!(link(&first, "next").unwrap().contains("_cursor=t."));
+        let mut walked = f.matches(q);
+        walked.sort();
+        assert_eq!(walked, expected, "each patient with a heart rate once");
+        let accurate = server.read_json(&f.query_url(&format!("{q}&_total=accurate")));
+        assert_eq!(accurate["total"], 60);
+        // Checked per candidate another condition selects, the same `_has`
+        // keeps its meaning: the family drives, the heart rates filter.
+        let both = format!("Patient?family=~fam&_has:Observation:subject:code=http://loinc.org|~hr&_count=100");
+        let mut matched = f.matches(&both);
+        matched.sort();
+        assert_eq!(matched, expected);
+        let none = f.matches("Patient?family=~fam&_has:Observation:subject:code=http://loinc.org|~other");
+        assert!(none.is_empty(), "{none:?}");
     }
 }

@@ -171,10 +171,14 @@ pub(crate) fn prepare(
             .map(|c| c.parse::<search::Cursor>().map_err(ApiError::bad_request))
             .transpose()?,
     };
-    if page.cursor.is_some() && !search::pages_by_cursor(&query) {
+    if page
+        .cursor
+        .is_some_and(|cursor| !search::pages_by_cursor(&query, cursor))
+    {
         return Err(ApiError::BadRequest {
-            message: "_cursor pages only the search it was given for (one sorted by a date, \
-                      without _total=accurate); start that search again without _cursor"
+            message: "_cursor pages only the search it was given for (of one type unsorted or \
+                      sorted by _lastUpdated, or sorted by a date; without _total=accurate); \
+                      start that search again without _cursor"
                 .to_owned(),
             expression: vec!["_cursor".to_owned()],
         });

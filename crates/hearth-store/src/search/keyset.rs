@@ -1,16 +1,21 @@
-//! Broad searches sorted by one date parameter, read a page at a time by
-//! walking that parameter's index (keyset paging).
+//! Broad searches read a page at a time by walking an index in the
+//! search's order (keyset paging): the index of the one date parameter
+//! they are sorted by, or, unsorted or sorted by `_lastUpdated`, the
+//! type's resources by when they were last updated.
 //!
 //! Other searches compute every matching key, sorted, and keep them as the
 //! paging snapshot: exact `total`, stable pages, but a cost that grows with
 //! the matches. For a search whose every condition matches many resources
-//! (`Observation?category=laboratory&_sort=-date`), the first page is found
-//! after a few dozen index rows instead: the walk checks each candidate's
+//! (`Observation?category=laboratory&_sort=-date`,
+//! `Patient?_has:Observation:patient:code=8867-4`), the first page is found
+//! after a few dozen candidates instead: the walk checks each one's
 //! conditions through the primary keys and stops after a page. Later pages
 //! start after the last resource given ([`Cursor`]), so they stay cheap and
 //! never repeat or skip a resource that did not change. `total` is then
 //! given only when it is known without counting (the results fit in one
-//! page); `_total=accurate` asks for the counted, snapshot paging instead.
+//! page), as search.html allows (`Bundle.total` is optional, and
+//! `_total=none|estimate` say a client may do without); `_total=accurate`
+//! asks for the counted, snapshot paging instead.
 
 use std::fmt;
 use std::str::FromStr;
@@ -20,7 +25,7 @@ use diesel::sql_types::BigInt;
 
 use super::run::{Count, Key, SearchPage, SearchResults};
 use super::sql::{self, Sql};
-use super::{SearchQuery, SortKey, Total};
+use super::{Condition, SearchQuery, SortKey, Total};
 use crate::versions::Tx;
 use crate::Result;
 
@@ -30,11 +35,13 @@ const BROAD: i64 = 1000;
 
 /// Where a keyset page starts: after the resource `key` whose sort value
 /// is `value`, or, once every match with a value has been given, after the
-/// resource `key` among those without one (which sort last).
+/// resource `key` among those without one (which sort last); or, in a walk
+/// by update, after the resource `key` last updated at `value`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cursor {
     Dated { value: i64, key: i64 },
     Undated { key: i64 },
+    Updated { value: i64, key: i64 },
 }
 
 impl fmt::Display for Cursor {
@@ -42,6 +49,7 @@ impl fmt::Display for Cursor {
         match self {
             Cursor::Dated { value, key } => write!(f, "d.{value}.{key}"),
             Cursor::Undated { key } => write!(f, "u.{key}"),
+            Cursor::Updated { value, key } => write!(f, "t.{value}.{key}"),
         }
     }
 }
@@ -59,6 +67,10 @@ impl FromStr for Cursor {
                 key: int(key)?,
             }),
             ["u", key] => Ok(Cursor::Undated { key: int(key)? }),
+            ["t", value, key] => Ok(Cursor::Updated {
+                value: int(value)?,
+                key: int(key)?,
+            }),
             _ => Err(bad()),
         }
     }
@@ -83,71 +95,98 @@ struct Dated {
     v: i64,
 }
 
-/// Whether a page of `query` can start at a [`Cursor`]: the server gives
-/// cursors only for searches sorted by one date parameter, uncounted. A
-/// cursor on any other search (a link edited by hand, or with its sort or
-/// `_total` changed) would otherwise be ignored and page 1 given again.
-pub fn pages_by_cursor(query: &SearchQuery) -> bool {
-    sort_key(query).is_some()
+/// Which index a keyset page walks.
+#[derive(Debug, Clone, Copy)]
+enum Walk<'q> {
+    /// The index of the one date parameter the search is sorted by.
+    Date(&'q SortKey),
+    /// The one type's resources by `last_updated`, then key (unsorted, or
+    /// sorted by `_lastUpdated`).
+    Updated { descending: bool },
 }
 
-/// The one date sort key a keyset page can walk, if the query has one.
-fn sort_key(query: &SearchQuery) -> Option<&SortKey> {
-    let [key] = query.sort.as_slice() else {
+impl Walk<'_> {
+    fn starts_at(self, cursor: Cursor) -> bool {
+        matches!(
+            (self, cursor),
+            (Walk::Date(_), Cursor::Dated { .. } | Cursor::Undated { .. })
+                | (Walk::Updated { .. }, Cursor::Updated { .. })
+        )
+    }
+}
+
+/// Whether a page of `query` can start at `cursor`: the server gives
+/// cursors only for the searches a keyset page can walk, uncounted, each
+/// kind for its walk. A cursor on any other search (a link edited by hand,
+/// or with its sort or `_total` changed) would otherwise be ignored and
+/// page 1 given again.
+pub fn pages_by_cursor(query: &SearchQuery, cursor: Cursor) -> bool {
+    walk(query).is_some_and(|w| w.starts_at(cursor))
+}
+
+/// The walk a keyset page of `query` can take, if any.
+fn walk(query: &SearchQuery) -> Option<Walk<'_>> {
+    if query.total == Total::Accurate || query.count_only || query.count <= 0 {
         return None;
-    };
-    let eligible = key.kind == hearth_model::search_params::ParamType::Date
-        && sql::resource_column(&key.params).is_none()
-        && query.total != Total::Accurate
-        && !query.count_only
-        && query.count > 0;
-    eligible.then_some(key)
+    }
+    let by_update = |descending| (query.types.len() == 1).then_some(Walk::Updated { descending });
+    match query.sort.as_slice() {
+        [] => by_update(false),
+        [key] => match sql::resource_column(&key.params) {
+            Some((sql::ResourceColumn::LastUpdated, _)) => by_update(key.descending),
+            Some(_) => None,
+            None => (key.kind == hearth_model::search_params::ParamType::Date)
+                .then_some(Walk::Date(key)),
+        },
+        _ => None,
+    }
 }
 
 impl Tx<'_> {
-    /// A page of `query` read through its sort index, or `None` when the
-    /// query is not a broad one sorted by a date (the caller then computes
-    /// all its keys).
+    /// A page of `query` read through an index in its order, or `None`
+    /// when the query is not a broad one a keyset page can walk (the
+    /// caller then computes all its keys).
     pub(crate) fn keyset_page(
         &mut self,
         query: &SearchQuery,
         page: &SearchPage,
     ) -> Result<Option<SearchResults>> {
-        let Some(sort) = sort_key(query) else {
+        let Some(walk) = walk(query) else {
             return Ok(None);
         };
-        if page.cursor.is_none() && !self.is_broad(query)? {
-            return Ok(None);
+        match page.cursor {
+            Some(cursor) if !walk.starts_at(cursor) => return Ok(None),
+            None if !self.is_broad(query)? => return Ok(None),
+            _ => {}
         }
         // One more than a page tells whether there is a next page.
         let limit = query.count + 1;
-        let mut keys: Vec<Cursor> = Vec::new();
-        if !matches!(page.cursor, Some(Cursor::Undated { .. })) {
-            let after = match page.cursor {
-                Some(Cursor::Dated { value, key }) => Some((value, key)),
-                _ => None,
-            };
-            let rows: Vec<Dated> = self.dated(query, sort, after, limit).load(self.conn)?;
-            keys.extend(rows.into_iter().map(|r| Cursor::Dated {
-                value: r.v,
-                key: r.res_key,
-            }));
-        }
-        if (keys.len() as i64) < limit {
-            let after = match page.cursor {
-                Some(Cursor::Undated { key }) => Some(key),
-                _ => None,
-            };
-            let rest = limit - keys.len() as i64;
-            let rows: Vec<Key> = self.undated(query, sort, after, rest).load(self.conn)?;
-            keys.extend(rows.into_iter().map(|r| Cursor::Undated { key: r.res_key }));
-        }
+        let mut keys = match walk {
+            Walk::Date(sort) => self.by_date(query, sort, page.cursor, limit)?,
+            Walk::Updated { descending } => {
+                let after = match page.cursor {
+                    Some(Cursor::Updated { value, key }) => Some((value, key)),
+                    _ => None,
+                };
+                let rows: Vec<Dated> = self
+                    .by_update(query, descending, after, limit)
+                    .load(self.conn)?;
+                rows.into_iter()
+                    .map(|r| Cursor::Updated {
+                        value: r.v,
+                        key: r.res_key,
+                    })
+                    .collect()
+            }
+        };
         let more = keys.len() as i64 > query.count;
         keys.truncate(query.count as usize);
         let page_keys: Vec<i64> = keys
             .iter()
             .map(|c| match c {
-                Cursor::Dated { key, .. } | Cursor::Undated { key } => *key,
+                Cursor::Dated { key, .. }
+                | Cursor::Undated { key }
+                | Cursor::Updated { key, .. } => *key,
             })
             .collect();
         let total_known = page.cursor.is_none() && !more;
@@ -167,11 +206,45 @@ impl Tx<'_> {
         }))
     }
 
+    /// Up to `limit` matches in the order of the date `sort`, from
+    /// `cursor`: those with a value, then those without.
+    fn by_date(
+        &mut self,
+        query: &SearchQuery,
+        sort: &SortKey,
+        cursor: Option<Cursor>,
+        limit: i64,
+    ) -> Result<Vec<Cursor>> {
+        let mut keys: Vec<Cursor> = Vec::new();
+        if !matches!(cursor, Some(Cursor::Undated { .. })) {
+            let after = match cursor {
+                Some(Cursor::Dated { value, key }) => Some((value, key)),
+                _ => None,
+            };
+            let rows: Vec<Dated> = self.dated(query, sort, after, limit).load(self.conn)?;
+            keys.extend(rows.into_iter().map(|r| Cursor::Dated {
+                value: r.v,
+                key: r.res_key,
+            }));
+        }
+        if (keys.len() as i64) < limit {
+            let after = match cursor {
+                Some(Cursor::Undated { key }) => Some(key),
+                _ => None,
+            };
+            let rest = limit - keys.len() as i64;
+            let rows: Vec<Key> = self.undated(query, sort, after, rest).load(self.conn)?;
+            keys.extend(rows.into_iter().map(|r| Cursor::Undated { key: r.res_key }));
+        }
+        Ok(keys)
+    }
+
     /// Whether every condition matches at least [`BROAD`] index rows (or,
-    /// without conditions, the types hold that many resources). Conditions
-    /// of other kinds (chains, `_has`, `:missing`, `:not`, full text) may
-    /// be selective in ways a probe cannot tell: their searches are not
-    /// broad.
+    /// without conditions, the types hold that many resources); a `_has`,
+    /// when its inner condition does: that many referrers mostly point at
+    /// many targets. Conditions of other kinds (chains, `:missing`, `:not`,
+    /// full text) may be selective in ways a probe cannot tell: their
+    /// searches are not broad.
     fn is_broad(&mut self, query: &SearchQuery) -> Result<bool> {
         let dialect = self.dialect();
         if query.conditions.is_empty() {
@@ -182,7 +255,10 @@ impl Tx<'_> {
             let count: Count = s.get_result(self.conn)?;
             return Ok(count.n >= BROAD);
         }
-        for condition in &query.conditions {
+        for mut condition in &query.conditions {
+            while let Condition::Has { inner, .. } = condition {
+                condition = inner;
+            }
             let Some(s) = sql::probe(condition, query.base.as_deref(), BROAD, dialect) else {
                 return Ok(false);
             };
@@ -253,6 +329,49 @@ impl Tx<'_> {
             .push(" ")
             .push(direction)
             .push(", d.res_key LIMIT ")
+            .int(limit);
+        s
+    }
+
+    /// The matches of a one-type `query` by `last_updated`, then key, after
+    /// `after`: the type's resources walked through `resources_type_updated`
+    /// (whose entries end with the key, so no sort is needed), each checked
+    /// against every condition.
+    fn by_update(
+        &self,
+        query: &SearchQuery,
+        descending: bool,
+        after: Option<(i64, i64)>,
+        limit: i64,
+    ) -> Sql {
+        let (beyond, direction) = if descending {
+            ("<", "DESC")
+        } else {
+            (">", "ASC")
+        };
+        let mut s = Sql::on(self.dialect());
+        s.push("SELECT r.res_key AS res_key, r.last_updated AS v FROM resources r WHERE r.resource_type = ")
+            .text(query.types.first().map_or("", String::as_str))
+            .push(" AND NOT r.deleted");
+        sql::checks(query, &mut s);
+        if let Some((value, key)) = after {
+            s.push(" AND (r.last_updated ")
+                .push(beyond)
+                .push(" ")
+                .int(value)
+                .push(" OR (r.last_updated = ")
+                .int(value)
+                .push(" AND r.res_key ")
+                .push(beyond)
+                .push(" ")
+                .int(key)
+                .push("))");
+        }
+        s.push(" ORDER BY r.last_updated ")
+            .push(direction)
+            .push(", r.res_key ")
+            .push(direction)
+            .push(" LIMIT ")
             .int(limit);
         s
     }

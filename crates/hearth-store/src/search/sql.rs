@@ -117,7 +117,21 @@ pub(crate) fn filter_listed(query: &SearchQuery, listed: usize, sql: &mut Sql) {
         }
         sql.push(")");
     }
-    for condition in checks {
+    check_each(checks.iter().copied(), base, sql);
+}
+
+/// ` AND …` for each condition, checked per candidate `r` (none of them
+/// selects candidates: a walk of an index does).
+pub(crate) fn checks(query: &SearchQuery, sql: &mut Sql) {
+    check_each(query.conditions.iter(), query.base.as_deref(), sql);
+}
+
+fn check_each<'c>(
+    conditions: impl Iterator<Item = &'c Condition>,
+    base: Option<&str>,
+    sql: &mut Sql,
+) {
+    for condition in conditions {
         sql.push(" AND ");
         predicate(condition, "r.res_key", base, false, sql);
     }
@@ -406,8 +420,11 @@ fn predicate(
             sql.push(column)
                 .push(" IN (SELECT res_key FROM idx_reference WHERE param IN ")
                 .list(params);
+            // The targets' ids select the rows (`idx_reference_search`), not
+            // the parameter's every local reference (`idx_reference_url`).
             sql.push(" AND ");
-            local_reference(sql, "url", base).push(" AND (");
+            let url = format!("{}url", sql.dialect.no_index());
+            local_reference(sql, &url, base).push(" AND (");
             for (i, (target, inner)) in targets.iter().enumerate() {
                 if i > 0 {
                     sql.push(" OR ");
@@ -422,6 +439,23 @@ fn predicate(
                 sql.push("))");
             }
             sql.push("))");
+        }
+        Condition::Has {
+            source_type: _,
+            param,
+            inner,
+        } if !driving => {
+            // Per candidate: its referrers through the reference index,
+            // each checked through the primary key; the first that meets
+            // the inner condition ends the look.
+            sql.push("EXISTS (SELECT 1 FROM resources t JOIN idx_reference h ON h.param = ")
+                .text(param.as_str())
+                .push(" AND h.target_id = t.id AND h.target_type = t.resource_type WHERE t.res_key = ")
+                .push(column)
+                .push(" AND ");
+            local_reference(sql, "h.url", base).push(" AND ");
+            predicate(inner, "h.res_key", base, false, sql);
+            sql.push(")");
         }
         Condition::Has {
             source_type: _,

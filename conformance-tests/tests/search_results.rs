@@ -537,19 +537,22 @@ both_backends! {
     }
 }
 
-/// 60 patients of the family `~fam` with 17 heart rates each (1,020
-/// Observations: a broad `_has`), and three patients without any.
+/// 60 patients of the family `~fam` with 34 heart rates each (2,040
+/// Observations: a broad `_has`), the first 30 also named `~few` (1,020
+/// Observations of few patients: a broad chain), and three patients
+/// without any.
 fn heart_rates(server: &Server, f: &Fixture) {
     let mut entries = Vec::new();
     for p in 0..63 {
         let id = f.expand(&format!("~p{p}"));
         entries.push(json!({"resource": {"resourceType": "Patient", "id": id,
-            "name": [{"family": f.expand("~fam")}]},
+            "name": [{"family": f.expand("~fam"),
+                "given": [if p < 30 { f.expand("~few") } else { "many".to_owned() }]}]},
             "request": {"method": "PUT", "url": format!("Patient/{id}")}}));
         if p >= 60 {
             continue;
         }
-        for o in 0..17 {
+        for o in 0..34 {
             let oid = f.expand(&format!("~hr{p}-{o}"));
             entries.push(
                 json!({"resource": {"resourceType": "Observation", "id": oid,
@@ -594,5 +597,30 @@ both_backends! {
         assert_eq!(matched, expected);
         let none = f.matches("Patient?family=~fam&_has:Observation:subject:code=http://loinc.org|~other");
         assert!(none.is_empty(), "{none:?}");
+    }
+}
+
+both_backends! {
+    fn a_chain_over_few_targets_walks_their_referrers_in_the_counted_order() {
+        let server = Server::start();
+        let f = Fixture::new(&server);
+        heart_rates(&server, &f);
+        let q = "Observation?subject:Patient.given=~few&_count=100";
+        let first = server.read_json(&f.query_url(q));
+        assert!(first.get("total").is_none(), "{}", first["total"]);
+        assert!(link(&first, "next").unwrap().contains("_cursor=k."), "{}", first["link"]);
+        let walked = f.matches(q);
+        let counted = f.matches(&format!("{q}&_total=accurate"));
+        assert_eq!(walked.len(), 1020, "each of the 30 patients' 34 once");
+        assert_eq!(walked, counted, "the same order as the counted search");
+        assert!(walked.iter().all(|id| id.starts_with("hr")
+            && id[2..].split('-').next().unwrap().parse::<u32>().unwrap() < 30));
+        let accurate = server.read_json(&f.query_url(&format!("{q}&_total=accurate")));
+        assert_eq!(accurate["total"], 1020);
+        // Sixty targets are too many to walk: the search is counted.
+        let many = server.read_json(&f.query_url("Observation?subject:Patient.family=~fam"));
+        assert_eq!(many["total"], 2040);
+        // A chain that finds no target matches nothing.
+        assert!(f.matches("Observation?subject:Patient.given=~nobody").is_empty());
     }
 }

@@ -1,7 +1,8 @@
 //! Broad searches read a page at a time by walking an index in the
 //! search's order (keyset paging): the index of the one date parameter
 //! they are sorted by, or, unsorted or sorted by `_lastUpdated`, the
-//! type's resources by when they were last updated.
+//! type's resources by when they were last updated; an unsorted chain over
+//! few targets walks their referrers ([`super::referrers`]).
 //!
 //! Other searches compute every matching key, sorted, and keep them as the
 //! paging snapshot: exact `total`, stable pages, but a cost that grows with
@@ -25,7 +26,7 @@ use diesel::sql_types::BigInt;
 
 use super::run::{Count, Key, SearchPage, SearchResults};
 use super::sql::{self, Sql};
-use super::{Condition, SearchQuery, SortKey, Total};
+use super::{referrers, Condition, SearchQuery, SortKey, Total};
 use crate::versions::Tx;
 use crate::Result;
 
@@ -39,9 +40,21 @@ const BROAD: i64 = 1000;
 /// by update, after the resource `key` last updated at `value`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cursor {
-    Dated { value: i64, key: i64 },
-    Undated { key: i64 },
-    Updated { value: i64, key: i64 },
+    Dated {
+        value: i64,
+        key: i64,
+    },
+    Undated {
+        key: i64,
+    },
+    Updated {
+        value: i64,
+        key: i64,
+    },
+    /// In a walk of referrers, after the resource `key`.
+    Key {
+        key: i64,
+    },
 }
 
 impl fmt::Display for Cursor {
@@ -50,6 +63,7 @@ impl fmt::Display for Cursor {
             Cursor::Dated { value, key } => write!(f, "d.{value}.{key}"),
             Cursor::Undated { key } => write!(f, "u.{key}"),
             Cursor::Updated { value, key } => write!(f, "t.{value}.{key}"),
+            Cursor::Key { key } => write!(f, "k.{key}"),
         }
     }
 }
@@ -71,6 +85,7 @@ impl FromStr for Cursor {
                 value: int(value)?,
                 key: int(key)?,
             }),
+            ["k", key] => Ok(Cursor::Key { key: int(key)? }),
             _ => Err(bad()),
         }
     }
@@ -103,6 +118,8 @@ enum Walk<'q> {
     /// The one type's resources by `last_updated`, then key (unsorted, or
     /// sorted by `_lastUpdated`).
     Updated { descending: bool },
+    /// The referrers of an unsorted chain's targets, by key.
+    Referrers,
 }
 
 impl Walk<'_> {
@@ -111,6 +128,7 @@ impl Walk<'_> {
             (self, cursor),
             (Walk::Date(_), Cursor::Dated { .. } | Cursor::Undated { .. })
                 | (Walk::Updated { .. }, Cursor::Updated { .. })
+                | (Walk::Referrers, Cursor::Key { .. })
         )
     }
 }
@@ -131,6 +149,7 @@ fn walk(query: &SearchQuery) -> Option<Walk<'_>> {
     }
     let by_update = |descending| (query.types.len() == 1).then_some(Walk::Updated { descending });
     match query.sort.as_slice() {
+        [] if query.types.len() == 1 && referrers::chain(query).is_some() => Some(Walk::Referrers),
         [] => by_update(false),
         [key] => match sql::resource_column(&key.params) {
             Some((sql::ResourceColumn::LastUpdated, _)) => by_update(key.descending),
@@ -156,13 +175,27 @@ impl Tx<'_> {
         };
         match page.cursor {
             Some(cursor) if !walk.starts_at(cursor) => return Ok(None),
-            None if !self.is_broad(query)? => return Ok(None),
+            None if !matches!(walk, Walk::Referrers) && !self.is_broad(query)? => return Ok(None),
             _ => {}
         }
         // One more than a page tells whether there is a next page.
         let limit = query.count + 1;
         let mut keys = match walk {
             Walk::Date(sort) => self.by_date(query, sort, page.cursor, limit)?,
+            Walk::Referrers => {
+                // A later page walks whatever the targets are now.
+                let (targets, after) = match page.cursor {
+                    Some(Cursor::Key { key }) => (self.chain_targets(query, None)?, Some(key)),
+                    _ => match self.walkable_targets(query, BROAD)? {
+                        Some(targets) => (targets, None),
+                        None => return Ok(None),
+                    },
+                };
+                self.referrers(query, &targets, after, limit)?
+                    .into_iter()
+                    .map(|key| Cursor::Key { key })
+                    .collect()
+            }
             Walk::Updated { descending } => {
                 let after = match page.cursor {
                     Some(Cursor::Updated { value, key }) => Some((value, key)),
@@ -186,7 +219,8 @@ impl Tx<'_> {
             .map(|c| match c {
                 Cursor::Dated { key, .. }
                 | Cursor::Undated { key }
-                | Cursor::Updated { key, .. } => *key,
+                | Cursor::Updated { key, .. }
+                | Cursor::Key { key } => *key,
             })
             .collect();
         let total_known = page.cursor.is_none() && !more;

@@ -5,6 +5,7 @@ mod everything;
 mod keyset;
 mod parse;
 mod plan;
+mod referrers;
 mod run;
 mod sql;
 

@@ -286,7 +286,7 @@ pub(crate) fn order(sort: &[SortKey], sql: &mut Sql) {
 /// `driving`: whether this condition selects the candidates (an `IN` list
 /// SQLite builds first) or checks candidates another condition selected
 /// (`EXISTS` through the primary key).
-fn predicate(
+pub(super) fn predicate(
     condition: &Condition,
     column: &str,
     base: Option<&str>,

@@ -591,8 +591,8 @@ both_backends! {
         assert_eq!(accurate["total"], 60);
         // Checked per candidate another condition selects, the same `_has`
         // keeps its meaning: the family drives, the heart rates filter.
-        let both = format!("Patient?family=~fam&_has:Observation:subject:code=http://loinc.org|~hr&_count=100");
-        let mut matched = f.matches(&both);
+        let both = "Patient?family=~fam&_has:Observation:subject:code=http://loinc.org|~hr&_count=100";
+        let mut matched = f.matches(both);
         matched.sort();
         assert_eq!(matched, expected);
         let none = f.matches("Patient?family=~fam&_has:Observation:subject:code=http://loinc.org|~other");

@@ -22,11 +22,18 @@ use crate::Result;
 /// snapshot: the walks would be too many.
 const MAX_TARGETS: i64 = 32;
 
+/// A search's one condition, a chain: its reference parameters, and each
+/// target type with the condition on it.
+pub(super) struct Chain<'q> {
+    params: &'q [String],
+    targets: &'q [(String, Condition)],
+}
+
 /// The one chain a walk of referrers can page, if `query` is such a search
 /// (the caller has checked it is unsorted, of one type and uncounted).
-pub(super) fn chain(query: &SearchQuery) -> Option<(&[String], &[(String, Condition)])> {
+pub(super) fn chain(query: &SearchQuery) -> Option<Chain<'_>> {
     match query.conditions.as_slice() {
-        [Condition::Chain { params, targets }] => Some((params, targets)),
+        [Condition::Chain { params, targets }] => Some(Chain { params, targets }),
         _ => None,
     }
 }
@@ -44,11 +51,11 @@ impl Tx<'_> {
         query: &SearchQuery,
         limit: Option<i64>,
     ) -> Result<Vec<(String, String)>> {
-        let Some((_, targets)) = chain(query) else {
+        let Some(chain) = chain(query) else {
             return Ok(Vec::new());
         };
         let mut found = Vec::new();
-        for (target_type, inner) in targets {
+        for (target_type, inner) in chain.targets {
             let mut s = Sql::on(self.dialect());
             s.push("SELECT c.id AS id FROM resources c WHERE c.resource_type = ")
                 .text(target_type.as_str())
@@ -96,7 +103,7 @@ impl Tx<'_> {
         after: Option<i64>,
         limit: i64,
     ) -> Result<Vec<i64>> {
-        let Some((params, _)) = chain(query) else {
+        let Some(chain) = chain(query) else {
             return Ok(Vec::new());
         };
         if targets.is_empty() {
@@ -104,7 +111,7 @@ impl Tx<'_> {
         }
         let mut s = Sql::on(self.dialect());
         let mut branch = 0;
-        for param in params {
+        for param in chain.params {
             for (target_type, id) in targets {
                 if branch > 0 {
                     s.push(" UNION ");
@@ -135,11 +142,11 @@ impl Tx<'_> {
     /// ` FROM idx_reference WHERE …`: the chained parameter's rows that
     /// point at `targets`.
     fn references(&self, query: &SearchQuery, targets: &[(String, String)], s: &mut Sql) {
-        let Some((params, _)) = chain(query) else {
+        let Some(chain) = chain(query) else {
             return;
         };
         s.push(" FROM idx_reference WHERE param IN ")
-            .list(params)
+            .list(chain.params)
             .push(" AND (");
         for (i, (target_type, id)) in targets.iter().enumerate() {
             if i > 0 {

@@ -242,3 +242,29 @@ both_backends! {
         assert_eq!(count["total"], 1);
     }
 }
+
+both_backends! {
+    fn a_system_and_code_count_counts_each_resource_once() {
+        let server = Server::start();
+        let f = Fixture::new(&server);
+        let s = "http://example.org/count";
+        f.put_all(vec![
+            // The same coding twice, told apart only by its display.
+            observation("~twice", json!({"coding": [{"system": s, "code": "c1", "display": "one"},
+                {"system": s, "code": "c1", "display": "two"}]})),
+            observation("~once", json!({"coding": [{"system": s, "code": "c1"}]})),
+            observation("~other", json!({"coding": [{"system": "http://example.org/else", "code": "c1"}]})),
+            // A `code` element, whose system is implied: a stated system
+            // does not rule it out.
+            json!({"resourceType": "CodeSystem", "id": "~cs", "url": s, "status": "active",
+                "content": "complete", "concept": [{"code": "c1"}, {"code": "c2"}]}),
+        ]);
+        let count = |q: &str| f.get(&format!("{q}&_summary=count"), &[]).json()["total"].clone();
+        f.check(&format!("Observation?code={s}|c1"), &["twice", "once"]);
+        assert_eq!(count(&format!("Observation?code={s}|c1")), 2);
+        assert_eq!(count("Observation?code=c1"), 3);
+        f.check(&format!("CodeSystem?code={s}|c1"), &["cs"]);
+        assert_eq!(count(&format!("CodeSystem?code={s}|c1")), 1);
+        assert_eq!(count(&format!("CodeSystem?code={s}|c3")), 0);
+    }
+}

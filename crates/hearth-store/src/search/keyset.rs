@@ -6,7 +6,7 @@
 //!
 //! Other searches compute every matching key, sorted, and keep them as the
 //! paging snapshot: exact `total`, stable pages, but a cost that grows with
-//! the matches. For a search whose every condition matches many resources
+//! the matches. For a search whose one condition matches many resources
 //! (`Observation?category=laboratory&_sort=-date`,
 //! `Patient?_has:Observation:patient:code=8867-4`), the first page is found
 //! after a few dozen candidates instead: the walk checks each one's
@@ -273,35 +273,38 @@ impl Tx<'_> {
         Ok(keys)
     }
 
-    /// Whether every condition matches at least [`BROAD`] index rows (or,
-    /// without conditions, the types hold that many resources); a `_has`,
-    /// when its inner condition does: that many referrers mostly point at
-    /// many targets. Conditions of other kinds (chains, `:missing`, `:not`,
-    /// full text) may be selective in ways a probe cannot tell: their
-    /// searches are not broad.
+    /// Whether the search has one condition and it matches at least
+    /// [`BROAD`] index rows (or, without conditions, the types hold that
+    /// many resources); a `_has`, when its inner condition does: that many
+    /// referrers mostly point at many targets. Two broad conditions may
+    /// meet in a few resources (`Observation?patient=X&code=Y&date=ge2015`
+    /// on the 10× Synthea data: 1,277, 16,310 and 300,000 index rows, 41
+    /// matches), and a walk would then check every candidate to find them
+    /// (319 ms against 7 ms counted). Conditions of other kinds (chains,
+    /// `:missing`, `:not`, full text) may be selective in ways a probe
+    /// cannot tell: their searches are not broad.
     fn is_broad(&mut self, query: &SearchQuery) -> Result<bool> {
         let dialect = self.dialect();
-        if query.conditions.is_empty() {
-            let mut s = Sql::on(dialect);
-            s.push("SELECT COUNT(*) AS n FROM (SELECT 1 FROM resources r WHERE ");
-            sql::filter(query, &mut s);
-            s.push(" LIMIT ").int(BROAD).push(") p");
-            let count: Count = s.get_result(self.conn)?;
-            return Ok(count.n >= BROAD);
-        }
-        for mut condition in &query.conditions {
-            while let Condition::Has { inner, .. } = condition {
-                condition = inner;
+        let mut condition = match query.conditions.as_slice() {
+            [] => {
+                let mut s = Sql::on(dialect);
+                s.push("SELECT COUNT(*) AS n FROM (SELECT 1 FROM resources r WHERE ");
+                sql::filter(query, &mut s);
+                s.push(" LIMIT ").int(BROAD).push(") p");
+                let count: Count = s.get_result(self.conn)?;
+                return Ok(count.n >= BROAD);
             }
-            let Some(s) = sql::probe(condition, query.base.as_deref(), BROAD, dialect) else {
-                return Ok(false);
-            };
-            let count: Count = s.get_result(self.conn)?;
-            if count.n < BROAD {
-                return Ok(false);
-            }
+            [one] => one,
+            _ => return Ok(false),
+        };
+        while let Condition::Has { inner, .. } = condition {
+            condition = inner;
         }
-        Ok(true)
+        let Some(s) = sql::probe(condition, query.base.as_deref(), BROAD, dialect) else {
+            return Ok(false);
+        };
+        let count: Count = s.get_result(self.conn)?;
+        Ok(count.n >= BROAD)
     }
 
     /// The matches with a value for the sort, in order, after `after`:

@@ -181,34 +181,30 @@ fn coding_count(condition: &Condition, dialect: Dialect) -> Option<Sql> {
     else {
         return None;
     };
+    // `alias.param = … AND alias.code = … AND alias.system …`: the whole key
+    // of `idx_token_search` but `implicit`.
+    let key = |sql: &mut Sql, alias: &str, system: Option<&str>| {
+        sql.push(&format!("{alias}param = "))
+            .text(param.as_str())
+            .push(&format!(" AND {alias}code = "))
+            .text(code.as_str());
+        match system {
+            Some(system) => sql.push(&format!(" AND {alias}system = ")).text(system),
+            None => sql.push(&format!(" AND {alias}system IS NULL")),
+        };
+    };
     let mut sql = Sql::on(dialect);
-    sql.push("SELECT (SELECT COUNT(DISTINCT res_key) FROM idx_token WHERE param = ")
-        .text(param.as_str())
-        .push(" AND code = ")
-        .text(code.as_str())
-        .push(" AND system = ")
-        .text(system.as_str())
-        .push(" AND implicit = FALSE) + (SELECT COUNT(DISTINCT b.res_key) FROM (")
-        .push("SELECT res_key FROM idx_token WHERE param = ")
-        .text(param.as_str())
-        .push(" AND code = ")
-        .text(code.as_str())
-        .push(" AND system = ")
-        .text(system.as_str())
-        .push(" AND implicit = TRUE UNION ALL SELECT res_key FROM idx_token WHERE param = ")
-        .text(param.as_str())
-        .push(" AND code = ")
-        .text(code.as_str())
-        .push(" AND system IS NULL AND implicit = TRUE) b")
-        .push(" WHERE NOT EXISTS (SELECT 1 FROM idx_token a WHERE a.res_key = b.res_key AND ")
-        .unindexed("a.param")
-        .push(" = ")
-        .text(param.as_str())
-        .push(" AND a.code = ")
-        .text(code.as_str())
-        .push(" AND a.system = ")
-        .text(system.as_str())
-        .push(" AND NOT a.implicit)) AS n");
+    sql.push("SELECT (SELECT COUNT(DISTINCT res_key) FROM idx_token WHERE ");
+    key(&mut sql, "", Some(system));
+    sql.push(" AND implicit = FALSE) + (SELECT COUNT(DISTINCT b.res_key) FROM (");
+    sql.push("SELECT res_key FROM idx_token WHERE ");
+    key(&mut sql, "", Some(system));
+    sql.push(" AND implicit = TRUE UNION ALL SELECT res_key FROM idx_token WHERE ");
+    key(&mut sql, "", None);
+    sql.push(" AND implicit = TRUE) b WHERE NOT EXISTS (SELECT 1 FROM idx_token a WHERE a.res_key = b.res_key AND ")
+        .push(dialect.no_index());
+    key(&mut sql, "a.", Some(system));
+    sql.push(" AND NOT a.implicit)) AS n");
     Some(sql)
 }
 

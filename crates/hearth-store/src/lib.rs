@@ -73,6 +73,24 @@ enum Writes {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// A write queued by [`Store::write_later`].
+pub struct PendingWrite<T, E>(Later<T, E>);
+
+enum Later<T, E> {
+    Queued(group_commit::Pending<T, E>),
+    Done(std::result::Result<T, E>),
+}
+
+impl<T: 'static, E: From<StoreError> + 'static> PendingWrite<T, E> {
+    /// Blocks until the write is committed or has failed.
+    pub fn wait(self) -> std::result::Result<T, E> {
+        match self.0 {
+            Later::Queued(pending) => pending.wait(),
+            Later::Done(result) => result,
+        }
+    }
+}
+
 impl Store {
     /// Opens (creating if needed) a database and brings its schema up to
     /// date.
@@ -166,6 +184,31 @@ impl Store {
         E: From<StoreError> + Send + 'static,
     {
         self.write_as(f, true)
+    }
+
+    /// Queues a large write of about `resources` resources (an imported
+    /// file) and returns at once; [`PendingWrite::wait`] gives its result
+    /// once committed. On SQLite it may share its transaction with other
+    /// writes, so `f` must fail before it changes anything: a failure after
+    /// that rolls back every write sharing the transaction, and each of them
+    /// fails with [`StoreError::Unavailable`]. On PostgreSQL it runs now, in
+    /// a transaction of its own.
+    pub fn write_later<T, E>(
+        &self,
+        resources: usize,
+        f: impl FnOnce(&mut Tx<'_>) -> std::result::Result<T, E> + Send + 'static,
+    ) -> PendingWrite<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        PendingWrite(match &self.writes {
+            Writes::Grouped { writer, .. } => match writer.write_later(resources, f) {
+                Ok(pending) => Later::Queued(pending),
+                Err(e) => Later::Done(Err(e)),
+            },
+            Writes::Direct { .. } => Later::Done(direct::write(&self.pool, &self.custom, f)),
+        })
     }
 
     fn write_as<T, E>(

@@ -185,6 +185,94 @@ both_backends! {
     }
 }
 
+/// Holds the store's writer (on SQLite, its one thread) inside a write
+/// until the returned sender is dropped, so that the writes queued
+/// meanwhile share its next transaction.
+fn hold_the_writer(store: &Store) -> (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>) {
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let (started, running) = std::sync::mpsc::channel::<()>();
+    let holder = store.clone();
+    let thread = std::thread::spawn(move || {
+        holder
+            .write(move |_tx| -> Result<(), StoreError> {
+                started.send(()).unwrap();
+                let _ = released.recv();
+                Ok(())
+            })
+            .unwrap_or_default();
+    });
+    running.recv().unwrap();
+    (release, thread)
+}
+
+/// A queued write of one Patient, refused before it changes anything when
+/// `refuse`.
+fn queue_patient(
+    store: &Store,
+    id: &'static str,
+    refuse: bool,
+) -> hearth_store::PendingWrite<bool, StoreError> {
+    store.write_later(1, move |tx| {
+        if refuse {
+            return Err(StoreError::InvalidResource(format!("{id} refused")));
+        }
+        let document = tx.document(patient(id, id))?;
+        Ok(tx.update_unless_same(id, document, Method::Put)?.is_some())
+    })
+}
+
+both_backends! {
+    /// Writes queued with `write_later` (an import's files) may share one
+    /// transaction; one refused before it changes anything fails alone.
+    fn queued_writes_commit_together_and_a_refused_one_fails_alone() {
+        let (store, _dir) = store();
+        let (release, holder) = hold_the_writer(&store);
+        let a = queue_patient(&store, "a", false);
+        let refused = queue_patient(&store, "r", true);
+        let b = queue_patient(&store, "b", false);
+        drop(release);
+        holder.join().unwrap();
+        assert!(a.wait().unwrap(), "a written");
+        assert!(matches!(refused.wait(), Err(StoreError::InvalidResource(m)) if m == "r refused"));
+        assert!(b.wait().unwrap(), "b written");
+        assert!(store.read("Patient", "a").is_ok() && store.read("Patient", "b").is_ok());
+        assert!(matches!(store.read("Patient", "r"), Err(StoreError::NotFound { .. })));
+        assert_eq!(history(&store, HistoryScope::System).len(), 2);
+    }
+}
+
+both_backends! {
+    /// A queued write that fails after changing something leaves nothing
+    /// behind: on SQLite the transaction it shares is rolled back, and every
+    /// write in it is told to try again; on PostgreSQL it ran alone.
+    fn a_queued_write_failing_halfway_rolls_back_its_transaction() {
+        let (store, _dir) = store();
+        let (release, holder) = hold_the_writer(&store);
+        let a = queue_patient(&store, "a", false);
+        let halfway = store.write_later(1, |tx| -> Result<(), StoreError> {
+            let b = tx.document(patient("b", "B"))?;
+            tx.update("b", b, None, Method::Put)?;
+            Err(StoreError::InvalidResource("abort".into()))
+        });
+        drop(release);
+        holder.join().unwrap();
+        match hearth_store::testing::backend() {
+            Backend::Sqlite => {
+                assert!(matches!(a.wait(), Err(StoreError::Unavailable(_))));
+                assert!(matches!(halfway.wait(), Err(StoreError::Unavailable(_))));
+                assert_nothing_written(&store);
+            }
+            Backend::Postgres => {
+                assert!(a.wait().unwrap());
+                assert!(matches!(halfway.wait(), Err(StoreError::InvalidResource(m)) if m == "abort"));
+                assert!(matches!(store.read("Patient", "b"), Err(StoreError::NotFound { .. })));
+            }
+        }
+        // The writer goes on.
+        assert!(queue_patient(&store, "c", false).wait().unwrap());
+    }
+}
+
 fn assert_nothing_written(store: &Store) {
     assert!(matches!(
         store.read("Patient", "a"),

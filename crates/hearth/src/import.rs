@@ -7,18 +7,20 @@
 //! loaded first (its patients' Bundles refer to them by conditional
 //! references), then the rest on several threads, each reading,
 //! decompressing, parsing and preparing its files while the store writes
-//! what the others prepared. Each file is loaded whole or not at all; a
-//! failed file is reported and the others go on.
+//! what the others prepared. Files prepared while the store is busy share
+//! its next transaction, up to a few thousand resources. Each file is
+//! loaded whole or not at all; a failed file is reported and the others go
+//! on.
 
 use std::collections::VecDeque;
 use std::io::{IsTerminal, Read, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use hearth_http::bundle::{Loaded, Loader};
+use hearth_http::bundle::{Loaded, Loader, PendingLoad, PreparedFile};
 use hearth_store::Store;
 
 use crate::config::{Config, ServeArgs};
@@ -248,8 +250,10 @@ impl Kind {
 fn read(path: &Path) -> std::io::Result<Vec<u8>> {
     let file = std::fs::File::open(path)?;
     let size = file.metadata().map(|m| m.len() as usize).unwrap_or(0);
-    let mut out = Vec::with_capacity(size * 4);
     let name = path.to_string_lossy();
+    // Compressed files grow about fourfold; a plain file is read as it is.
+    let compressed = name.ends_with(".bz2") || name.ends_with(".gz");
+    let mut out = Vec::with_capacity(if compressed { size * 4 } else { size });
     if name.ends_with(".bz2") {
         bzip2::read::BzDecoder::new(std::io::BufReader::new(file)).read_to_end(&mut out)?;
     } else if name.ends_with(".gz") {
@@ -309,18 +313,26 @@ fn load(target: Arc<Target>, jobs: Vec<Job>, threads: usize) -> Summary {
         record(done, &mut progress, &mut summary);
     }
     let queue = Arc::new(Mutex::new(VecDeque::from(rest)));
+    let budget = Arc::new(Budget::new(IN_FLIGHT_BYTES));
     let workers: Vec<_> = (0..threads)
         .map(|_| {
             let (queue, sender, target) = (queue.clone(), sender.clone(), target.clone());
+            let budget = budget.clone();
             std::thread::spawn(move || {
-                let mut loader = LoaderFor::new(&target);
+                let mut worker = Worker {
+                    loader: LoaderFor::new(&target),
+                    queued: VecDeque::new(),
+                    budget: &budget,
+                    sender,
+                };
                 loop {
                     let job = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
                     let Some(job) = job else { break };
-                    if sender.send(loader.load(job)).is_err() {
+                    if worker.take(job).is_err() {
                         break;
                     }
                 }
+                let _ = worker.drain();
             })
         })
         .collect();
@@ -340,6 +352,140 @@ fn load(target: Arc<Target>, jobs: Vec<Job>, threads: usize) -> Summary {
     summary
 }
 
+/// Files a thread may have queued for the store's writer at once: enough
+/// for its next transaction to take in several.
+const QUEUED_PER_THREAD: usize = 2;
+
+/// The bytes of files read but not yet committed, across the threads. A
+/// parsed file takes several times its size in memory until it is
+/// written; without a bound, two large files at once (Synthea's largest
+/// are 9 and 11 MB) pushed the import over 300 MB.
+const IN_FLIGHT_BYTES: u64 = 16 << 20;
+
+/// The files in flight, counted in bytes. A file is let in when it fits in
+/// what is left, or when nothing else is in flight (so any file loads).
+struct Budget {
+    used: Mutex<u64>,
+    freed: Condvar,
+    limit: u64,
+}
+
+impl Budget {
+    fn new(limit: u64) -> Budget {
+        Budget {
+            used: Mutex::new(0),
+            freed: Condvar::new(),
+            limit,
+        }
+    }
+
+    fn fits(&self, used: u64, bytes: u64) -> bool {
+        used == 0 || used + bytes <= self.limit
+    }
+
+    /// Takes `bytes` if they fit now.
+    fn try_take(&self, bytes: u64) -> bool {
+        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        let fits = self.fits(*used, bytes);
+        if fits {
+            *used += bytes;
+        }
+        fits
+    }
+
+    /// Takes `bytes`, waiting until they fit.
+    fn take(&self, bytes: u64) {
+        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        while !self.fits(*used, bytes) {
+            used = self.freed.wait(used).unwrap_or_else(|e| e.into_inner());
+        }
+        *used += bytes;
+    }
+
+    fn give_back(&self, bytes: u64) {
+        *self.used.lock().unwrap_or_else(|e| e.into_inner()) -= bytes;
+        self.freed.notify_all();
+    }
+}
+
+/// A loading thread: it reads and prepares files and queues them for the
+/// store's writer, and reports each when it is written.
+struct Worker<'a> {
+    loader: LoaderFor<'a>,
+    /// Files queued for the writer, oldest first, with the bytes they hold
+    /// of the budget.
+    queued: VecDeque<(Job, PendingLoad, u64)>,
+    budget: &'a Budget,
+    sender: mpsc::Sender<Done>,
+}
+
+/// The main thread stopped listening.
+struct Stopped;
+
+impl Worker<'_> {
+    /// Loads or queues `job`. A thread that must wait for the budget
+    /// first waits for its own queued files: they are what it holds of the
+    /// budget, and holding them while waiting could leave every thread
+    /// waiting for the others.
+    fn take(&mut self, job: Job) -> Result<(), Stopped> {
+        let LoaderFor::Store(_) = self.loader else {
+            let done = self.loader.load(job);
+            return self.report(done);
+        };
+        let bytes = match read(&job.path) {
+            Ok(bytes) => bytes,
+            Err(e) => return self.report(job.failed(format!("cannot read it: {e}"))),
+        };
+        let size = bytes.len() as u64;
+        if !self.budget.try_take(size) {
+            self.drain()?;
+            self.budget.take(size);
+        }
+        match self.loader.queue(&job, bytes) {
+            Ok(pending) => self.queued.push_back((job, pending, size)),
+            Err(message) => {
+                self.budget.give_back(size);
+                return self.report(job.failed(message));
+            }
+        }
+        if self.queued.len() > QUEUED_PER_THREAD {
+            self.finish_oldest()?;
+        }
+        Ok(())
+    }
+
+    /// Waits for every file this thread queued.
+    fn drain(&mut self) -> Result<(), Stopped> {
+        while !self.queued.is_empty() {
+            self.finish_oldest()?;
+        }
+        Ok(())
+    }
+
+    fn finish_oldest(&mut self) -> Result<(), Stopped> {
+        let Some((job, pending, size)) = self.queued.pop_front() else {
+            return Ok(());
+        };
+        let done = self.loader.finish(job, pending);
+        self.budget.give_back(size);
+        self.report(done)
+    }
+
+    fn report(&self, done: Done) -> Result<(), Stopped> {
+        self.sender.send(done).map_err(|_| Stopped)
+    }
+}
+
+impl Job {
+    fn failed(self, message: String) -> Done {
+        Done {
+            path: self.path,
+            bytes: self.bytes,
+            result: Err(message),
+        }
+    }
+}
+
 /// A thread's way to its target.
 enum LoaderFor<'t> {
     Store(Loader),
@@ -351,6 +497,29 @@ impl<'t> LoaderFor<'t> {
         match target {
             Target::Store { store, base } => LoaderFor::Store(Loader::new(store.clone(), base)),
             Target::Server { base, client } => LoaderFor::Server(base, client),
+        }
+    }
+
+    /// Prepares a file's bytes and queues them for the store's writer.
+    fn queue(&mut self, job: &Job, bytes: Vec<u8>) -> Result<PendingLoad, String> {
+        let LoaderFor::Store(loader) = self else {
+            return Err("not loading into a store".into());
+        };
+        let prepared = prepare(loader, Kind::of(&job.path).unwrap_or(Kind::Bundle), bytes)?;
+        Ok(loader.submit(prepared))
+    }
+
+    /// Waits for a queued file. One that failed in a transaction it shared
+    /// is loaded again alone: another file may have been the cause, and
+    /// alone it fails only for its own.
+    fn finish(&mut self, job: Job, pending: PendingLoad) -> Done {
+        match pending.wait() {
+            Ok(loaded) => Done {
+                path: job.path,
+                bytes: job.bytes,
+                result: Ok(Counted::Loaded(loaded)),
+            },
+            Err(_) => self.load(job),
         }
     }
 
@@ -377,9 +546,14 @@ impl<'t> LoaderFor<'t> {
 }
 
 fn load_into_store(loader: &mut Loader, kind: Kind, bytes: Vec<u8>) -> Result<Loaded, String> {
+    let prepared = prepare(loader, kind, bytes)?;
+    loader.write_alone(prepared).map_err(|e| e.to_string())
+}
+
+fn prepare(loader: &mut Loader, kind: Kind, bytes: Vec<u8>) -> Result<PreparedFile, String> {
     let result = match kind {
-        Kind::Bundle => loader.load_json(bytes),
-        Kind::Ndjson => loader.load_ndjson(&lines(&bytes)),
+        Kind::Bundle => loader.prepare_json(bytes),
+        Kind::Ndjson => loader.prepare_ndjson(&lines(&bytes)),
     };
     result.map_err(|e| e.to_string())
 }

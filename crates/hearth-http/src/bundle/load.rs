@@ -10,13 +10,16 @@
 //!   references and `ifNoneExist` (looked up in what is committed), index
 //!   rows and full text. The write then checks the conditions again and
 //!   inserts;
-//! - a Bundle is loaded whole, in one transaction, or not at all.
+//! - a Bundle is loaded whole, in one transaction, or not at all. The
+//!   write checks every condition before its first change, so it can share
+//!   a transaction with other files ([`Loader::submit`]) and still fail
+//!   alone.
 
 use std::collections::HashMap;
 
 use hearth_model::{resource, Format, Value};
 use hearth_store::search::{ParseOptions, SearchQuery};
-use hearth_store::{Document, Method, Store};
+use hearth_store::{Document, Method, PendingWrite, Store};
 
 use super::entry::{self, Action, Target};
 use super::references::{self, Placeholders};
@@ -59,6 +62,35 @@ pub struct Loader {
     resolved: HashMap<String, String>,
 }
 
+/// A file parsed and resolved, ready to be written.
+pub struct PreparedFile {
+    writes: Vec<Write>,
+    /// What preparing it found (`ifNoneExist` entries already stored).
+    loaded: Loaded,
+}
+
+impl PreparedFile {
+    /// The resources it writes.
+    pub fn resources(&self) -> usize {
+        self.writes.len()
+    }
+}
+
+/// A file queued by [`Loader::submit`].
+pub struct PendingLoad {
+    write: PendingWrite<Loaded, ApiError>,
+    loaded: Loaded,
+}
+
+impl PendingLoad {
+    /// Blocks until the file is committed or has failed.
+    pub fn wait(self) -> Result<Loaded, ApiError> {
+        let mut loaded = self.loaded;
+        loaded.add(self.write.wait()?);
+        Ok(loaded)
+    }
+}
+
 enum Write {
     Put {
         index: usize,
@@ -96,22 +128,39 @@ impl Loader {
         }
     }
 
-    /// Loads a JSON file: a Bundle of type transaction or batch whose
+    /// Loads a JSON file (see [`Loader::prepare_json`]) in a transaction
+    /// of its own.
+    pub fn load_json(&mut self, json: Vec<u8>) -> Result<Loaded, ApiError> {
+        let prepared = self.prepare_json(json)?;
+        self.write_alone(prepared)
+    }
+
+    /// Loads NDJSON lines (see [`Loader::prepare_ndjson`]) in a
+    /// transaction of their own.
+    pub fn load_ndjson(&mut self, lines: &[&[u8]]) -> Result<Loaded, ApiError> {
+        let prepared = self.prepare_ndjson(lines)?;
+        self.write_alone(prepared)
+    }
+
+    /// Reads a JSON file: a Bundle of type transaction or batch whose
     /// entries POST, PUT or DELETE, or a single resource. It is parsed
     /// once, and its bytes dropped then (a file can be large).
-    pub fn load_json(&mut self, json: Vec<u8>) -> Result<Loaded, ApiError> {
+    pub fn prepare_json(&mut self, json: Vec<u8>) -> Result<PreparedFile, ApiError> {
         let resource = hearth_model::parse(&json, Format::Json)?;
         drop(json);
         if resource::resource_type(&resource) == Some("Bundle") {
-            self.load_bundle(resource)
+            self.prepare_bundle(resource)
         } else {
             let id = stable_id(None, &resource);
             let write = self.put(0, id, resource, None, Method::Put)?;
-            self.write(vec![write])
+            Ok(PreparedFile {
+                writes: vec![write],
+                loaded: Loaded::default(),
+            })
         }
     }
 
-    fn load_bundle(&mut self, mut bundle: Value) -> Result<Loaded, ApiError> {
+    fn prepare_bundle(&mut self, mut bundle: Value) -> Result<PreparedFile, ApiError> {
         if !matches!(bundle["type"].as_str(), Some("transaction" | "batch")) {
             return Err(ApiError::bad_request(
                 "only transaction and batch Bundles can be loaded",
@@ -200,14 +249,12 @@ impl Loader {
                 .map_err(|e| e.in_entry(index))?;
             writes.push(self.put(index, id, resource, condition, method)?);
         }
-        let written = self.write(writes)?;
-        loaded.add(written);
-        Ok(loaded)
+        Ok(PreparedFile { writes, loaded })
     }
 
-    /// Loads resources (an NDJSON file's lines) with their own ids; one
+    /// Reads resources (an NDJSON file's lines) with their own ids; one
     /// without an id gets a new one. References are taken as they are.
-    pub fn load_ndjson(&mut self, lines: &[&[u8]]) -> Result<Loaded, ApiError> {
+    pub fn prepare_ndjson(&mut self, lines: &[&[u8]]) -> Result<PreparedFile, ApiError> {
         let mut writes = Vec::with_capacity(lines.len());
         for (index, line) in lines.iter().enumerate() {
             let resource = hearth_model::parse(line, Format::Json)
@@ -215,7 +262,33 @@ impl Loader {
             let id = stable_id(None, &resource);
             writes.push(self.put(index, id, resource, None, Method::Put)?);
         }
-        self.write(writes)
+        Ok(PreparedFile {
+            writes,
+            loaded: Loaded::default(),
+        })
+    }
+
+    /// Writes `prepared` in a transaction of its own; any failure writes
+    /// nothing.
+    pub fn write_alone(&self, prepared: PreparedFile) -> Result<Loaded, ApiError> {
+        let PreparedFile { writes, mut loaded } = prepared;
+        loaded.add(self.store.write_alone(move |tx| apply(tx, writes))?);
+        Ok(loaded)
+    }
+
+    /// Queues `prepared` to be written, maybe in a transaction shared with
+    /// other files, and returns at once. If the transaction fails for
+    /// another file's sake, the file fails with an `Unavailable` error and
+    /// can be loaded again alone.
+    pub fn submit(&self, prepared: PreparedFile) -> PendingLoad {
+        let PreparedFile { writes, loaded } = prepared;
+        let resources = writes.len();
+        PendingLoad {
+            write: self
+                .store
+                .write_later(resources, move |tx| apply(tx, writes)),
+            loaded,
+        }
     }
 
     /// The write of `resource` as entry `index`, with the id `id`.
@@ -279,53 +352,57 @@ impl Loader {
         })
         .map(|_| ())
     }
+}
 
-    /// Writes in a transaction of its own; any failure writes nothing.
-    fn write(&self, writes: Vec<Write>) -> Result<Loaded, ApiError> {
-        self.store.write_alone(move |tx| {
-            {
-                let mut loaded = Loaded::default();
-                for write in writes {
-                    match write {
-                        Write::Put {
-                            index,
-                            id,
-                            document,
-                            condition,
-                            method,
-                        } => {
-                            if let Some(query) = &condition {
-                                // Written by someone else since it was looked up.
-                                if !tx.matching(query, 1)?.is_empty() {
-                                    return Err(ApiError::Conflict(
-                                        "a resource matching ifNoneExist was written meanwhile; load the file again".into(),
-                                    )
-                                    .in_entry(index));
-                                }
-                            }
-                            match tx
-                                .update_unless_same(&id, *document, method)
-                                .map_err(|e| ApiError::from(e).in_entry(index))?
-                            {
-                                None => loaded.unchanged += 1,
-                                Some(written) if written.created => loaded.created += 1,
-                                Some(_) => loaded.updated += 1,
-                            }
-                        }
-                        Write::Delete {
-                            index,
-                            resource_type,
-                            id,
-                        } => match tx.delete(&resource_type, &id, None) {
-                            Ok(_) | Err(hearth_store::StoreError::NotFound { .. }) => loaded.deleted += 1,
-                            Err(e) => return Err(ApiError::from(e).in_entry(index)),
-                        },
-                    }
-                }
-                Ok(loaded)
+/// Writes a file's resources. Every `ifNoneExist` is checked again first,
+/// before anything changes: written by someone else since it was looked
+/// up, it fails the file while the transaction is still untouched. After
+/// that only the database itself can fail.
+fn apply(tx: &mut hearth_store::Tx<'_>, writes: Vec<Write>) -> Result<Loaded, ApiError> {
+    for write in &writes {
+        if let Write::Put {
+            index,
+            condition: Some(query),
+            ..
+        } = write
+        {
+            if !tx.matching(query, 1)?.is_empty() {
+                return Err(ApiError::Conflict(
+                    "a resource matching ifNoneExist was written meanwhile; load the file again"
+                        .into(),
+                )
+                .in_entry(*index));
             }
-        })
+        }
     }
+    let mut loaded = Loaded::default();
+    for write in writes {
+        match write {
+            Write::Put {
+                index,
+                id,
+                document,
+                method,
+                ..
+            } => match tx
+                .update_unless_same(&id, *document, method)
+                .map_err(|e| ApiError::from(e).in_entry(index))?
+            {
+                None => loaded.unchanged += 1,
+                Some(written) if written.created => loaded.created += 1,
+                Some(_) => loaded.updated += 1,
+            },
+            Write::Delete {
+                index,
+                resource_type,
+                id,
+            } => match tx.delete(&resource_type, &id, None) {
+                Ok(_) | Err(hearth_store::StoreError::NotFound { .. }) => loaded.deleted += 1,
+                Err(e) => return Err(ApiError::from(e).in_entry(index)),
+            },
+        }
+    }
+    Ok(loaded)
 }
 
 /// The id an imported resource is stored with: the uuid of a `urn:uuid:`

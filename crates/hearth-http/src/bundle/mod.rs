@@ -12,7 +12,7 @@ mod entry;
 mod load;
 mod references;
 
-pub use load::{Loaded, Loader};
+pub use load::{Loaded, Loader, PendingLoad, PreparedFile};
 
 use std::collections::{HashMap, HashSet};
 

@@ -167,3 +167,53 @@ both_backends! {
         f.check("Patient?family=after", &["p"]);
     }
 }
+
+both_backends! {
+    /// A searchset's entries (matches, includes and the outcome of an
+    /// ignored parameter) are the same resources in compact JSON, `_pretty`
+    /// JSON and XML, and `_summary` shapes each of them.
+    fn a_searchset_is_the_same_in_every_representation() {
+        let server = Server::start();
+        let f = Fixture::new(&server);
+        let patient = f.put(json!({"resourceType": "Patient", "id": "~p", "name": [{"family": "Renders"}],
+            "text": {"status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">Renders</div>"}}));
+        let observation = f.put(json!({"resourceType": "Observation", "id": "~o", "status": "final",
+            "code": {"text": "weight"}, "subject": {"reference": "Patient/~p"},
+            "valueQuantity": {"value": 72.5, "unit": "kg"}}));
+        let query = f.expand("Observation?_id=~o&_include=Observation:subject&bogus=1");
+        let compact = f.get(&query, &[]);
+        compact.assert_status(200);
+        let bundle = compact.json();
+        let entries = bundle["entry"].as_array().expect("entries");
+        let modes: Vec<&str> = entries.iter().map(|e| e["search"]["mode"].as_str().unwrap()).collect();
+        assert_eq!(modes, ["outcome", "match", "include"], "{bundle}");
+        assert_eq!(entries[1]["resource"], observation);
+        assert_eq!(entries[2]["resource"], patient);
+        assert_eq!(
+            entries[1]["fullUrl"],
+            server.url(&format!("Observation/{}", observation["id"].as_str().unwrap()))
+        );
+
+        let pretty = f.get(&format!("{query}&_pretty=true"), &[]);
+        assert!(pretty.text().contains("\n  "), "indented");
+        let pretty = pretty.json();
+        // The same entries (the outcome's fullUrl is a new uuid each time).
+        assert_eq!(pretty["entry"][0]["resource"], bundle["entry"][0]["resource"]);
+        assert_eq!(pretty["entry"][1], bundle["entry"][1]);
+        assert_eq!(pretty["entry"][2], bundle["entry"][2]);
+        assert_eq!(pretty["total"], bundle["total"]);
+
+        let xml = f.get(&format!("{query}&_format=xml"), &[]);
+        xml.assert_status(200);
+        assert!(xml.content_type().starts_with("application/fhir+xml"), "{}", xml.content_type());
+        let text = xml.text();
+        assert_eq!(text.matches("<entry>").count(), 3, "{text}");
+        assert!(text.contains("<family value=\"Renders\"/>") && text.contains("<value value=\"72.5\"/>"), "{text}");
+
+        let summary = f.get(&format!("{query}&_summary=true"), &[]).json();
+        let summarised = &summary["entry"][2]["resource"];
+        assert_eq!(summarised["name"], patient["name"]);
+        assert!(summarised.get("text").is_none(), "{summarised}");
+        assert_eq!(summarised["meta"]["tag"][0]["code"], "SUBSETTED");
+    }
+}

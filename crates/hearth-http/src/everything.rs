@@ -80,7 +80,7 @@ async fn run(fhir: &Fhir, patients: Option<Vec<String>>) -> Reply {
         &results,
         &Shape::Full,
     );
-    fhir.value(bundle, &Shape::Full)
+    fhir.json(&bundle.to_json())
 }
 
 fn parse(fhir: &Fhir, patients: Option<Vec<String>>) -> Result<Everything, ApiError> {

@@ -124,6 +124,15 @@ impl Fhir {
             .body(body))
     }
 
+    /// A resource the server wrote as compact JSON (searchset Bundles),
+    /// served as it is or rendered in the negotiated format.
+    pub fn json(&self, json: &[u8]) -> Reply {
+        let body = negotiate::render_stored(json, self.rep, &Shape::Full)?;
+        Ok(HttpResponse::Ok()
+            .insert_header((header::CONTENT_TYPE, self.rep.media.content_type()))
+            .body(body))
+    }
+
     pub fn version_url(&self, version: &StoredVersion) -> String {
         format!(
             "{}/{}/{}/_history/{}",

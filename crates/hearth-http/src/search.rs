@@ -114,10 +114,7 @@ async fn run(
     let store = fhir.state.store.clone();
     let q = query.clone();
     let results = web::block(move || store.search(&q, &page)).await??;
-    fhir.value(
-        searchset(fhir, fhir.req.path(), &query, &params, &results, &shape),
-        &Shape::Full,
-    )
+    fhir.json(&searchset(fhir, fhir.req.path(), &query, &params, &results, &shape).to_json())
 }
 
 /// Asks the access decision point, and reads a search's query, the shape
@@ -230,7 +227,7 @@ pub(crate) fn searchset(
     params: &[(String, String)],
     results: &SearchResults,
     shape: &Shape,
-) -> Value {
+) -> Searchset {
     let base = fhir.base();
     let ignored: Vec<&str> = query.ignored.iter().map(|(k, _)| k.as_str()).collect();
     let kept: Vec<(&str, &str)> = params
@@ -288,7 +285,7 @@ pub(crate) fn searchset(
     } else {
         links.push(json!({"relation": "self", "url": link(None)}));
     }
-    let mut entries: Vec<Value> = Vec::new();
+    let mut entries = Vec::new();
     if !query.ignored.is_empty() {
         let issues: Vec<Value> = query
             .ignored
@@ -297,54 +294,124 @@ pub(crate) fn searchset(
                 json!({"severity": "warning", "code": "not-supported", "diagnostics": format!("ignored parameter '{k}': {reason}"), "expression": [k]})
             })
             .collect();
-        entries.push(json!({
-            "fullUrl": format!("urn:uuid:{}", uuid::Uuid::new_v4()),
-            "resource": {"resourceType": "OperationOutcome", "issue": issues},
-            "search": {"mode": "outcome"},
-        }));
+        let outcome = json!({"resourceType": "OperationOutcome", "issue": issues});
+        entries.push(Entry {
+            full_url: format!("urn:uuid:{}", uuid::Uuid::new_v4()),
+            resource: hearth_model::to_json_bytes(&outcome, false),
+            mode: "outcome",
+        });
     }
     for v in &results.matches {
-        entries.push(entry(&base, v, "match", shape));
+        entries.push(Entry::of(&base, v, "match", shape));
     }
     for v in &results.included {
-        entries.push(entry(&base, v, "include", shape));
+        entries.push(Entry::of(&base, v, "include", shape));
     }
-    let mut bundle = Map::new();
-    bundle.insert("resourceType".into(), json!("Bundle"));
-    bundle.insert("id".into(), json!(uuid::Uuid::new_v4().to_string()));
-    bundle.insert(
+    let mut shell = Map::new();
+    shell.insert("resourceType".into(), json!("Bundle"));
+    shell.insert("id".into(), json!(uuid::Uuid::new_v4().to_string()));
+    shell.insert(
         "meta".into(),
         json!({"lastUpdated": datetime::format_instant(datetime::now_ms())}),
     );
-    bundle.insert("type".into(), json!("searchset"));
+    shell.insert("type".into(), json!("searchset"));
     let total_known = results.keyset.as_ref().is_none_or(|k| k.total_known);
     if (query.total != search::Total::None && total_known) || query.count_only {
-        bundle.insert("total".into(), json!(results.total));
+        shell.insert("total".into(), json!(results.total));
     }
-    bundle.insert("link".into(), json!(links));
-    if !entries.is_empty() {
-        bundle.insert("entry".into(), json!(entries));
-    }
-    Value::Object(bundle)
+    shell.insert("link".into(), json!(links));
+    Searchset { shell, entries }
 }
 
-fn entry(base: &str, version: &StoredVersion, mode: &str, shape: &Shape) -> Value {
-    let mut resource: Value = version
-        .body
-        .as_deref()
-        .and_then(|b| serde_json::from_slice(b).ok())
-        .unwrap_or(Value::Null);
-    match shape {
-        Shape::Full => {}
-        Shape::Summary(mode) => hearth_model::summary::summary(&mut resource, *mode),
-        Shape::Elements(names) => {
-            let names: Vec<&str> = names.iter().map(String::as_str).collect();
-            hearth_model::summary::elements(&mut resource, &names);
+/// A searchset Bundle whose entries hold their resources as compact JSON:
+/// stored bodies go out as they were stored, without being parsed and
+/// written again (which was most of the cost of a Patient entry).
+pub(crate) struct Searchset {
+    /// The Bundle's own elements; `entry` comes last.
+    shell: Map<String, Value>,
+    entries: Vec<Entry>,
+}
+
+struct Entry {
+    full_url: String,
+    /// Compact JSON.
+    resource: Vec<u8>,
+    mode: &'static str,
+}
+
+impl Entry {
+    fn of(base: &str, version: &StoredVersion, mode: &'static str, shape: &Shape) -> Entry {
+        let body = version.body.as_deref().unwrap_or(b"null");
+        let resource = match shape {
+            Shape::Full => body.to_vec(),
+            Shape::Summary(_) | Shape::Elements(_) => {
+                let mut resource: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+                match shape {
+                    Shape::Summary(mode) => hearth_model::summary::summary(&mut resource, *mode),
+                    Shape::Elements(names) => {
+                        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                        hearth_model::summary::elements(&mut resource, &names);
+                    }
+                    Shape::Full => {}
+                }
+                hearth_model::to_json_bytes(&resource, false)
+            }
+        };
+        Entry {
+            full_url: format!("{base}/{}/{}", version.resource_type, version.id),
+            resource,
+            mode,
         }
     }
-    json!({
-        "fullUrl": format!("{base}/{}/{}", version.resource_type, version.id),
-        "resource": resource,
-        "search": {"mode": mode},
-    })
+}
+
+impl Searchset {
+    /// The Bundle as compact JSON.
+    pub(crate) fn to_json(&self) -> Vec<u8> {
+        let mut out = hearth_model::to_json_bytes(&Value::Object(self.shell.clone()), false);
+        if self.entries.is_empty() {
+            return out;
+        }
+        let size: usize = self.entries.iter().map(|e| e.resource.len() + 80).sum();
+        out.reserve(size + 16);
+        out.pop(); // the shell's closing brace
+        out.extend_from_slice(b",\"entry\":[");
+        for (i, entry) in self.entries.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"fullUrl\":");
+            out.extend(hearth_model::to_json_bytes(
+                &Value::String(entry.full_url.clone()),
+                false,
+            ));
+            out.extend_from_slice(b",\"resource\":");
+            out.extend_from_slice(&entry.resource);
+            out.extend_from_slice(b",\"search\":{\"mode\":\"");
+            out.extend_from_slice(entry.mode.as_bytes());
+            out.extend_from_slice(b"\"}}");
+        }
+        out.extend_from_slice(b"]}");
+        out
+    }
+
+    /// The Bundle as a value (to nest it in another Bundle).
+    pub(crate) fn into_value(self) -> Value {
+        let mut bundle = self.shell;
+        if !self.entries.is_empty() {
+            let entries: Vec<Value> = self
+                .entries
+                .into_iter()
+                .map(|e| {
+                    json!({
+                        "fullUrl": e.full_url,
+                        "resource": serde_json::from_slice::<Value>(&e.resource).unwrap_or(Value::Null),
+                        "search": {"mode": e.mode},
+                    })
+                })
+                .collect();
+            bundle.insert("entry".into(), Value::Array(entries));
+        }
+        Value::Object(bundle)
+    }
 }

@@ -669,7 +669,8 @@ fn response_entry(fhir: &Fhir, base: &str, done: Done) -> Value {
                 &searched.search.params,
                 &searched.results,
                 &searched.search.shape,
-            ),
+            )
+            .into_value(),
             "response": {"status": status_text(StatusCode::OK)},
         }),
         Done::Failed(error) => json!({

@@ -1,16 +1,16 @@
 //! The history interactions (instance, type, system) and their Bundles.
 
 use actix_web::{web, HttpResponse};
-use hearth_model::{datetime, Value};
+use hearth_model::datetime;
 use hearth_store::{HistoryPage, HistoryQuery, HistoryScope, Method, StoredVersion};
 use serde_json::{json, Map};
 
 use crate::access::Interaction;
 use crate::context::Fhir;
 use crate::error::ApiError;
-use crate::negotiate::Shape;
 use crate::reply::{etag, Reply};
 use crate::rest::{check_id, check_type};
+use crate::spliced::{SplicedBundle, SplicedEntry};
 
 const PAGING_PARAMS: [&str; 2] = ["_snapshot", "_offset"];
 
@@ -66,7 +66,7 @@ async fn history(fhir: &Fhir, scope: HistoryScope, interaction: Interaction) -> 
             return Err(ApiError::NotFound(format!("{t}/{i} is not known")));
         }
     }
-    fhir.value(bundle(fhir, &query, &page), &Shape::Full)
+    fhir.json(&bundle(fhir, &query, &page).to_json())
 }
 
 fn history_query(fhir: &Fhir, scope: HistoryScope) -> Result<HistoryQuery, ApiError> {
@@ -125,7 +125,7 @@ fn history_query(fhir: &Fhir, scope: HistoryScope) -> Result<HistoryQuery, ApiEr
     })
 }
 
-fn bundle(fhir: &Fhir, query: &HistoryQuery, page: &HistoryPage) -> Value {
+fn bundle(fhir: &Fhir, query: &HistoryQuery, page: &HistoryPage) -> SplicedBundle {
     let base = fhir.base();
     let path = fhir.req.path();
     // The query as the client sent it, without our paging parameters.
@@ -162,44 +162,39 @@ fn bundle(fhir: &Fhir, query: &HistoryQuery, page: &HistoryPage) -> Value {
     };
     links.push(json!({"relation": "last", "url": link(last)}));
 
-    let entries: Vec<Value> = page.entries.iter().map(|v| entry(&base, v)).collect();
-    json!({
-        "resourceType": "Bundle",
-        "id": uuid::Uuid::new_v4().to_string(),
-        "meta": {"lastUpdated": datetime::format_instant(datetime::now_ms())},
-        "type": "history",
-        "total": page.total,
-        "link": links,
-        "entry": entries,
-    })
+    let mut shell = Map::new();
+    shell.insert("resourceType".into(), json!("Bundle"));
+    shell.insert("id".into(), json!(uuid::Uuid::new_v4().to_string()));
+    shell.insert(
+        "meta".into(),
+        json!({"lastUpdated": datetime::format_instant(datetime::now_ms())}),
+    );
+    shell.insert("type".into(), json!("history"));
+    shell.insert("total".into(), json!(page.total));
+    shell.insert("link".into(), json!(links));
+    SplicedBundle {
+        shell,
+        entries: page.entries.iter().map(|v| entry(&base, v)).collect(),
+    }
 }
 
-fn entry(base: &str, version: &StoredVersion) -> Value {
-    let mut e = Map::new();
-    e.insert(
-        "fullUrl".into(),
-        json!(format!("{base}/{}/{}", version.resource_type, version.id)),
-    );
-    if let Some(body) = &version.body {
-        if let Ok(resource) = serde_json::from_slice::<Value>(body) {
-            e.insert("resource".into(), resource);
-        }
-    }
+fn entry(base: &str, version: &StoredVersion) -> SplicedEntry {
     let url = match version.method {
         Method::Post => version.resource_type.clone(),
         _ => format!("{}/{}", version.resource_type, version.id),
     };
-    e.insert(
-        "request".into(),
-        json!({"method": version.method.as_str(), "url": url}),
-    );
     let status = match version.method {
         Method::Post => "201 Created",
         Method::Delete => "204 No Content",
         Method::Put if version.version_id == 1 => "201 Created",
         _ => "200 OK",
     };
-    e.insert(
+    let mut rest = Map::new();
+    rest.insert(
+        "request".into(),
+        json!({"method": version.method.as_str(), "url": url}),
+    );
+    rest.insert(
         "response".into(),
         json!({
             "status": status,
@@ -207,5 +202,9 @@ fn entry(base: &str, version: &StoredVersion) -> Value {
             "lastModified": datetime::format_instant(version.last_updated),
         }),
     );
-    Value::Object(e)
+    SplicedEntry {
+        full_url: format!("{base}/{}/{}", version.resource_type, version.id),
+        resource: version.body.clone(),
+        rest,
+    }
 }

@@ -22,6 +22,7 @@ mod operations;
 mod reply;
 mod rest;
 mod search;
+mod spliced;
 
 use std::sync::Arc;
 

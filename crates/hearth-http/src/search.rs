@@ -18,6 +18,7 @@ use crate::error::ApiError;
 use crate::negotiate::{self, Shape};
 use crate::reply::Reply;
 use crate::rest::{check_id, check_type};
+use crate::spliced::{SplicedBundle, SplicedEntry};
 
 /// Parameters that page an existing search; left out of `self` links of a
 /// fresh search.
@@ -227,7 +228,7 @@ pub(crate) fn searchset(
     params: &[(String, String)],
     results: &SearchResults,
     shape: &Shape,
-) -> Searchset {
+) -> SplicedBundle {
     let base = fhir.base();
     let ignored: Vec<&str> = query.ignored.iter().map(|(k, _)| k.as_str()).collect();
     let kept: Vec<(&str, &str)> = params
@@ -295,17 +296,17 @@ pub(crate) fn searchset(
             })
             .collect();
         let outcome = json!({"resourceType": "OperationOutcome", "issue": issues});
-        entries.push(Entry {
-            full_url: format!("urn:uuid:{}", uuid::Uuid::new_v4()),
-            resource: hearth_model::to_json_bytes(&outcome, false),
-            mode: "outcome",
-        });
+        entries.push(searchset_entry(
+            format!("urn:uuid:{}", uuid::Uuid::new_v4()),
+            hearth_model::to_json_bytes(&outcome, false),
+            "outcome",
+        ));
     }
     for v in &results.matches {
-        entries.push(Entry::of(&base, v, "match", shape));
+        entries.push(entry(&base, v, "match", shape));
     }
     for v in &results.included {
-        entries.push(Entry::of(&base, v, "include", shape));
+        entries.push(entry(&base, v, "include", shape));
     }
     let mut shell = Map::new();
     shell.insert("resourceType".into(), json!("Bundle"));
@@ -320,98 +321,41 @@ pub(crate) fn searchset(
         shell.insert("total".into(), json!(results.total));
     }
     shell.insert("link".into(), json!(links));
-    Searchset { shell, entries }
+    SplicedBundle { shell, entries }
 }
 
-/// A searchset Bundle whose entries hold their resources as compact JSON:
-/// stored bodies go out as they were stored, without being parsed and
-/// written again (which was most of the cost of a Patient entry).
-pub(crate) struct Searchset {
-    /// The Bundle's own elements; `entry` comes last.
-    shell: Map<String, Value>,
-    entries: Vec<Entry>,
-}
-
-struct Entry {
-    full_url: String,
-    /// Compact JSON.
-    resource: Vec<u8>,
-    mode: &'static str,
-}
-
-impl Entry {
-    fn of(base: &str, version: &StoredVersion, mode: &'static str, shape: &Shape) -> Entry {
-        let body = version.body.as_deref().unwrap_or(b"null");
-        let resource = match shape {
-            Shape::Full => body.to_vec(),
-            Shape::Summary(_) | Shape::Elements(_) => {
-                let mut resource: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-                match shape {
-                    Shape::Summary(mode) => hearth_model::summary::summary(&mut resource, *mode),
-                    Shape::Elements(names) => {
-                        let names: Vec<&str> = names.iter().map(String::as_str).collect();
-                        hearth_model::summary::elements(&mut resource, &names);
-                    }
-                    Shape::Full => {}
+/// A searchset entry: its resource as compact JSON (reshaped first for
+/// `_summary` and `_elements`) and its search mode.
+fn entry(base: &str, version: &StoredVersion, mode: &str, shape: &Shape) -> SplicedEntry {
+    let body = version.body.as_deref().unwrap_or(b"null");
+    let resource = match shape {
+        Shape::Full => body.to_vec(),
+        Shape::Summary(_) | Shape::Elements(_) => {
+            let mut resource: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            match shape {
+                Shape::Summary(mode) => hearth_model::summary::summary(&mut resource, *mode),
+                Shape::Elements(names) => {
+                    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                    hearth_model::summary::elements(&mut resource, &names);
                 }
-                hearth_model::to_json_bytes(&resource, false)
+                Shape::Full => {}
             }
-        };
-        Entry {
-            full_url: format!("{base}/{}/{}", version.resource_type, version.id),
-            resource,
-            mode,
+            hearth_model::to_json_bytes(&resource, false)
         }
-    }
+    };
+    searchset_entry(
+        format!("{base}/{}/{}", version.resource_type, version.id),
+        resource,
+        mode,
+    )
 }
 
-impl Searchset {
-    /// The Bundle as compact JSON.
-    pub(crate) fn to_json(&self) -> Vec<u8> {
-        let mut out = hearth_model::to_json_bytes(&Value::Object(self.shell.clone()), false);
-        if self.entries.is_empty() {
-            return out;
-        }
-        let size: usize = self.entries.iter().map(|e| e.resource.len() + 80).sum();
-        out.reserve(size + 16);
-        out.pop(); // the shell's closing brace
-        out.extend_from_slice(b",\"entry\":[");
-        for (i, entry) in self.entries.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            out.extend_from_slice(b"{\"fullUrl\":");
-            out.extend(hearth_model::to_json_bytes(
-                &Value::String(entry.full_url.clone()),
-                false,
-            ));
-            out.extend_from_slice(b",\"resource\":");
-            out.extend_from_slice(&entry.resource);
-            out.extend_from_slice(b",\"search\":{\"mode\":\"");
-            out.extend_from_slice(entry.mode.as_bytes());
-            out.extend_from_slice(b"\"}}");
-        }
-        out.extend_from_slice(b"]}");
-        out
-    }
-
-    /// The Bundle as a value (to nest it in another Bundle).
-    pub(crate) fn into_value(self) -> Value {
-        let mut bundle = self.shell;
-        if !self.entries.is_empty() {
-            let entries: Vec<Value> = self
-                .entries
-                .into_iter()
-                .map(|e| {
-                    json!({
-                        "fullUrl": e.full_url,
-                        "resource": serde_json::from_slice::<Value>(&e.resource).unwrap_or(Value::Null),
-                        "search": {"mode": e.mode},
-                    })
-                })
-                .collect();
-            bundle.insert("entry".into(), Value::Array(entries));
-        }
-        Value::Object(bundle)
+fn searchset_entry(full_url: String, resource: Vec<u8>, mode: &str) -> SplicedEntry {
+    let mut rest = Map::new();
+    rest.insert("search".into(), json!({"mode": mode}));
+    SplicedEntry {
+        full_url,
+        resource: Some(resource),
+        rest,
     }
 }

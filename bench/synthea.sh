@@ -14,6 +14,7 @@
 #                                         # import and the queries only
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/queries.sh
 
 SYNTHEA=${SYNTHEA:-../shared/data/synthea-120}
 REPEAT=${REPEAT:-50}
@@ -51,7 +52,7 @@ timed_import() { # database URL, paths…
     local url=$1
     shift
     /usr/bin/time -f "   wall %e s, peak RSS %M KB" "$BIN" import --data-dir "$WORK" \
-        --database-url "$url" --log-level warn "$@" 2>&1 | grep -v '^\[' | sed 's/^\r//' | tail -3
+        --database-url "$url" --log-level warn "$@" 2>&1 | grep -v '^\[' | sed 's/^\r//' | tail -4
 }
 
 echo "== machine: $(nproc) cores; database: $DATABASE"
@@ -100,48 +101,11 @@ PID=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/metadata" >/dev/null && break; sleep 0.1; done
 if [ "$DATABASE" = postgres ]; then psql "$MAIN" -qc "ANALYZE"; fi
 B="http://127.0.0.1:$PORT"
-# The patient with the most Observations, and a family name.
-X=$(curl -s "$B/Patient?_count=200&_elements=id" | python3 -c '
-import json, sys, urllib.request
-ids = [e["resource"]["id"] for e in json.load(sys.stdin).get("entry", [])]
-def count(i):
-    with urllib.request.urlopen(f"'"$B"'/Observation?patient={i}&_summary=count") as r:
-        return json.load(r)["total"]
-print(max(ids, key=count))')
-FAMILY=$(curl -s "$B/Patient/$X" | python3 -c 'import json,sys; print(json.load(sys.stdin)["name"][0]["family"])')
-echo "   patient X = $X ($(curl -s "$B/Observation?patient=$X&_summary=count" | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"])') Observations), family $FAMILY"
-# The code X has most often since 2015 (X's heart rates may all be older:
-# a query that matches nothing would measure nothing).
-Y=$(curl -s "$B/Observation?patient=$X&date=ge2015&_elements=code&_count=1000" | python3 -c '
-import collections, json, sys
-codes = collections.Counter(
-    c["code"] for e in json.load(sys.stdin).get("entry", [])
-    for c in e["resource"]["code"].get("coding", [])[:1] if c.get("system") == "http://loinc.org")
-print(codes.most_common(1)[0][0] if codes else "8867-4")')
-echo "   code Y = $Y"
-queries=(
-    "Observation?code=http://loinc.org|8867-4&_summary=count"
-    "Observation?category=laboratory&_sort=-date"
-    "Observation?patient=$X&code=http://loinc.org|$Y&date=ge2015"
-    "Patient?family=$FAMILY"
-    "Observation?subject:Patient.family=$FAMILY"
-    "Patient?_has:Observation:patient:code=8867-4"
-    "Encounter?patient=$X&_include=Encounter:practitioner"
-    "Patient/$X/\$everything"
-)
+pick_queries "$B"
 printf '   %-72s %8s %8s %8s\n' "query" "p50 ms" "p95 ms" "total"
-for q in "${queries[@]}"; do
-    times=$(for _ in $(seq "$REPEAT"); do
-        if [[ "$q" == *\?* ]]; then
-            curl -s -o /dev/null -w '%{time_total}\n' -G "$B/${q%%\?*}" $(echo "${q#*\?}" | tr '&' '\n' | sed 's/^/--data-urlencode /')
-        else
-            curl -s -o /dev/null -w '%{time_total}\n' "$B/$q"
-        fi
-    done | sort -n)
-    p50=$(echo "$times" | awk -v n="$REPEAT" 'NR == int(n * 0.5) + 1 {printf "%.2f", $1 * 1000}')
-    p95=$(echo "$times" | awk -v n="$REPEAT" 'NR == int(n * 0.95) + 1 {printf "%.2f", $1 * 1000}')
-    # What the query matched (Bundle.total, where the server gives it).
-    total=$(curl -s -G "$B/${q%%\?*}" $( [[ "$q" == *\?* ]] && echo "${q#*\?}" | tr '&' '\n' | sed 's/^/--data-urlencode /') \
-        | python3 -c 'import json,sys; print(json.load(sys.stdin).get("total", "-"))')
-    printf '   %-72s %8s %8s %8s\n' "${q//$X/X}" "$p50" "$p95" "$total"
+for q in "${QUERIES[@]}"; do
+    times=$(for _ in $(seq "$REPEAT"); do time_query "$B" "$q"; done)
+    p50=$(echo "$times" | percentile 50)
+    p95=$(echo "$times" | percentile 95)
+    printf '   %-72s %8s %8s %8s\n' "${q//$X/X}" "$p50" "$p95" "$(query_total "$B" "$q")"
 done

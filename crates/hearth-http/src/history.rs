@@ -162,20 +162,11 @@ fn bundle(fhir: &Fhir, query: &HistoryQuery, page: &HistoryPage) -> SplicedBundl
     };
     links.push(json!({"relation": "last", "url": link(last)}));
 
-    let mut shell = Map::new();
-    shell.insert("resourceType".into(), json!("Bundle"));
-    shell.insert("id".into(), json!(uuid::Uuid::new_v4().to_string()));
-    shell.insert(
-        "meta".into(),
-        json!({"lastUpdated": datetime::format_instant(datetime::now_ms())}),
-    );
-    shell.insert("type".into(), json!("history"));
-    shell.insert("total".into(), json!(page.total));
-    shell.insert("link".into(), json!(links));
-    SplicedBundle {
-        shell,
-        entries: page.entries.iter().map(|v| entry(&base, v)).collect(),
-    }
+    let mut bundle = SplicedBundle::new("history");
+    bundle.shell.insert("total".into(), json!(page.total));
+    bundle.shell.insert("link".into(), json!(links));
+    bundle.entries = page.entries.iter().map(|v| entry(&base, v)).collect();
+    bundle
 }
 
 fn entry(base: &str, version: &StoredVersion) -> SplicedEntry {

@@ -5,7 +5,7 @@
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use hearth_model::search_params::ParamType;
-use hearth_model::{datetime, Value};
+use hearth_model::Value;
 use hearth_store::search::{
     self, Condition, Modifier, ParseOptions, SearchPage, SearchQuery, SearchResults, SearchValue,
 };
@@ -286,7 +286,8 @@ pub(crate) fn searchset(
     } else {
         links.push(json!({"relation": "self", "url": link(None)}));
     }
-    let mut entries = Vec::new();
+    let mut bundle = SplicedBundle::new("searchset");
+    let entries = &mut bundle.entries;
     if !query.ignored.is_empty() {
         let issues: Vec<Value> = query
             .ignored
@@ -308,20 +309,12 @@ pub(crate) fn searchset(
     for v in &results.included {
         entries.push(entry(&base, v, "include", shape));
     }
-    let mut shell = Map::new();
-    shell.insert("resourceType".into(), json!("Bundle"));
-    shell.insert("id".into(), json!(uuid::Uuid::new_v4().to_string()));
-    shell.insert(
-        "meta".into(),
-        json!({"lastUpdated": datetime::format_instant(datetime::now_ms())}),
-    );
-    shell.insert("type".into(), json!("searchset"));
     let total_known = results.keyset.as_ref().is_none_or(|k| k.total_known);
     if (query.total != search::Total::None && total_known) || query.count_only {
-        shell.insert("total".into(), json!(results.total));
+        bundle.shell.insert("total".into(), json!(results.total));
     }
-    shell.insert("link".into(), json!(links));
-    SplicedBundle { shell, entries }
+    bundle.shell.insert("link".into(), json!(links));
+    bundle
 }
 
 /// A searchset entry: its resource as compact JSON (reshaped first for

@@ -5,8 +5,8 @@
 //! writing it again was most of the cost of a search answer (a page of 100
 //! Patients: 8.6 ms, against 2.6 ms spliced).
 
-use hearth_model::Value;
-use serde_json::Map;
+use hearth_model::{datetime, Value};
+use serde_json::{json, Map};
 
 /// A Bundle whose entries hold their resources as compact JSON.
 pub(crate) struct SplicedBundle {
@@ -25,6 +25,23 @@ pub(crate) struct SplicedEntry {
 }
 
 impl SplicedBundle {
+    /// A Bundle of type `kind` with a new id and `meta.lastUpdated` now,
+    /// as yet without entries.
+    pub(crate) fn new(kind: &str) -> SplicedBundle {
+        let mut shell = Map::new();
+        shell.insert("resourceType".into(), json!("Bundle"));
+        shell.insert("id".into(), json!(uuid::Uuid::new_v4().to_string()));
+        shell.insert(
+            "meta".into(),
+            json!({"lastUpdated": datetime::format_instant(datetime::now_ms())}),
+        );
+        shell.insert("type".into(), json!(kind));
+        SplicedBundle {
+            shell,
+            entries: Vec::new(),
+        }
+    }
+
     /// The Bundle as compact JSON.
     pub(crate) fn to_json(&self) -> Vec<u8> {
         let mut out = hearth_model::to_json_bytes(&Value::Object(self.shell.clone()), false);
@@ -94,7 +111,6 @@ impl SplicedBundle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn spliced_json_is_the_value_written_out() {

@@ -44,7 +44,8 @@ impl SplicedBundle {
 
     /// The Bundle as compact JSON.
     pub(crate) fn to_json(&self) -> Vec<u8> {
-        let mut out = hearth_model::to_json_bytes(&Value::Object(self.shell.clone()), false);
+        // Serialising strings and maps of values into memory cannot fail.
+        let mut out = serde_json::to_vec(&self.shell).unwrap_or_default();
         if self.entries.is_empty() {
             return out;
         }
@@ -61,22 +62,16 @@ impl SplicedBundle {
                 out.push(b',');
             }
             out.extend_from_slice(b"{\"fullUrl\":");
-            out.extend(hearth_model::to_json_bytes(
-                &Value::String(entry.full_url.clone()),
-                false,
-            ));
+            out.extend(serde_json::to_vec(&entry.full_url).unwrap_or_default());
             if let Some(resource) = &entry.resource {
                 out.extend_from_slice(b",\"resource\":");
                 out.extend_from_slice(resource);
             }
             for (name, value) in &entry.rest {
                 out.push(b',');
-                out.extend(hearth_model::to_json_bytes(
-                    &Value::String(name.clone()),
-                    false,
-                ));
+                out.extend(serde_json::to_vec(name).unwrap_or_default());
                 out.push(b':');
-                out.extend(hearth_model::to_json_bytes(value, false));
+                out.extend(serde_json::to_vec(value).unwrap_or_default());
             }
             out.push(b'}');
         }

@@ -69,13 +69,6 @@ pub struct PreparedFile {
     loaded: Loaded,
 }
 
-impl PreparedFile {
-    /// The resources it writes.
-    pub fn resources(&self) -> usize {
-        self.writes.len()
-    }
-}
-
 /// A file queued by [`Loader::submit`].
 pub struct PendingLoad {
     write: PendingWrite<Loaded, ApiError>,
@@ -126,20 +119,6 @@ impl Loader {
             base: Some(self.base.clone()),
             custom: self.store.custom_params(),
         }
-    }
-
-    /// Loads a JSON file (see [`Loader::prepare_json`]) in a transaction
-    /// of its own.
-    pub fn load_json(&mut self, json: Vec<u8>) -> Result<Loaded, ApiError> {
-        let prepared = self.prepare_json(json)?;
-        self.write_alone(prepared)
-    }
-
-    /// Loads NDJSON lines (see [`Loader::prepare_ndjson`]) in a
-    /// transaction of their own.
-    pub fn load_ndjson(&mut self, lines: &[&[u8]]) -> Result<Loaded, ApiError> {
-        let prepared = self.prepare_ndjson(lines)?;
-        self.write_alone(prepared)
     }
 
     /// Reads a JSON file: a Bundle of type transaction or batch whose
@@ -356,8 +335,10 @@ impl Loader {
 
 /// Writes a file's resources. Every `ifNoneExist` is checked again first,
 /// before anything changes: written by someone else since it was looked
-/// up, it fails the file while the transaction is still untouched. After
-/// that only the database itself can fail.
+/// up, it fails the file while the transaction is still untouched. A
+/// failure after that (the database's, or a write the store refuses) rolls
+/// back the whole transaction, and the import loads each of its files
+/// again alone.
 fn apply(tx: &mut hearth_store::Tx<'_>, writes: Vec<Write>) -> Result<Loaded, ApiError> {
     for write in &writes {
         if let Write::Put {

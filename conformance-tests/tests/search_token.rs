@@ -284,5 +284,15 @@ both_backends! {
         f.check(&format!("CodeSystem?code={s}|c1"), &["cs"]);
         assert_eq!(count(&format!("CodeSystem?code={s}|c1")), 1);
         assert_eq!(count(&format!("CodeSystem?code={s}|c3")), 0);
+        // The second coding alike still answers `:text`; when the first
+        // goes, the second stands for the resource in the count.
+        f.check("Observation?code:text=two", &["twice"]);
+        f.put(observation("~twice", json!({"coding": [{"system": s, "code": "c2"},
+            {"system": s, "code": "c1", "display": "two"}, {"system": s, "code": "c1"}]})));
+        assert_eq!(count(&format!("Observation?code={s}|c1")), 2);
+        assert_eq!(count(&format!("Observation?code={s}|c2")), 1);
+        f.delete("Observation/~once");
+        assert_eq!(count(&format!("Observation?code={s}|c1")), 1);
+        f.check(&format!("Observation?code={s}|c1"), &["twice"]);
     }
 }

@@ -2,6 +2,7 @@
 //! [`hearth_model::index::extract`]. Rows are replaced in the transaction
 //! that writes a version, so the index always describes current versions.
 
+use std::collections::HashSet;
 use std::sync::{Arc, LazyLock};
 
 use diesel::prelude::*;
@@ -19,7 +20,7 @@ use crate::statement::{Bind, Sql, Template};
 use crate::Result;
 
 /// Bump when extraction changes: the store then rebuilds the index.
-pub(crate) const INDEX_VERSION: &str = "7";
+pub(crate) const INDEX_VERSION: &str = "8";
 
 /// Removes the index rows of a resource.
 pub(crate) fn clear(conn: &mut Db, res_key: i64) -> Result<()> {
@@ -74,7 +75,7 @@ impl Table {
     fn insert_sql(self) -> &'static str {
         match self {
             Table::String => "INSERT INTO idx_string (res_key, n, param, grp, norm, exact) VALUES (?, ?, ?, ?, ?, ?)",
-            Table::Token => "INSERT INTO idx_token (res_key, n, param, grp, system, code, text, type_system, type_code, implicit) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            Table::Token => "INSERT INTO idx_token (res_key, n, param, grp, system, code, text, type_system, type_code, implicit, repeated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             Table::Reference => "INSERT INTO idx_reference (res_key, n, param, grp, target_type, target_id, target_version, url, ident_system, ident_value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             Table::Date => "INSERT INTO idx_date (res_key, n, param, grp, lo, hi) VALUES (?, ?, ?, ?, ?, ?)",
             Table::Number => "INSERT INTO idx_number (res_key, n, param, grp, value) VALUES (?, ?, ?, ?, ?)",
@@ -92,6 +93,9 @@ impl Table {
 pub(crate) struct IndexRows {
     rows: Vec<(Table, Vec<Bind>)>,
     group: i64,
+    /// The (param, system, code, implicit) of each token row so far: a
+    /// row that repeats one is marked `repeated`, which counts skip.
+    codes: HashSet<(String, Option<String>, Option<String>, bool)>,
 }
 
 impl IndexRows {
@@ -126,6 +130,13 @@ impl IndexRows {
             } => {
                 let (type_system, type_code) = identifier_type.unwrap_or((None, None));
                 let text = display_text.map(|t| index::normalise(&t));
+                let repeated = code.is_some()
+                    && !self.codes.insert((
+                        param.to_owned(),
+                        system.clone(),
+                        code.clone(),
+                        implicit_system,
+                    ));
                 let values = vec![
                     OptText(system),
                     OptText(code),
@@ -133,6 +144,7 @@ impl IndexRows {
                     OptText(type_system),
                     OptText(type_code),
                     Bool(implicit_system),
+                    Bool(repeated),
                 ];
                 (Table::Token, values)
             }
@@ -319,4 +331,57 @@ pub(crate) fn rebuild_if_stale(conn: &mut Db, custom: &Arc<CustomParams>) -> Res
         }
         Ok::<(), crate::StoreError>(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(
+        param: &str,
+        system: Option<&str>,
+        code: Option<&str>,
+        display: &str,
+    ) -> index::IndexEntry {
+        index::IndexEntry {
+            param: param.to_owned(),
+            value: IndexValue::Token {
+                system: system.map(str::to_owned),
+                code: code.map(str::to_owned),
+                display_text: Some(display.to_owned()),
+                identifier_type: None,
+                implicit_system: false,
+            },
+        }
+    }
+
+    /// Each token row's `repeated` column, in row order.
+    fn repeated(rows: &IndexRows) -> Vec<bool> {
+        rows.rows
+            .iter()
+            .filter(|(table, _)| *table == Table::Token)
+            .map(|(_, binds)| matches!(binds.last(), Some(Bind::Bool(true))))
+            .collect()
+    }
+
+    #[test]
+    fn only_a_code_the_resource_already_has_under_its_parameter_is_repeated() {
+        let s = Some("http://loinc.org");
+        let rows = IndexRows::of(
+            "Observation",
+            vec![
+                token("code", s, Some("8867-4"), "Heart rate"),
+                token("code", s, Some("8867-4"), "Pulse"),
+                token("code", None, Some("8867-4"), "no system"),
+                token("code", s, Some("8310-5"), "Temperature"),
+                token("combo-code", s, Some("8867-4"), "another parameter"),
+                token("code", None, None, "text alone"),
+                token("code", None, None, "text alone"),
+            ],
+        );
+        assert_eq!(
+            repeated(&rows),
+            [false, true, false, false, false, false, false]
+        );
+    }
 }

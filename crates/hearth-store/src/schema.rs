@@ -48,6 +48,7 @@ diesel::table! {
         type_system -> Nullable<Text>,
         type_code -> Nullable<Text>,
         implicit -> Bool,
+        repeated -> Bool,
     }
 }
 

@@ -154,11 +154,14 @@ pub(crate) fn direct_count(query: &SearchQuery, dialect: Dialect) -> Option<Sql>
     Some(sql)
 }
 
-/// The count of one `param=system|code` token condition. Its rows for
-/// one (param, code, system, implicit) come from `idx_token_search` in key
-/// order, so SQLite counts their distinct keys as they come instead of
-/// sorting them all (16,310 rows: 1.6 ms instead of 3.7). The rows with no
-/// system whose system is implied, or with `implicit` set, are rare; they
+/// The count of one `param=system|code` token condition. Of a resource's
+/// rows with one (param, code, system, implicit) all but the first are
+/// `repeated`, so the range of `idx_token_search` for (param, code,
+/// system) less its rare `implicit` and `repeated` rows is the matches
+/// themselves, counted without DISTINCT. SQLite compares each row of a
+/// range with all the range's key columns: 16,310 rows take 0.54 ms on
+/// three columns, 0.71 on five, 1.1 with DISTINCT and 3.7 sorting. The
+/// rows with no system whose system is implied, or with `implicit` set,
 /// count only for resources the first rows left out.
 fn coding_count(condition: &Condition, dialect: Dialect) -> Option<Sql> {
     let Condition::Values {
@@ -194,9 +197,15 @@ fn coding_count(condition: &Condition, dialect: Dialect) -> Option<Sql> {
         };
     };
     let mut sql = Sql::on(dialect);
-    sql.push("SELECT (SELECT COUNT(DISTINCT res_key) FROM idx_token WHERE ");
+    sql.push("SELECT (SELECT COUNT(*) FROM idx_token WHERE ");
     key(&mut sql, "", Some(system));
-    sql.push(" AND implicit = FALSE) + (SELECT COUNT(DISTINCT b.res_key) FROM (");
+    sql.push(") - (SELECT COUNT(*) FROM idx_token WHERE ");
+    key(&mut sql, "", Some(system));
+    sql.push(" AND implicit = TRUE) - (SELECT COUNT(*) FROM idx_token WHERE ");
+    key(&mut sql, "", Some(system));
+    sql.push(
+        " AND implicit = FALSE AND repeated = TRUE) + (SELECT COUNT(DISTINCT b.res_key) FROM (",
+    );
     sql.push("SELECT res_key FROM idx_token WHERE ");
     key(&mut sql, "", Some(system));
     sql.push(" AND implicit = TRUE UNION ALL SELECT res_key FROM idx_token WHERE ");

@@ -24,6 +24,7 @@ use crate::Result;
 /// (`resources`) and by token or string (conditional references and
 /// `ifNoneExist`, usually on `identifier`): those indexes stay.
 const DEFERRED: &[&str] = &[
+    "resources_type_key",
     "idx_reference_search",
     "idx_reference_target",
     "idx_reference_url",

@@ -1,9 +1,10 @@
 //! Bulk Data export (HL7 Bulk Data Access 2.0) as a background job: the
 //! job walks its resource types in order, a batch per transaction, and
 //! writes each batch's NDJSON as a part in `export_parts`, with its cursor
-//! in the same transaction. Memory is bounded by a batch, any node can
-//! serve the parts, and a job interrupted by a restart resumes after its
-//! last part.
+//! in the same transaction. A batch is bounded by bytes as well as by
+//! resources, so memory stays flat however large the resources (Synthea's
+//! Provenance are 150 kB each), any node can serve the parts, and a job
+//! interrupted by a restart resumes after its last part.
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Binary, Nullable, Text};
@@ -15,8 +16,16 @@ use crate::statement::{Bind, Sql};
 use crate::versions::Tx;
 use crate::{body, Result, Store, StoreError};
 
-/// Resources per batch (and part): a few megabytes of NDJSON.
+/// Resources per batch (and part) at most.
 const BATCH: i64 = 5000;
+
+/// Stored (compressed) bytes a batch reads at most, unless its first
+/// resource alone is larger.
+const BATCH_STORED_BYTES: i64 = 4 << 20;
+
+/// NDJSON bytes a part holds at most, unless its first resource alone is
+/// larger (a stored body may expand more than the usual three times).
+const PART_BYTES: usize = 16 << 20;
 
 /// What an export is asked for.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -99,6 +108,14 @@ struct Body {
     res_key: i64,
     #[diesel(sql_type = Nullable<Binary>)]
     body: Option<Vec<u8>>,
+}
+
+#[derive(QueryableByName)]
+struct Size {
+    #[diesel(sql_type = BigInt)]
+    res_key: i64,
+    #[diesel(sql_type = BigInt)]
+    size: i64,
 }
 
 #[derive(QueryableByName)]
@@ -253,46 +270,24 @@ impl Tx<'_> {
             .execute(self.conn)?;
             return Ok(());
         };
-        let mut s = Sql::on(self.dialect());
-        s.push(
-            "SELECT r.res_key AS res_key, v.body AS body FROM resources r \
-             JOIN resource_versions v ON v.seq = r.current_seq \
-             WHERE NOT r.deleted AND r.resource_type = ",
-        )
-        .text(resource_type.as_str())
-        .push(" AND r.res_key > ")
-        .int(job.cursor)
-        // As of the kick-off (the manifest's transactionTime): what is
-        // written later is for the next export `_since` then.
-        .push(" AND r.last_updated <= ")
-        .int(job.created);
-        if let Some(since) = request.since {
-            s.push(" AND r.last_updated >= ").int(since);
-        }
-        if request.patient_level {
-            self.compartment_condition(&mut s, resource_type, request.patients.as_deref());
-        }
-        let filters: Vec<search::SearchQuery> = request
-            .type_filters
+        // The batch's resources, by their stored sizes: as many as fit.
+        let mut sizes = Sql::on(self.dialect());
+        sizes.push(
+            "SELECT r.res_key AS res_key, CAST(COALESCE(LENGTH(v.body), 0) AS BIGINT) AS size",
+        );
+        self.batch_rows(&mut sizes, job, &request, resource_type)?;
+        sizes.push(" ORDER BY r.res_key LIMIT ").int(BATCH);
+        let sizes: Vec<Size> = sizes.load(self.conn)?;
+        let mut stored = 0;
+        let Some(upto) = sizes
             .iter()
-            .filter(|f| f.split_once('?').is_some_and(|(t, _)| t == resource_type))
-            .map(|f| parse_type_filter(f, self.custom.clone()).map_err(StoreError::InvalidResource))
-            .collect::<Result<_>>()?;
-        if !filters.is_empty() {
-            s.push(" AND (");
-            for (i, filter) in filters.iter().enumerate() {
-                if i > 0 {
-                    s.push(" OR ");
-                }
-                s.push("(");
-                crate::search::filter_sql(filter, &mut s);
-                s.push(")");
-            }
-            s.push(")");
-        }
-        s.push(" ORDER BY r.res_key LIMIT ").int(BATCH);
-        let rows: Vec<Body> = s.load(self.conn)?;
-        let Some(last) = rows.last().map(|r| r.res_key) else {
+            .take_while(|row| {
+                stored += row.size;
+                stored - row.size == 0 || stored <= BATCH_STORED_BYTES
+            })
+            .last()
+            .map(|row| row.res_key)
+        else {
             // This type is done: the next one, from its start.
             Sql::with_binds(
                 "UPDATE jobs SET status = 'running', position = position + 1, cursor = 0, updated = ?, \
@@ -307,31 +302,39 @@ impl Tx<'_> {
             .execute(self.conn)?;
             return Ok(());
         };
-        let count = rows.len() as i64;
-        let mut ndjson = Vec::with_capacity(rows.len() * 2048);
+        let mut s = Sql::on(self.dialect());
+        s.push("SELECT r.res_key AS res_key, v.body AS body");
+        self.batch_rows(&mut s, job, &request, resource_type)?;
+        s.push(" AND r.res_key <= ").int(upto);
+        s.push(" ORDER BY r.res_key");
+        let rows: Vec<Body> = s.load(self.conn)?;
+        let mut ndjson = Vec::with_capacity(PART_BYTES.min(rows.len() * 2048));
+        // The part ends at `upto`, or before the first resource that finds
+        // it full (the next batch starts there).
+        let (mut count, mut cursor) = (0, upto);
+        let mut previous = None;
         for row in rows {
+            if let Some(previous) = previous.filter(|_| ndjson.len() >= PART_BYTES) {
+                cursor = previous;
+                break;
+            }
             if let Some(b) = body::decode_opt(row.body)? {
                 ndjson.extend_from_slice(&b);
                 ndjson.push(b'\n');
             }
+            count += 1;
+            previous = Some(row.res_key);
+        }
+        if count > 0 {
+            self.add_part(job, resource_type, count, &ndjson)?;
         }
         Sql::with_binds(
-            "INSERT INTO export_parts (job_id, n, resource_type, resources, data) VALUES (?, ?, ?, ?, ?)",
-            vec![
-                Bind::Text(job.id.clone()),
-                Bind::Int(job.parts),
-                Bind::Text(resource_type.clone()),
-                Bind::Int(count),
-                Bind::Bytes(body::encode(&ndjson)),
-            ],
-        )
-        .execute(self.conn)?;
-        Sql::with_binds(
-            "UPDATE jobs SET status = 'running', cursor = ?, done = done + ?, parts = parts + 1, \
+            "UPDATE jobs SET status = 'running', cursor = ?, done = done + ?, parts = parts + ?, \
              updated = ?, owner = ?, lease_until = ? WHERE id = ?",
             vec![
-                Bind::Int(last),
+                Bind::Int(cursor),
                 Bind::Int(count),
+                Bind::Int((count > 0).into()),
                 Bind::Int(now),
                 Bind::Text(node.to_owned()),
                 Bind::Int(lease),
@@ -339,6 +342,75 @@ impl Tx<'_> {
             ],
         )
         .execute(self.conn)?;
+        Ok(())
+    }
+
+    /// Writes `job`'s next part: `count` resources of `resource_type`.
+    fn add_part(
+        &mut self,
+        job: &JobRow,
+        resource_type: &str,
+        count: i64,
+        ndjson: &[u8],
+    ) -> Result<()> {
+        Sql::with_binds(
+            "INSERT INTO export_parts (job_id, n, resource_type, resources, data) VALUES (?, ?, ?, ?, ?)",
+            vec![
+                Bind::Text(job.id.clone()),
+                Bind::Int(job.parts),
+                Bind::Text(resource_type.to_owned()),
+                Bind::Int(count),
+                Bind::Bytes(body::encode(ndjson)),
+            ],
+        )
+        .execute(self.conn)?;
+        Ok(())
+    }
+
+    /// ` FROM … WHERE …`: the resources of `resource_type` that `job`
+    /// exports after its cursor.
+    fn batch_rows(
+        &self,
+        s: &mut Sql,
+        job: &JobRow,
+        request: &ExportRequest,
+        resource_type: &str,
+    ) -> Result<()> {
+        s.push(
+            " FROM resources r JOIN resource_versions v ON v.seq = r.current_seq \
+             WHERE NOT r.deleted AND r.resource_type = ",
+        )
+        .text(resource_type)
+        .push(" AND r.res_key > ")
+        .int(job.cursor)
+        // As of the kick-off (the manifest's transactionTime): what is
+        // written later is for the next export `_since` then.
+        .push(" AND r.last_updated <= ")
+        .int(job.created);
+        if let Some(since) = request.since {
+            s.push(" AND r.last_updated >= ").int(since);
+        }
+        if request.patient_level {
+            self.compartment_condition(s, resource_type, request.patients.as_deref());
+        }
+        let filters: Vec<search::SearchQuery> = request
+            .type_filters
+            .iter()
+            .filter(|f| f.split_once('?').is_some_and(|(t, _)| t == resource_type))
+            .map(|f| parse_type_filter(f, self.custom.clone()).map_err(StoreError::InvalidResource))
+            .collect::<Result<_>>()?;
+        if !filters.is_empty() {
+            s.push(" AND (");
+            for (i, filter) in filters.iter().enumerate() {
+                if i > 0 {
+                    s.push(" OR ");
+                }
+                s.push("(");
+                crate::search::filter_sql(filter, s);
+                s.push(")");
+            }
+            s.push(")");
+        }
         Ok(())
     }
 

@@ -1,0 +1,1 @@
+DROP INDEX resources_type_key;

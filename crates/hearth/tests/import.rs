@@ -1,6 +1,7 @@
 //! `hearth import` as an operator runs it: Synthea's files as they are
 //! (compressed, hospital and practitioner files first), again without
-//! duplicates, and a broken file reported without partial data.
+//! duplicates, files racing to create one resource, and a broken file
+//! reported without partial data.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -54,9 +55,19 @@ fn import(database: &TestDatabase, paths: &[&Path]) -> (bool, String, String) {
 
 /// Resources in the database by type.
 fn count(store: &Store, resource_type: &str) -> i64 {
+    count_where(store, resource_type, &[])
+}
+
+/// Resources of a type that match a search's parameters.
+fn count_where(store: &Store, resource_type: &str, params: &[(&str, &str)]) -> i64 {
+    let mut params: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    params.push(("_summary".into(), "count".into()));
     let query = hearth_store::search::parse(
         &[resource_type.to_owned()],
-        &[("_summary".into(), "count".into())],
+        &params,
         &hearth_store::search::ParseOptions {
             strict: true,
             default_count: 10,
@@ -174,5 +185,43 @@ both_backends! {
         assert!(store.read("Patient", "nd1").is_ok() && store.read("Patient", "nd2").is_ok());
         assert!(store.read("Patient", "1b7c0000-0000-4000-8000-000000000001").is_err());
         assert_eq!(count(&store, "Patient"), 2);
+    }
+}
+
+both_backends! {
+    /// Files prepared side by side that each create the same Organization
+    /// if none exists: whichever writes second finds the first's, when it
+    /// is written or when it is loaded again alone, so the import ends
+    /// with one Organization that every Patient names.
+    fn files_racing_to_create_one_resource_create_it_once() {
+        let database = TestDatabase::new();
+        let dir = database.dir().join("files");
+        std::fs::create_dir_all(&dir).unwrap();
+        let files = 24;
+        for i in 0..files {
+            let organization = format!("urn:uuid:0a000000-0000-4000-8000-{i:012}");
+            let bundle = serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+                {"fullUrl": organization, "resource": {"resourceType": "Organization",
+                    "identifier": [{"system": "http://example.org/org", "value": "shared"}], "name": "Shared"},
+                 "request": {"method": "POST", "url": "Organization",
+                    "ifNoneExist": "identifier=http://example.org/org|shared"}},
+                {"fullUrl": format!("urn:uuid:0b000000-0000-4000-8000-{i:012}"),
+                 "resource": {"resourceType": "Patient", "managingOrganization": {"reference": organization}},
+                 "request": {"method": "POST", "url": "Patient"}}
+            ]});
+            std::fs::write(dir.join(format!("{i:02}.json")), bundle.to_string()).unwrap();
+        }
+        let (ok, stdout, stderr) = import(&database, &[&dir]);
+        assert!(ok, "{stdout}{stderr}");
+        assert!(stdout.contains(&format!("imported {files} of {files} files")), "{stdout}");
+        assert!(stdout.contains(&format!("{} found by ifNoneExist", files - 1)), "{stdout}");
+        let store = Store::open(&database.database, &StoreOptions::default()).unwrap();
+        assert_eq!(count(&store, "Organization"), 1);
+        assert_eq!(count(&store, "Patient"), files);
+        assert_eq!(
+            count_where(&store, "Patient", &[("organization.identifier", "http://example.org/org|shared")]),
+            files,
+            "every Patient names the one Organization"
+        );
     }
 }

@@ -377,20 +377,41 @@ both_backends! {
     }
 }
 
+/// Follows `next` links from the search at `url`, collecting each entry's
+/// id in order; `between` runs after each page with the number of pages
+/// read and the ids so far (to write while paging). Answers the ids and
+/// the last page.
+fn walk(
+    server: &Server,
+    url: &str,
+    mut between: impl FnMut(usize, &[String]),
+) -> (Vec<String>, Value) {
+    let mut page = server.read_json(url);
+    let mut seen = Vec::new();
+    let mut pages = 0;
+    loop {
+        for e in page["entry"]
+            .as_array()
+            .unwrap_or_else(|| panic!("page {pages}: {page}"))
+        {
+            seen.push(e["resource"]["id"].as_str().unwrap().to_owned());
+        }
+        pages += 1;
+        between(pages, &seen);
+        match link(&page, "next") {
+            Some(url) => page = server.read_json(&url),
+            None => return (seen, page),
+        }
+    }
+}
+
 both_backends! {
     fn keyset_pages_neither_repeat_nor_skip_while_others_write() {
         let server = Server::start();
         let f = Fixture::new(&server);
         laboratory(&server, &f);
         let q = "Observation?category=http://example.org/cat|~lab&_sort=-date&_count=50";
-        let mut page = server.read_json(&f.query_url(q));
-        let mut seen = Vec::new();
-        let mut pages = 0;
-        loop {
-            for e in page["entry"].as_array().unwrap_or_else(|| panic!("page {pages}: {page}")) {
-                seen.push(e["resource"]["id"].as_str().unwrap().to_owned());
-            }
-            pages += 1;
+        let (seen, page) = walk(&server, &f.query_url(q), |pages, _| {
             if pages == 3 {
                 // Newer than everything (before the cursor) and older than
                 // everything (still ahead): the first is not given, the
@@ -401,11 +422,7 @@ both_backends! {
                         "category": [{"coding": [{"system": "http://example.org/cat", "code": "~lab"}]}]}));
                 }
             }
-            match link(&page, "next") {
-                Some(url) => page = server.read_json(&url),
-                None => break,
-            }
-        }
+        });
         let mut unique = seen.clone();
         unique.sort();
         unique.dedup();
@@ -508,14 +525,7 @@ both_backends! {
         let f = Fixture::new(&server);
         laboratory(&server, &f);
         let q = "Observation?category=http://example.org/cat|~lab&_count=50";
-        let mut page = server.read_json(&f.query_url(q));
-        let mut seen = Vec::new();
-        let mut pages = 0;
-        loop {
-            for e in page["entry"].as_array().unwrap_or_else(|| panic!("page {pages}: {page}")) {
-                seen.push(e["resource"]["id"].as_str().unwrap().to_owned());
-            }
-            pages += 1;
+        let (seen, _) = walk(&server, &f.query_url(q), |pages, seen| {
             if pages == 3 {
                 // One given already is updated, one new is created: both
                 // are now the latest, so both come at the end.
@@ -527,11 +537,7 @@ both_backends! {
                     "code": {"text": "x"},
                     "category": [{"coding": [{"system": "http://example.org/cat", "code": "~lab"}]}]}));
             }
-            match link(&page, "next") {
-                Some(url) => page = server.read_json(&url),
-                None => break,
-            }
-        }
+        });
         assert_eq!(seen.len(), 1205, "all 1,203, the changed one again and the new one");
         assert_eq!(seen.last(), Some(&f.expand("~new")));
         assert_eq!(seen.iter().filter(|id| **id == seen[0]).count(), 2);

@@ -118,11 +118,9 @@ impl Tx<'_> {
                 }
                 s.push("SELECT res_key FROM (SELECT res_key FROM idx_reference WHERE param = ")
                     .text(param.as_str())
-                    .push(" AND target_id = ")
-                    .text(id.as_str())
-                    .push(" AND target_type = ")
-                    .text(target_type.as_str())
                     .push(" AND ");
+                target(&mut s, target_type, id);
+                s.push(" AND ");
                 let url = format!("{}url", s.dialect.no_index());
                 sql::local_reference(&mut s, &url, query.base.as_deref());
                 if let Some(key) = after {
@@ -152,14 +150,21 @@ impl Tx<'_> {
             if i > 0 {
                 s.push(" OR ");
             }
-            s.push("(target_id = ")
-                .text(id.as_str())
-                .push(" AND target_type = ")
-                .text(target_type.as_str())
-                .push(")");
+            s.push("(");
+            target(s, target_type, id);
+            s.push(")");
         }
         s.push(") AND ");
         let url = format!("{}url", s.dialect.no_index());
         sql::local_reference(s, &url, query.base.as_deref());
     }
+}
+
+/// `target_id = … AND target_type = …`: an index row's reference to one
+/// resource (the id first: it is the selective one).
+fn target(s: &mut Sql, target_type: &str, id: &str) {
+    s.push("target_id = ")
+        .text(id)
+        .push(" AND target_type = ")
+        .text(target_type);
 }

@@ -296,3 +296,65 @@ both_backends! {
         f.check(&format!("Observation?code={s}|c1"), &["twice"]);
     }
 }
+
+both_backends! {
+    /// `code-value-*` pair an Observation's own code with its own value:
+    /// they are searched as a matching code and a matching value of the
+    /// same Observation, every coding with the value, never a component's.
+    fn composites_of_the_observations_own_code_and_value() {
+        let server = Server::start();
+        let f = Fixture::new(&server);
+        let snomed = "http://snomed.info/sct";
+        let ucum = |value: f64, unit: &str| json!({"value": value, "system": "http://unitsofmeasure.org", "code": unit});
+        f.put_all(vec![
+            // Two codings of one heart rate: each pairs with the value.
+            json!({"resourceType": "Observation", "id": "~hr", "status": "final",
+                "subject": {"reference": "Patient/~p"},
+                "code": {"coding": [{"system": LOINC, "code": "8867-4"}, {"system": snomed, "code": "364075005"}]},
+                "valueQuantity": ucum(72.0, "/min")}),
+            json!({"resourceType": "Observation", "id": "~temp", "status": "final",
+                "code": {"coding": [{"system": LOINC, "code": "8310-5"}]},
+                "valueQuantity": ucum(37.0, "Cel")}),
+            // A heart rate only in a component: not the Observation's own.
+            json!({"resourceType": "Observation", "id": "~panel", "status": "final",
+                "code": {"coding": [{"system": LOINC, "code": "85353-1"}]},
+                "component": [{"code": {"coding": [{"system": LOINC, "code": "8867-4"}]},
+                    "valueQuantity": ucum(72.0, "/min")}]}),
+            json!({"resourceType": "Observation", "id": "~smoker", "status": "final",
+                "code": {"coding": [{"system": LOINC, "code": "72166-2"}]},
+                "valueCodeableConcept": {"coding": [{"system": snomed, "code": "8517006"}]}}),
+            json!({"resourceType": "Observation", "id": "~onset", "status": "final",
+                "code": {"coding": [{"system": LOINC, "code": "11368-8"}]},
+                "valuePeriod": {"start": "2021-03-01", "end": "2021-04-01"}}),
+            // A code and no value.
+            json!({"resourceType": "Observation", "id": "~pending", "status": "registered",
+                "code": {"coding": [{"system": LOINC, "code": "8867-4"}]}}),
+            json!({"resourceType": "Patient", "id": "~p"}),
+        ]);
+        f.check("Observation?code-value-quantity=8867-4$72", &["hr"]);
+        f.check(&format!("Observation?code-value-quantity={snomed}|364075005$72"), &["hr"]);
+        f.check(&format!("Observation?code-value-quantity={LOINC}|8867-4$gt70|http://unitsofmeasure.org|/min"), &["hr"]);
+        f.check("Observation?code-value-quantity=8867-4$gt100", &[]);
+        f.check("Observation?code-value-quantity=8310-5$72", &[]);
+        // Several values: one of them, each a code and a value together.
+        f.check("Observation?code-value-quantity=8867-4$gt100,8310-5$lt40", &["temp"]);
+        f.check("Observation?code-value-quantity=8867-4$lt40,8310-5$gt100", &[]);
+        // Both parameters ANDed: each holds.
+        f.check("Observation?code-value-quantity=8867-4$72&code-value-quantity=364075005$ge72", &["hr"]);
+        f.check(&format!("Observation?code-value-concept=72166-2${snomed}|8517006"), &["smoker"]);
+        f.check("Observation?code-value-concept=72166-2$other", &[]);
+        f.check("Observation?code-value-date=11368-8$ge2021-03-15", &["onset"]);
+        f.check("Observation?code-value-date=11368-8$lt2021-01-01", &[]);
+        f.check("Observation?code-value-quantity:missing=false", &["hr", "temp"]);
+        f.check("Observation?code-value-quantity:missing=true", &["panel", "smoker", "onset", "pending"]);
+        f.check("Observation?code-value-concept:missing=false", &["smoker"]);
+        // Through _has, and counted.
+        f.check("Patient?_has:Observation:subject:code-value-quantity=8867-4$72", &["p"]);
+        f.check("Patient?_has:Observation:subject:code-value-quantity=8867-4$73", &[]);
+        let count = f.get("Observation?code-value-quantity=8867-4$ge72,8310-5$37&_summary=count", &[]).json();
+        assert_eq!(count["total"], 2);
+        // The combination with the components' pairings.
+        f.check("Observation?combo-code-value-quantity=8867-4$72", &["hr", "panel"]);
+        f.check("Observation?combo-code-value-quantity:missing=true", &["smoker", "onset", "pending"]);
+    }
+}

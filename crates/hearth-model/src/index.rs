@@ -79,8 +79,10 @@ pub fn extract(resource: &Value, custom: &search_params::CustomParams) -> Vec<In
         return Vec::new();
     };
     let mut entries = Vec::new();
-    // A union of other parameters is searched through their rows.
-    for param in search_params::for_type(resource_type, custom).filter(|p| p.stored_as.is_empty()) {
+    // A union of other parameters, or a composite of their pairings, is
+    // searched through their rows.
+    let own_rows = |p: &&SearchParam| p.stored_as.is_empty() && p.derived_from.is_empty();
+    for param in search_params::for_type(resource_type, custom).filter(own_rows) {
         let mut values = param_values(param, resource);
         // A value found twice for one parameter is indexed once (few values
         // per parameter: comparing beats hashing).
@@ -902,6 +904,16 @@ mod tests {
         assert_eq!(param_values(combo, &observation).len(), 1);
         assert_eq!(values_of(&observation, "combo-code-value-quantity"), []);
         assert_eq!(values_of(&observation, "code-value-quantity"), []);
+        // Pairings of the Observation's own code and value are searched
+        // through `code` and `value-quantity`: no entries either.
+        let heart_rate = json!({"resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+            "valueQuantity": {"value": 72, "code": "/min"}});
+        let derived = search_params::spec_get("Observation", "code-value-quantity").unwrap();
+        assert_eq!(derived.derived_from, ["code", "value-quantity"]);
+        assert_eq!(param_values(derived, &heart_rate).len(), 1);
+        assert_eq!(values_of(&heart_rate, "code-value-quantity"), []);
+        assert_eq!(values_of(&heart_rate, "value-quantity").len(), 1);
     }
 
     #[test]

@@ -115,6 +115,12 @@ pub struct SearchParam {
     /// parameters' codes. It has no index rows of its own; searches read
     /// theirs.
     pub stored_as: Vec<String>,
+    /// For a composite of the resource's own elements whose components are
+    /// other parameters of its base (`code-value-quantity` = `code` and
+    /// `value-quantity`): those parameters' codes, one per component. Its
+    /// values are every pairing of theirs, so it has no index rows of its
+    /// own: a resource matches when it has a matching value of each.
+    pub derived_from: Vec<String>,
 }
 
 impl SearchParam {
@@ -304,6 +310,15 @@ fn load(json: &str) -> Registry {
             }
         }
     }
+    for (base, code, parts) in DERIVED_COMPOSITES {
+        if let Some(param) = registry
+            .by_type
+            .get_mut(*base)
+            .and_then(|params| params.iter_mut().find(|p| p.code == *code))
+        {
+            param.derived_from = parts.iter().map(|p| p.to_string()).collect();
+        }
+    }
     for params in registry.by_type.values_mut() {
         // Narrowest first: a union's parts are then known not to be
         // unions themselves, so they own rows.
@@ -317,6 +332,25 @@ fn load(json: &str) -> Registry {
     }
     registry
 }
+
+/// Composites whose expression is their base resource and whose components
+/// are, element for element, other parameters of that base: every pairing
+/// of those parameters' values is one of theirs. `tests/index_examples.rs`
+/// checks this on every example. `code-value-string` is not one:
+/// `value-string` also holds a CodeableConcept's text.
+const DERIVED_COMPOSITES: &[(&str, &str, &[&str])] = &[
+    (
+        "Observation",
+        "code-value-quantity",
+        &["code", "value-quantity"],
+    ),
+    (
+        "Observation",
+        "code-value-concept",
+        &["code", "value-concept"],
+    ),
+    ("Observation", "code-value-date", &["code", "value-date"]),
+];
 
 /// The union branches of a parameter's expression for its base.
 fn branches_of(param: &SearchParam) -> Vec<Expr> {
@@ -410,6 +444,7 @@ fn compile(definition: &Value, base: &str, types_by_url: &HashMap<&str, ParamTyp
         support: Support::Supported,
         custom: false,
         stored_as: Vec::new(),
+        derived_from: Vec::new(),
     };
     let support = match (param_type, definition["expression"].as_str()) {
         (None, _) => Err(format!("unknown type {}", definition["type"])),

@@ -20,7 +20,7 @@ use crate::statement::{Bind, Sql, Template};
 use crate::Result;
 
 /// Bump when extraction changes: the store then rebuilds the index.
-pub(crate) const INDEX_VERSION: &str = "8";
+pub(crate) const INDEX_VERSION: &str = "9";
 
 /// Removes the index rows of a resource.
 pub(crate) fn clear(conn: &mut Db, res_key: i64) -> Result<()> {

@@ -48,7 +48,9 @@ impl SearchQuery {
                 Condition::Text(_) => true,
                 Condition::Chain { targets, .. } => targets.iter().any(|(_, c)| uses(c)),
                 Condition::Has { inner, .. } => uses(inner),
-                Condition::All(conditions) => conditions.iter().any(uses),
+                Condition::All(conditions) | Condition::Any(conditions) => {
+                    conditions.iter().any(uses)
+                }
                 Condition::Values { .. } | Condition::Missing { .. } => false,
             }
         }
@@ -89,8 +91,11 @@ pub enum Condition {
         param: String,
         inner: Box<Condition>,
     },
-    /// Conditions that must all hold (used for `_has` over several values).
+    /// Conditions that must all hold (`_has` over several values, a
+    /// derived composite's parts).
     All(Vec<Condition>),
+    /// Conditions of which one must hold (a derived composite's values).
+    Any(Vec<Condition>),
     /// `_text` (column `narrative`) or `_content` (column `content`).
     Text(crate::full_text::TextQuery),
 }

@@ -161,6 +161,8 @@ pub fn parse(
                 Err(Unknown::Ignored(reason)) => ignore(&mut query, options, key, reason)?,
             },
             _ => match condition(custom, &query.types, key, value, options.base.as_deref()) {
+                // Conditions that must all hold are the query's own.
+                Ok(Condition::All(all)) => query.conditions.extend(all),
                 Ok(c) => query.conditions.push(c),
                 Err(Unknown::Refused(e)) => return Err(e),
                 Err(Unknown::Ignored(reason)) => ignore(&mut query, options, key, reason)?,
@@ -323,13 +325,30 @@ fn condition(
                 }
             };
             // A composite's values are rows of its components: its first
-            // component has a row for each.
+            // component has a row for each. One derived from other
+            // parameters has a value when each of them has one.
             if let (ParamType::Composite, Some(first)) = (kind, defs[0].components.first()) {
-                return Ok(Condition::Missing {
-                    params: params.iter().map(|p| format!("{p}$0")).collect(),
-                    kind: first.param_type,
-                    missing,
-                });
+                let (rows, derived) = derived_parts(custom, params);
+                let mut each = Vec::new();
+                if !rows.is_empty() {
+                    each.push(Condition::Missing {
+                        params: rows.iter().map(|p| format!("{p}$0")).collect(),
+                        kind: first.param_type,
+                        missing,
+                    });
+                }
+                for parts in derived {
+                    let parts = parts
+                        .into_iter()
+                        .map(|(params, kind)| Condition::Missing {
+                            params,
+                            kind,
+                            missing,
+                        })
+                        .collect();
+                    each.push(if missing { any(parts) } else { all(parts) });
+                }
+                return Ok(if missing { all(each) } else { any(each) });
             }
             return Ok(Condition::Missing {
                 params,
@@ -359,6 +378,9 @@ fn condition(
     }
     if values.is_empty() {
         return Err(error(key, format!("'{key}' has no value")).into());
+    }
+    if kind == ParamType::Composite {
+        return Ok(composite(custom, params, modifier, values));
     }
     let targets = reference_targets(&defs);
     let only_target = match (&modifier, targets.as_slice()) {
@@ -567,6 +589,97 @@ fn parse_value(
             ))
         }
     })
+}
+
+/// A composite condition: on its rows, or for one derived from other
+/// parameters (`code-value-quantity`), a matching value of each of them.
+fn composite(
+    custom: &CustomParams,
+    params: Vec<String>,
+    modifier: Modifier,
+    values: Vec<SearchValue>,
+) -> Condition {
+    let (rows, derived) = derived_parts(custom, params);
+    let mut each = Vec::new();
+    for parts in derived {
+        for value in &values {
+            let SearchValue::Composite(components) = value else {
+                continue;
+            };
+            let conditions = parts
+                .iter()
+                .zip(components)
+                .map(|((params, _), (kind, value))| Condition::Values {
+                    params: params.clone(),
+                    kind: *kind,
+                    modifier: Modifier::None,
+                    values: vec![value.clone()],
+                    only_target: None,
+                })
+                .collect();
+            each.push(all(conditions));
+        }
+    }
+    if !rows.is_empty() {
+        each.push(Condition::Values {
+            params: rows,
+            kind: ParamType::Composite,
+            modifier,
+            values,
+            only_target: None,
+        });
+    }
+    any(each)
+}
+
+/// A composite's stored names (`Observation.code-value-quantity`) split
+/// into those with rows of their own, and for each derived from other
+/// parameters, the stored names and type of each of its components.
+#[allow(clippy::type_complexity)]
+fn derived_parts(
+    custom: &CustomParams,
+    params: Vec<String>,
+) -> (Vec<String>, Vec<Vec<(Vec<String>, ParamType)>>) {
+    let mut rows = Vec::new();
+    let mut derived = Vec::new();
+    for name in params {
+        let parts = name.split_once('.').and_then(|(resource_type, code)| {
+            let def = search_params::get(resource_type, code, custom)?;
+            if def.derived_from.is_empty() {
+                return None;
+            }
+            def.derived_from
+                .iter()
+                .zip(&def.components)
+                .map(|(code, component)| {
+                    let part = search_params::get(resource_type, code, custom)?;
+                    let names = stored_names(part, format!("{resource_type}.{code}"));
+                    Some((names, component.param_type))
+                })
+                .collect::<Option<Vec<_>>>()
+        });
+        match parts {
+            Some(parts) => derived.push(parts),
+            None => rows.push(name),
+        }
+    }
+    (rows, derived)
+}
+
+/// Conditions that must all hold, as one.
+fn all(mut conditions: Vec<Condition>) -> Condition {
+    match conditions.len() {
+        1 => conditions.remove(0),
+        _ => Condition::All(conditions),
+    }
+}
+
+/// Conditions of which one must hold, as one.
+fn any(mut conditions: Vec<Condition>) -> Condition {
+    match conditions.len() {
+        1 => conditions.remove(0),
+        _ => Condition::Any(conditions),
+    }
 }
 
 /// `a$b[$c]`: one value per component of a composite parameter.

@@ -294,7 +294,9 @@ pub(crate) fn selectivity_rank(condition: &Condition) -> u8 {
             _ => 3,
         },
         Condition::Text(_) => 1,
-        Condition::Chain { .. } | Condition::Has { .. } | Condition::All(_) => 2,
+        Condition::Chain { .. } | Condition::Has { .. } | Condition::All(_) | Condition::Any(_) => {
+            2
+        }
     }
 }
 
@@ -561,11 +563,15 @@ pub(super) fn predicate(
             }
             .push(")");
         }
-        Condition::All(conditions) => {
+        Condition::All(conditions) | Condition::Any(conditions) => {
+            let join = match condition {
+                Condition::All(_) => " AND ",
+                _ => " OR ",
+            };
             sql.push("(");
             for (i, c) in conditions.iter().enumerate() {
                 if i > 0 {
-                    sql.push(" AND ");
+                    sql.push(join);
                 }
                 predicate(c, column, base, driving, sql);
             }

@@ -4,13 +4,46 @@
 use std::collections::BTreeMap;
 
 use hearth_model::index::{extract, IndexEntry, IndexValue};
-use hearth_model::search_params::CustomParams;
+use hearth_model::search_params::{CustomParams, SearchParam};
 use serde_json::Value;
 
 const EXAMPLES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../../shared/fhir/r4/examples"
 );
+
+/// On every example, each of `params` of its type has no index entries of
+/// its own, and its own expression gives exactly the values `expected`
+/// gives (from the rows its searches read). Answers how many examples had
+/// values to compare.
+fn without_rows_on_examples(
+    params: &[&SearchParam],
+    expected: impl Fn(&SearchParam, &str, &Value) -> Vec<IndexValue>,
+) -> usize {
+    let mut compared = 0;
+    for (name, resource) in &load_all() {
+        let Some(resource_type) = resource["resourceType"].as_str() else {
+            continue;
+        };
+        let entries = extract(resource, &CustomParams::default());
+        for param in params.iter().filter(|p| p.base == resource_type) {
+            assert!(
+                entries.iter().all(|e| e.param != param.code),
+                "{name}: {} has rows of its own",
+                param.code
+            );
+            let own = hearth_model::index::param_values(param, resource);
+            let theirs = expected(param, resource_type, resource);
+            assert!(
+                own.iter().all(|v| theirs.contains(v)) && theirs.iter().all(|v| own.contains(v)),
+                "{name}: {} gives {own:?}, its parts {theirs:?}",
+                param.code
+            );
+            compared += usize::from(!own.is_empty());
+        }
+    }
+    compared
+}
 
 fn load_all() -> BTreeMap<String, Value> {
     std::fs::read_dir(EXAMPLES)
@@ -114,38 +147,18 @@ fn unions_of_other_parameters_have_exactly_their_values() {
     );
     assert!(unions.iter().all(|p| p.param_type != ParamType::Reference));
 
-    let examples = load_all();
-    let mut compared = 0;
-    for (name, resource) in &examples {
-        let Some(resource_type) = resource["resourceType"].as_str() else {
-            continue;
-        };
-        let entries = extract(resource, &CustomParams::default());
-        for union in unions.iter().filter(|p| p.base == resource_type) {
-            assert!(
-                entries.iter().all(|e| e.param != union.code),
-                "{name}: {} has rows of its own",
-                union.code
-            );
-            let own = param_values(union, resource);
-            let mut theirs: Vec<IndexValue> = Vec::new();
-            for code in &union.stored_as {
-                let other = search_params::spec_get(resource_type, code).unwrap();
-                for value in param_values(other, resource) {
-                    if !theirs.contains(&value) {
-                        theirs.push(value);
-                    }
+    let compared = without_rows_on_examples(&unions, |union, resource_type, resource| {
+        let mut theirs: Vec<IndexValue> = Vec::new();
+        for code in &union.stored_as {
+            let other = search_params::spec_get(resource_type, code).unwrap();
+            for value in param_values(other, resource) {
+                if !theirs.contains(&value) {
+                    theirs.push(value);
                 }
             }
-            assert!(
-                own.iter().all(|v| theirs.contains(v)) && theirs.iter().all(|v| own.contains(v)),
-                "{name}: {} gives {own:?}, {:?} give {theirs:?}",
-                union.code,
-                union.stored_as
-            );
-            compared += usize::from(!own.is_empty());
         }
-    }
+        theirs
+    });
     assert!(
         compared > 10,
         "only {compared} examples had values to compare"
@@ -174,49 +187,27 @@ fn derived_composites_are_every_pairing_of_their_parts() {
             "code-value-quantity"
         ]
     );
-    let examples = load_all();
-    let mut compared = 0;
-    for (name, resource) in &examples {
-        let Some(resource_type) = resource["resourceType"].as_str() else {
-            continue;
+    let compared = without_rows_on_examples(&derived, |composite, resource_type, resource| {
+        let parts: Vec<Vec<IndexValue>> = composite
+            .derived_from
+            .iter()
+            .map(|code| {
+                let part = search_params::spec_get(resource_type, code).unwrap();
+                param_values(part, resource)
+            })
+            .collect();
+        let [codes, values] = parts.as_slice() else {
+            panic!("{}: two parts", composite.code);
         };
-        let entries = extract(resource, &CustomParams::default());
-        for composite in derived.iter().filter(|p| p.base == resource_type) {
-            assert!(
-                entries.iter().all(|e| e.param != composite.code),
-                "{name}: {} has rows of its own",
-                composite.code
-            );
-            let own = param_values(composite, resource);
-            let parts: Vec<Vec<IndexValue>> = composite
-                .derived_from
-                .iter()
-                .map(|code| {
-                    let part = search_params::spec_get(resource_type, code).unwrap();
-                    param_values(part, resource)
-                })
-                .collect();
-            let [codes, values] = parts.as_slice() else {
-                panic!("{}: two parts", composite.code);
-            };
-            let pairings: Vec<IndexValue> = codes
-                .iter()
-                .flat_map(|c| {
-                    values
-                        .iter()
-                        .map(move |v| IndexValue::Composite(vec![c.clone(), v.clone()]))
-                })
-                .collect();
-            assert!(
-                own.iter().all(|v| pairings.contains(v))
-                    && pairings.iter().all(|v| own.contains(v)),
-                "{name}: {} gives {own:?}, the pairings of {:?} are {pairings:?}",
-                composite.code,
-                composite.derived_from
-            );
-            compared += usize::from(!own.is_empty());
-        }
-    }
+        codes
+            .iter()
+            .flat_map(|c| {
+                values
+                    .iter()
+                    .map(move |v| IndexValue::Composite(vec![c.clone(), v.clone()]))
+            })
+            .collect()
+    });
     assert!(
         compared > 30,
         "only {compared} examples had values to compare"

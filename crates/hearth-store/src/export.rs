@@ -270,20 +270,24 @@ impl Tx<'_> {
             .execute(self.conn)?;
             return Ok(());
         };
-        // The batch's resources, by their stored sizes: as many as fit.
+        // Its conditions (`_typeFilter` parsed) once, for both statements.
+        let batch_rows = self.batch_rows(job, &request, resource_type)?;
+        // The batch's resources, by their stored sizes: as many as fit,
+        // and the first whatever its size.
         let mut sizes = Sql::on(self.dialect());
         sizes.push(
             "SELECT r.res_key AS res_key, CAST(COALESCE(LENGTH(v.body), 0) AS BIGINT) AS size",
         );
-        self.batch_rows(&mut sizes, job, &request, resource_type)?;
+        sizes.append(batch_rows.clone());
         sizes.push(" ORDER BY r.res_key LIMIT ").int(BATCH);
         let sizes: Vec<Size> = sizes.load(self.conn)?;
         let mut stored = 0;
         let Some(upto) = sizes
             .iter()
             .take_while(|row| {
+                let first = stored == 0;
                 stored += row.size;
-                stored - row.size == 0 || stored <= BATCH_STORED_BYTES
+                first || stored <= BATCH_STORED_BYTES
             })
             .last()
             .map(|row| row.res_key)
@@ -304,7 +308,7 @@ impl Tx<'_> {
         };
         let mut s = Sql::on(self.dialect());
         s.push("SELECT r.res_key AS res_key, v.body AS body");
-        self.batch_rows(&mut s, job, &request, resource_type)?;
+        s.append(batch_rows);
         s.push(" AND r.res_key <= ").int(upto);
         s.push(" ORDER BY r.res_key");
         let rows: Vec<Body> = s.load(self.conn)?;
@@ -371,11 +375,11 @@ impl Tx<'_> {
     /// exports after its cursor.
     fn batch_rows(
         &self,
-        s: &mut Sql,
         job: &JobRow,
         request: &ExportRequest,
         resource_type: &str,
-    ) -> Result<()> {
+    ) -> Result<Sql> {
+        let mut s = Sql::on(self.dialect());
         s.push(
             " FROM resources r JOIN resource_versions v ON v.seq = r.current_seq \
              WHERE NOT r.deleted AND r.resource_type = ",
@@ -391,7 +395,7 @@ impl Tx<'_> {
             s.push(" AND r.last_updated >= ").int(since);
         }
         if request.patient_level {
-            self.compartment_condition(s, resource_type, request.patients.as_deref());
+            self.compartment_condition(&mut s, resource_type, request.patients.as_deref());
         }
         let filters: Vec<search::SearchQuery> = request
             .type_filters
@@ -406,12 +410,12 @@ impl Tx<'_> {
                     s.push(" OR ");
                 }
                 s.push("(");
-                crate::search::filter_sql(filter, s);
+                crate::search::filter_sql(filter, &mut s);
                 s.push(")");
             }
             s.push(")");
         }
-        Ok(())
+        Ok(s)
     }
 
     /// Only resources in the Patient compartment (of `patients`).

@@ -324,31 +324,8 @@ fn condition(
                     )
                 }
             };
-            // A composite's values are rows of its components: its first
-            // component has a row for each. One derived from other
-            // parameters has a value when each of them has one.
             if let (ParamType::Composite, Some(first)) = (kind, defs[0].components.first()) {
-                let (rows, derived) = derived_parts(custom, params);
-                let mut each = Vec::new();
-                if !rows.is_empty() {
-                    each.push(Condition::Missing {
-                        params: rows.iter().map(|p| format!("{p}$0")).collect(),
-                        kind: first.param_type,
-                        missing,
-                    });
-                }
-                for parts in derived {
-                    let parts = parts
-                        .into_iter()
-                        .map(|(params, kind)| Condition::Missing {
-                            params,
-                            kind,
-                            missing,
-                        })
-                        .collect();
-                    each.push(if missing { any(parts) } else { all(parts) });
-                }
-                return Ok(if missing { all(each) } else { any(each) });
+                return Ok(composite_missing(custom, params, first.param_type, missing));
             }
             return Ok(Condition::Missing {
                 params,
@@ -591,6 +568,43 @@ fn parse_value(
     })
 }
 
+/// `:missing` of a composite, whose first component (of type `first`) has
+/// a row for each of its values; one derived from other parameters has a
+/// value when each of them has one.
+fn composite_missing(
+    custom: &CustomParams,
+    params: Vec<String>,
+    first: ParamType,
+    missing: bool,
+) -> Condition {
+    let (rows, derived) = derived_parts(custom, params);
+    let mut each = Vec::new();
+    if !rows.is_empty() {
+        each.push(Condition::Missing {
+            params: rows.iter().map(|p| format!("{p}$0")).collect(),
+            kind: first,
+            missing,
+        });
+    }
+    for parts in derived {
+        let parts = parts
+            .into_iter()
+            .map(|(params, kind)| Condition::Missing {
+                params,
+                kind,
+                missing,
+            })
+            .collect();
+        each.push(if missing { any(parts) } else { all(parts) });
+    }
+    // Missing from every stored name, or present in one.
+    if missing {
+        all(each)
+    } else {
+        any(each)
+    }
+}
+
 /// A composite condition: on its rows, or for one derived from other
 /// parameters (`code-value-quantity`), a matching value of each of them.
 fn composite(
@@ -635,11 +649,7 @@ fn composite(
 /// A composite's stored names (`Observation.code-value-quantity`) split
 /// into those with rows of their own, and for each derived from other
 /// parameters, the stored names and type of each of its components.
-#[allow(clippy::type_complexity)]
-fn derived_parts(
-    custom: &CustomParams,
-    params: Vec<String>,
-) -> (Vec<String>, Vec<Vec<(Vec<String>, ParamType)>>) {
+fn derived_parts(custom: &CustomParams, params: Vec<String>) -> (Vec<String>, Vec<DerivedParts>) {
     let mut rows = Vec::new();
     let mut derived = Vec::new();
     for name in params {
@@ -665,6 +675,9 @@ fn derived_parts(
     }
     (rows, derived)
 }
+
+/// A derived composite's components: each one's stored names and type.
+type DerivedParts = Vec<(Vec<String>, ParamType)>;
 
 /// Conditions that must all hold, as one.
 fn all(mut conditions: Vec<Condition>) -> Condition {

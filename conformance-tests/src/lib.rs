@@ -145,28 +145,48 @@ impl Server {
     /// libraries add by default, over a plain HTTP/1.1 connection (only for
     /// `http://` base URLs).
     pub fn send_without_accept(&self, method: &str, path: &str) -> Response {
-        use std::io::{Read, Write};
         let url = reqwest::Url::parse(&self.url(path)).expect("URL");
+        let target = match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_owned(),
+        };
+        let request = format!(
+            "{method} {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.authority()
+        );
+        self.raw(request.as_bytes())
+    }
+
+    /// `host:port` of the server (only for `http://` base URLs).
+    pub fn authority(&self) -> String {
+        let url = reqwest::Url::parse(&self.base).expect("URL");
         assert_eq!(
             url.scheme(),
             "http",
             "raw requests need an http:// base URL"
         );
-        let host = url.host_str().expect("host");
-        let port = url.port_or_known_default().expect("port");
-        let target = match url.query() {
-            Some(q) => format!("{}?{q}", url.path()),
-            None => url.path().to_owned(),
-        };
-        let mut stream = std::net::TcpStream::connect((host, port)).expect("connect");
+        format!(
+            "{}:{}",
+            url.host_str().expect("host"),
+            url.port_or_known_default().expect("port")
+        )
+    }
+
+    /// A connection to the server, for requests written byte by byte.
+    pub fn connect(&self) -> std::net::TcpStream {
+        let stream = std::net::TcpStream::connect(self.authority()).expect("connect");
         stream
             .set_read_timeout(Some(Duration::from_secs(60)))
             .expect("timeout");
-        write!(
-            stream,
-            "{method} {target} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n"
-        )
-        .expect("request written");
+        stream
+    }
+
+    /// Sends `request` exactly as given (it should ask to close the
+    /// connection) and reads the response until the server closes it.
+    pub fn raw(&self, request: &[u8]) -> Response {
+        use std::io::{Read, Write};
+        let mut stream = self.connect();
+        stream.write_all(request).expect("request written");
         let mut raw = Vec::new();
         stream.read_to_end(&mut raw).expect("response read");
         parse_raw_response(&raw)
@@ -327,7 +347,8 @@ impl Response {
     }
 }
 
-fn parse_raw_response(raw: &[u8]) -> Response {
+/// A response read off a connection.
+pub fn parse_raw_response(raw: &[u8]) -> Response {
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")

@@ -164,7 +164,7 @@ pub fn capability_statement(fhir: &Fhir) -> Value {
             "documentation": "Read, vread, create, update (also as create), patch (JSON Patch and FHIRPath Patch), delete, history and search on every R4 resource type; system and compartment search. Custom SearchParameter resources (status active) are indexed on write and become searchable after $reindex of their base types. Conditional create (If-None-Exist), update, patch and delete (single match; several answer 412). Batch and transaction Bundles (POST to the base). Search parameters come from the R4 SearchParameter definitions; unknown parameters are ignored (reported in an OperationOutcome entry) unless Prefer: handling=strict.",
             "security": {"description": fhir.state.policy.describe()},
             "resource": *resources(
-                &fhir.state.store.custom_params(),
+                &fhir.store.custom_params(),
                 fhir.state.config.conditional_delete_multiple,
             ),
             "interaction": [

@@ -35,7 +35,7 @@ pub(crate) fn condition_options(fhir: &Fhir) -> ParseOptions {
         default_count: 2,
         max_count: 2,
         base: Some(fhir.base()),
-        custom: fhir.state.store.custom_params(),
+        custom: fhir.store.custom_params(),
     }
 }
 
@@ -55,9 +55,9 @@ pub(crate) fn parse_condition(
             "a conditional interaction needs search parameters that identify the resource",
         ));
     }
-    search::parse(&[resource_type.to_owned()], &params, options).map_err(|e| ApiError::BadRequest {
-        message: format!("invalid condition: {}", e.message),
-        expression: vec![e.param],
+    search::parse(&[resource_type.to_owned()], &params, options).map_err(|mut e| {
+        e.message = format!("invalid condition: {}", e.message);
+        ApiError::from(e)
     })
 }
 
@@ -118,7 +118,7 @@ pub async fn update(fhir: Fhir, path: web::Path<String>, payload: web::Payload) 
         let if_match = rest::if_match(&fhir)?;
         let format = negotiate::body_format(&fhir.req)?;
         let body = fhir.body(payload).await?;
-        let store = fhir.state.store.clone();
+        let store = fhir.store.clone();
         let (document, body_id) = crate::context::parse_work(body.len(), {
             let (store, resource_type) = (store.clone(), resource_type.clone());
             move || -> Result<_, ApiError> {
@@ -158,7 +158,7 @@ pub async fn delete(fhir: Fhir, path: web::Path<String>) -> HttpResponse {
         fhir.access
             .require(Interaction::Delete, Some(&resource_type), None)?;
         let query = condition(&fhir, &resource_type, &fhir.params)?;
-        let store = fhir.state.store.clone();
+        let store = fhir.store.clone();
         let multiple = fhir.state.config.conditional_delete_multiple;
         let deleted = store
             .write_async(move |tx| -> Result<_, ApiError> {
@@ -201,13 +201,14 @@ pub async fn patch(fhir: Fhir, path: web::Path<String>, payload: web::Payload) -
         let if_match = rest::if_match(&fhir)?;
         let body = fhir.body(payload).await?;
         let document = patch_document(&fhir, &body)?;
-        let store = fhir.state.store.clone();
+        let store = fhir.store.clone();
+        let max_bytes = fhir.state.config.max_body_bytes;
         let written = store
             .write_async(move |tx| -> Result<_, ApiError> {
                 let found = single_match(tx, &query)?.ok_or_else(|| {
                     ApiError::NotFound("no resource matches the condition".into())
                 })?;
-                rest::patch_version(tx, found, if_match, &document)
+                rest::patch_version(tx, found, if_match, &document, max_bytes)
             })
             .await?;
         fhir.written(StatusCode::OK, &written.version, false)

@@ -7,6 +7,7 @@ use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
 use futures_util::StreamExt;
+use hearth_store::{Budget, CancelOnDrop, Store};
 
 use crate::access::{AccessContext, Principal};
 use crate::error::ApiError;
@@ -25,10 +26,15 @@ pub enum PreferReturn {
 pub struct Fhir {
     pub req: HttpRequest,
     pub state: web::Data<AppState>,
+    /// The store, its reads bounded by this request's budget: they stop at
+    /// the time limit, or when the request is dropped because its client
+    /// went away.
+    pub store: Store,
     pub params: Vec<(String, String)>,
     pub rep: Representation,
     pub access: AccessContext,
     pub prefer_return: PreferReturn,
+    _cancel: CancelOnDrop,
 }
 
 impl Fhir {
@@ -41,14 +47,18 @@ impl Fhir {
             .into_owned()
             .collect();
         let rep = negotiate::representation(req, &params)?;
+        check_host(req, &state.config)?;
         let access = AccessContext::new(Principal::Anonymous, state.policy.clone());
+        let budget = Budget::new(state.config.time_limit);
         Ok(Fhir {
             req: req.clone(),
+            store: state.store.bounded(budget.clone()),
             state,
             params,
             rep,
             access,
             prefer_return: prefer_return(req),
+            _cancel: CancelOnDrop(budget),
         })
     }
 
@@ -71,31 +81,65 @@ impl Fhir {
         self.req.headers().get(name).and_then(|v| v.to_str().ok())
     }
 
-    /// Reads the whole request body, refusing more than the configured limit.
-    pub async fn body(&self, mut payload: web::Payload) -> Result<web::Bytes, ApiError> {
-        let limit = self.state.config.max_body_bytes;
+    /// Reads the whole request body (a FHIR resource), refusing more than
+    /// the configured limit, or a body that does not arrive in time.
+    pub async fn body(&self, payload: web::Payload) -> Result<web::Bytes, ApiError> {
+        let body = self.any_body(payload).await?;
+        if body.is_empty() {
+            return Err(ApiError::bad_request(
+                "the request has no body; a FHIR resource is required",
+            ));
+        }
+        Ok(body)
+    }
+
+    /// [`Fhir::body`], which may be empty (a form of search parameters).
+    pub async fn any_body(&self, mut payload: web::Payload) -> Result<web::Bytes, ApiError> {
+        let config = &self.state.config;
+        let limit = config.max_body_bytes;
         let declared = self
             .header(header::CONTENT_LENGTH)
             .and_then(|v| v.parse::<usize>().ok());
         if declared.is_some_and(|n| n > limit) {
             return Err(ApiError::PayloadTooLarge { limit });
         }
-        let mut body = web::BytesMut::with_capacity(declared.unwrap_or(8 * 1024));
-        while let Some(chunk) = payload.next().await {
-            let chunk = chunk
-                .map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?;
-            if body.len() + chunk.len() > limit {
-                return Err(ApiError::PayloadTooLarge { limit });
+        let read = async {
+            let mut body = web::BytesMut::with_capacity(declared.unwrap_or(8 * 1024));
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk
+                    .map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?;
+                if body.len() + chunk.len() > limit {
+                    return Err(ApiError::PayloadTooLarge { limit });
+                }
+                body.extend_from_slice(&chunk);
             }
-            body.extend_from_slice(&chunk);
-        }
-        if body.is_empty() {
-            return Err(ApiError::bad_request(
-                "the request has no body; a FHIR resource is required",
-            ));
-        }
-        Ok(body.freeze())
+            Ok(body.freeze())
+        };
+        // A body trickling in would hold its connection and its buffer
+        // for as long as the client liked.
+        tokio::time::timeout(config.body_timeout, read)
+            .await
+            .map_err(|_| {
+                ApiError::RequestTimeout(format!(
+                    "the request body did not arrive within {} s",
+                    config.body_timeout.as_secs()
+                ))
+            })?
     }
+}
+
+/// An HTTP/1.1 request must name its host (RFC 9112 §3.2), and links are
+/// built from it unless `base_url` is configured.
+fn check_host(req: &HttpRequest, config: &crate::HttpConfig) -> Result<(), ApiError> {
+    if req.headers().contains_key(header::HOST) || req.uri().authority().is_some() {
+        return Ok(());
+    }
+    if req.version() == actix_web::http::Version::HTTP_10 && config.base_url.is_some() {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(
+        "the request has no Host header, which HTTP/1.1 requires",
+    ))
 }
 
 /// Bodies up to this size are parsed on the worker thread itself: that

@@ -14,6 +14,9 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("the request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    /// The request did not arrive in time.
+    #[error("{0}")]
+    RequestTimeout(String),
     #[error("{0}")]
     Parse(#[from] ParseError),
     /// A request that is well-formed HTTP but wrong for FHIR: a bad
@@ -41,6 +44,17 @@ pub enum ApiError {
     MethodNotAllowed(String),
     #[error("{0}")]
     Forbidden(String),
+    /// An input past one of the size limits (the number of a Bundle's
+    /// entries, what a patch would grow a resource to).
+    #[error("{0}")]
+    TooLong(String),
+    /// A search that asks for more work than one request may take (too
+    /// many parameters or values, chains or `_has` nested too deeply).
+    #[error("{0}")]
+    TooComplex(String),
+    /// Work stopped at its time limit.
+    #[error("{0}")]
+    TooSlow(String),
     #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]
@@ -90,6 +104,11 @@ impl ApiError {
                 IssueCode::TooLong,
                 Severity::Error,
             ),
+            RequestTimeout(_) => (
+                StatusCode::REQUEST_TIMEOUT,
+                IssueCode::Timeout,
+                Severity::Error,
+            ),
             Parse(ParseError::Syntax { .. }) => (
                 StatusCode::BAD_REQUEST,
                 IssueCode::Structure,
@@ -128,6 +147,17 @@ impl ApiError {
                 Severity::Error,
             ),
             Forbidden(_) => (StatusCode::FORBIDDEN, IssueCode::Forbidden, Severity::Error),
+            TooLong(_) => (StatusCode::BAD_REQUEST, IssueCode::TooLong, Severity::Error),
+            TooComplex(_) => (
+                StatusCode::BAD_REQUEST,
+                IssueCode::TooCostly,
+                Severity::Error,
+            ),
+            TooSlow(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                IssueCode::TooCostly,
+                Severity::Error,
+            ),
             Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 IssueCode::Transient,
@@ -198,7 +228,24 @@ impl From<StoreError> for ApiError {
             StoreError::VersionConflict { .. } => ApiError::PreconditionFailed(e.to_string()),
             StoreError::InvalidResource(m) => ApiError::bad_request(m),
             StoreError::Unavailable(m) => ApiError::Unavailable(m),
+            StoreError::TooSlow(m) => ApiError::TooSlow(m),
+            StoreError::TooComplex(m) => ApiError::TooComplex(m),
+            // Nobody reads this answer: the client has gone.
+            StoreError::Cancelled => ApiError::TooSlow(e.to_string()),
             StoreError::Database(m) => ApiError::Internal(m),
+        }
+    }
+}
+
+impl From<hearth_store::search::SearchError> for ApiError {
+    fn from(e: hearth_store::search::SearchError) -> Self {
+        if e.too_complex {
+            ApiError::TooComplex(e.message)
+        } else {
+            ApiError::BadRequest {
+                message: e.message,
+                expression: vec![e.param],
+            }
         }
     }
 }

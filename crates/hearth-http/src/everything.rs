@@ -34,7 +34,7 @@ pub async fn instance(fhir: Fhir, path: web::Path<String>) -> HttpResponse {
         fhir.access
             .require(Interaction::Operation, Some("Patient"), Some(&id))?;
         // The patient must exist (404) and not be deleted (410).
-        let store = fhir.state.store.clone();
+        let store = fhir.store.clone();
         let lookup = id.clone();
         web::block(move || store.read("Patient", &lookup)).await??;
         run(&fhir, Some(vec![id])).await
@@ -65,7 +65,7 @@ async fn run(fhir: &Fhir, patients: Option<Vec<String>>) -> Reply {
         },
         cursor: None,
     };
-    let store = fhir.state.store.clone();
+    let store = fhir.store.clone();
     let everything = query.clone();
     let results = web::block(move || store.everything(&everything, &page)).await??;
     let paged = SearchQuery {

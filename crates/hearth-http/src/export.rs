@@ -43,7 +43,7 @@ pub async fn group(fhir: Fhir, path: web::Path<String>) -> HttpResponse {
     let id = path.into_inner();
     let reply = async {
         check_id(&id)?;
-        let store = fhir.state.store.clone();
+        let store = fhir.store.clone();
         let lookup = id.clone();
         let group = web::block(move || store.read("Group", &lookup)).await??;
         let value: Value = serde_json::from_slice(group.body.as_deref().unwrap_or_default())
@@ -121,7 +121,7 @@ async fn kick_off(fhir: &Fhir, patient_level: bool, patients: Option<Vec<String>
     let mut type_filters = Vec::new();
     for (_, value) in fhir.params.iter().filter(|(k, _)| k == "_typeFilter") {
         for filter in split_filters(value) {
-            hearth_store::parse_type_filter(&filter, fhir.state.store.custom_params())
+            hearth_store::parse_type_filter(&filter, fhir.store.custom_params())
                 .map_err(ApiError::bad_request)?;
             type_filters.push(filter);
         }
@@ -138,7 +138,7 @@ async fn kick_off(fhir: &Fhir, patient_level: bool, patients: Option<Vec<String>
             fhir.req.uri().path_and_query().map_or("", |p| p.as_str())
         ),
     };
-    let store = fhir.state.store.clone();
+    let store = fhir.store.clone();
     let id = web::block(move || store.start_export(&request)).await??;
     let mut response = fhir.information(
         StatusCode::ACCEPTED,
@@ -219,7 +219,7 @@ pub async fn file(fhir: Fhir, path: web::Path<(String, String)>) -> HttpResponse
             .strip_suffix(".ndjson")
             .and_then(|n| n.parse().ok())
             .ok_or_else(|| ApiError::NotFound(format!("no export file {name}")))?;
-        let store = fhir.state.store.clone();
+        let store = fhir.store.clone();
         let lookup = id.clone();
         let data = web::block(move || store.export_part(&lookup, n))
             .await??

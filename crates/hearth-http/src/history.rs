@@ -58,7 +58,7 @@ async fn history(fhir: &Fhir, scope: HistoryScope, interaction: Interaction) -> 
     };
     fhir.access.require(interaction, resource_type, id)?;
     let query = history_query(fhir, scope.clone())?;
-    let store = fhir.state.store.clone();
+    let store = fhir.store.clone();
     let q = query.clone();
     let page = web::block(move || store.history(&q)).await??;
     if let HistoryScope::Instance(t, i) = &scope {

@@ -22,9 +22,11 @@ mod operations;
 mod reply;
 mod rest;
 mod search;
+pub mod server;
 mod spliced;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -45,6 +47,14 @@ pub struct HttpConfig {
     /// Whether a conditional delete matching several resources deletes them
     /// all (otherwise it answers 412).
     pub conditional_delete_multiple: bool,
+    /// How long a request's database reads may take (zero: no limit).
+    pub time_limit: Duration,
+    /// How long a request body may take to arrive (408 after that).
+    pub body_timeout: Duration,
+    /// The most entries a batch or transaction Bundle may have.
+    pub max_bundle_entries: usize,
+    /// The most resources `_include` and `_revinclude` add to one page.
+    pub max_includes: usize,
 }
 
 impl Default for HttpConfig {
@@ -55,6 +65,10 @@ impl Default for HttpConfig {
             default_page_size: 50,
             max_page_size: 1000,
             conditional_delete_multiple: false,
+            time_limit: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(60),
+            max_bundle_entries: 5000,
+            max_includes: 1000,
         }
     }
 }

@@ -33,7 +33,7 @@ async fn reindex(fhir: &Fhir, types: Vec<String>) -> Result<HttpResponse, ApiErr
         types.first().map(String::as_str),
         None,
     )?;
-    let store = fhir.state.store.clone();
+    let store = fhir.store.clone();
     let id = web::block(move || store.start_reindex(&types)).await??;
     accepted(fhir, &id, "Reindexing queued", "its progress")
 }
@@ -60,7 +60,7 @@ pub async fn cancel(fhir: Fhir, path: web::Path<String>) -> HttpResponse {
     let id = path.into_inner();
     let reply = async {
         fhir.access.require(Interaction::Operation, None, None)?;
-        let store = fhir.state.store.clone();
+        let store = fhir.store.clone();
         let lookup = id.clone();
         if !web::block(move || store.delete_job(&lookup)).await?? {
             return Err(ApiError::NotFound(format!("no asynchronous request {id}")));
@@ -81,7 +81,7 @@ pub async fn status(fhir: Fhir, path: web::Path<String>) -> HttpResponse {
     let id = path.into_inner();
     let reply = async {
         fhir.access.require(Interaction::Operation, None, None)?;
-        let store = fhir.state.store.clone();
+        let store = fhir.store.clone();
         let lookup = id.clone();
         let job = web::block(move || store.job(&lookup))
             .await??
@@ -106,7 +106,7 @@ pub async fn status(fhir: Fhir, path: web::Path<String>) -> HttpResponse {
                 Ok(response)
             }
             JobStatus::Done if job.kind == "export" => {
-                let store = fhir.state.store.clone();
+                let store = fhir.store.clone();
                 let lookup = id.clone();
                 let parts = web::block(move || store.export_parts(&lookup)).await??;
                 crate::export::manifest(&fhir, &job, &parts)

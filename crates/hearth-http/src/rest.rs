@@ -21,8 +21,15 @@ pub fn check_type(resource_type: &str) -> Result<(), ApiError> {
     }
 }
 
-/// `{id}` must be a FHIR id.
+/// `{id}` must be a FHIR id, and not `.` or `..`: the id type allows
+/// them, but as path segments they mean "here" and "up" (RFC 3986), so
+/// the resource's URL could not name it.
 pub fn check_id(id: &str) -> Result<(), ApiError> {
+    if id == "." || id == ".." {
+        return Err(ApiError::bad_request(format!(
+            "invalid resource id: '{id}' cannot name a resource in a URL"
+        )));
+    }
     hearth_model::primitives::check("id", &Value::String(id.to_owned()))
         .map_err(|e| ApiError::bad_request(format!("invalid resource id: {e}")))
 }
@@ -44,10 +51,15 @@ pub(crate) fn if_match(fhir: &Fhir) -> Result<Option<i64>, ApiError> {
     })
 }
 
+/// A version ETag exactly as Hearth writes them, `W/"3"`: a positive
+/// version number without sign or leading zeros (so `W/"+1"` and `W/"01"`
+/// name no version).
 pub(crate) fn parse_etag(value: &str) -> Option<i64> {
-    let v = value.trim();
-    let v = v.strip_prefix("W/").unwrap_or(v);
-    v.strip_prefix('"')?.strip_suffix('"')?.parse().ok()
+    let digits = value.trim().strip_prefix("W/\"")?.strip_suffix('"')?;
+    let canonical = !digits.is_empty()
+        && !digits.starts_with('0')
+        && digits.bytes().all(|b| b.is_ascii_digit());
+    canonical.then(|| digits.parse().ok()).flatten()
 }
 
 /// Whether `If-None-Match` / `If-Modified-Since` say the client's copy is current.
@@ -86,7 +98,7 @@ pub async fn read(fhir: Fhir, path: web::Path<(String, String)>) -> HttpResponse
         check_instance(&resource_type, &id)?;
         fhir.access
             .require(Interaction::Read, Some(&resource_type), Some(&id))?;
-        let store = fhir.state.store.clone();
+        let store = fhir.store.clone();
         let version = match store.read_now(&resource_type, &id) {
             Some(version) => version?,
             None => web::block(move || store.read(&resource_type, &id)).await??,
@@ -107,7 +119,7 @@ pub async fn vread(fhir: Fhir, path: web::Path<(String, String, String)>) -> Htt
             .filter(|v| *v > 0)
             .ok_or_else(|| ApiError::NotFound(format!("{resource_type}/{id}/_history/{vid} is not known: version ids are positive integers")))?;
         fhir.access.require(Interaction::VRead, Some(&resource_type), Some(&id))?;
-        let store = fhir.state.store.clone();
+        let store = fhir.store.clone();
         let version = web::block(move || store.vread(&resource_type, &id, version_id)).await??;
         read_reply(&fhir, &version)
     }
@@ -143,7 +155,7 @@ pub async fn create(fhir: Fhir, path: web::Path<String>, payload: web::Payload) 
         let format = negotiate::body_format(&fhir.req)?;
         let body = fhir.body(payload).await?;
         let condition = crate::conditional::if_none_exist(&fhir, &resource_type)?;
-        let store = fhir.state.store.clone();
+        let store = fhir.store.clone();
         // Parse and prepare on the blocking pool; wait for the commit
         // without holding a thread.
         let document = parse_work(body.len(), {
@@ -191,7 +203,7 @@ pub async fn update(
         let if_match = if_match(&fhir)?;
         let format = negotiate::body_format(&fhir.req)?;
         let body = fhir.body(payload).await?;
-        let store = fhir.state.store.clone();
+        let store = fhir.store.clone();
         let document = parse_work(body.len(), {
             let store = store.clone();
             move || -> Result<_, ApiError> {
@@ -241,7 +253,7 @@ pub(crate) fn patch_document(fhir: &Fhir, body: &[u8]) -> Result<PatchDocument, 
     let content_type = fhir.header(header::CONTENT_TYPE).unwrap_or_default();
     let (essence, _) = negotiate::split_media_type(content_type);
     if essence == "application/json-patch+json" {
-        let doc: Value = serde_json::from_slice(body).map_err(|e| {
+        let doc = hearth_model::json::from_slice(body).map_err(|e| {
             ApiError::bad_request(format!(
                 "the JSON Patch document is not well-formed JSON: {e}"
             ))
@@ -260,23 +272,38 @@ pub(crate) fn patch_document(fhir: &Fhir, body: &[u8]) -> Result<PatchDocument, 
     )?))
 }
 
-pub(crate) fn apply_patch(resource: &mut Value, document: &PatchDocument) -> Result<(), ApiError> {
+/// Applies a patch; the result may not be larger than `max_bytes`, the
+/// largest body a client could have sent instead.
+pub(crate) fn apply_patch(
+    resource: &mut Value,
+    document: &PatchDocument,
+    max_bytes: usize,
+) -> Result<(), ApiError> {
+    use hearth_model::fhirpath_patch::FhirPathPatchError;
+    use json_patch::JsonPatchError;
     match document {
-        PatchDocument::Json(doc) => json_patch::apply(resource, doc).map_err(|e| match e {
-            json_patch::JsonPatchError::NotAnArray
-            | json_patch::JsonPatchError::InvalidOperation { .. } => {
-                ApiError::bad_request(format!("invalid JSON Patch document: {e}"))
-            }
-            other => ApiError::Unprocessable(format!("the patch cannot be applied: {other}")),
-        }),
-        PatchDocument::FhirPath(params) => hearth_model::fhirpath_patch::apply(resource, params)
-            .map_err(|e| {
-                if e.is_invalid_document() {
-                    ApiError::bad_request(format!("invalid FHIRPath Patch document: {e}"))
-                } else {
-                    ApiError::Unprocessable(format!("the patch cannot be applied: {e}"))
+        PatchDocument::Json(doc) => {
+            json_patch::apply(resource, doc, max_bytes).map_err(|e| match e {
+                JsonPatchError::NotAnArray | JsonPatchError::InvalidOperation { .. } => {
+                    ApiError::bad_request(format!("invalid JSON Patch document: {e}"))
                 }
-            }),
+                JsonPatchError::TooLarge { .. } | JsonPatchError::TooDeep { .. } => {
+                    ApiError::TooLong(format!("the patch cannot be applied: {e}"))
+                }
+                other => ApiError::Unprocessable(format!("the patch cannot be applied: {other}")),
+            })
+        }
+        PatchDocument::FhirPath(params) => {
+            hearth_model::fhirpath_patch::apply(resource, params, max_bytes).map_err(|e| match e {
+                FhirPathPatchError::TooLarge { .. } => {
+                    ApiError::TooLong(format!("the patch cannot be applied: {e}"))
+                }
+                e if e.is_invalid_document() => {
+                    ApiError::bad_request(format!("invalid FHIRPath Patch document: {e}"))
+                }
+                e => ApiError::Unprocessable(format!("the patch cannot be applied: {e}")),
+            })
+        }
     }
 }
 
@@ -293,13 +320,14 @@ pub async fn patch(
         let if_match = if_match(&fhir)?;
         let body = fhir.body(payload).await?;
         let document = patch_document(&fhir, &body)?;
-        let store = fhir.state.store.clone();
+        let store = fhir.store.clone();
+        let max_bytes = fhir.state.config.max_body_bytes;
         // Read, patch and write in one transaction: no other write can slip
         // in between.
         let written = store
             .write_async(move |tx| -> Result<_, ApiError> {
                 let current = tx.read(&resource_type, &id)?;
-                patch_version(tx, current, if_match, &document)
+                patch_version(tx, current, if_match, &document, max_bytes)
             })
             .await?;
         fhir.written(StatusCode::OK, &written.version, false)
@@ -315,6 +343,7 @@ pub(crate) fn patch_version(
     current: StoredVersion,
     if_match: Option<i64>,
     document: &PatchDocument,
+    max_bytes: usize,
 ) -> Result<Written, ApiError> {
     if let Some(expected) = if_match.filter(|v| *v != current.version_id) {
         return Err(StoreError::VersionConflict {
@@ -325,7 +354,7 @@ pub(crate) fn patch_version(
     }
     let mut value: Value = serde_json::from_slice(current.body.as_deref().unwrap_or_default())
         .map_err(|e| ApiError::Internal(format!("stored resource: {e}")))?;
-    apply_patch(&mut value, document)?;
+    apply_patch(&mut value, document, max_bytes)?;
     let patched = tx.document(revalidate(value, &current.resource_type, &current.id)?)?;
     Ok(tx.update(
         &current.id,
@@ -356,7 +385,7 @@ pub async fn delete(fhir: Fhir, path: web::Path<(String, String)>) -> HttpRespon
         fhir.access
             .require(Interaction::Delete, Some(&resource_type), Some(&id))?;
         let if_match = if_match(&fhir)?;
-        let store = fhir.state.store.clone();
+        let store = fhir.store.clone();
         let (rt, rid) = (resource_type.clone(), id.clone());
         let deleted = store
             .write_async(move |tx| tx.delete(&rt, &rid, if_match))

@@ -36,10 +36,15 @@ pub async fn of_type(fhir: Fhir, path: web::Path<String>) -> HttpResponse {
 }
 
 /// `POST [type]/_search`: the parameters come in a form body (and the URL).
-pub async fn of_type_post(fhir: Fhir, path: web::Path<String>, body: web::Bytes) -> HttpResponse {
+pub async fn of_type_post(
+    fhir: Fhir,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> HttpResponse {
     let resource_type = path.into_inner();
     let reply = async {
         check_type(&resource_type)?;
+        let body = fhir.any_body(payload).await?;
         let params = form_params(&fhir, &body)?;
         run(&fhir, vec![resource_type], params, None).await
     }
@@ -53,8 +58,9 @@ pub async fn system(fhir: Fhir) -> HttpResponse {
     fhir.finish(reply)
 }
 
-pub async fn system_post(fhir: Fhir, body: web::Bytes) -> HttpResponse {
+pub async fn system_post(fhir: Fhir, payload: web::Payload) -> HttpResponse {
     let reply = async {
+        let body = fhir.any_body(payload).await?;
         let params = form_params(&fhir, &body)?;
         run(&fhir, Vec::new(), params, None).await
     }
@@ -112,7 +118,7 @@ async fn run(
     compartment: Option<(String, String)>,
 ) -> Reply {
     let (query, shape, page) = prepare(fhir, &types, &params, compartment)?;
-    let store = fhir.state.store.clone();
+    let store = fhir.store.clone();
     let q = query.clone();
     let results = web::block(move || store.search(&q, &page)).await??;
     fhir.json(&searchset(fhir, fhir.req.path(), &query, &params, &results, &shape).to_json())
@@ -143,12 +149,10 @@ pub(crate) fn prepare(
         default_count: config.default_page_size,
         max_count: config.max_page_size,
         base: Some(fhir.base()),
-        custom: fhir.state.store.custom_params(),
+        custom: fhir.store.custom_params(),
     };
-    let mut query = search::parse(types, params, &options).map_err(|e| ApiError::BadRequest {
-        message: e.message,
-        expression: vec![e.param],
-    })?;
+    let mut query = search::parse(types, params, &options)?;
+    query.max_includes = Some(config.max_includes);
     if let Some((compartment_type, id)) = &compartment {
         restrict_to_compartment(&mut query, compartment_type, id)?;
     }
@@ -288,14 +292,26 @@ pub(crate) fn searchset(
     }
     let mut bundle = SplicedBundle::new("searchset");
     let entries = &mut bundle.entries;
-    if !query.ignored.is_empty() {
-        let issues: Vec<Value> = query
-            .ignored
-            .iter()
-            .map(|(k, reason)| {
-                json!({"severity": "warning", "code": "not-supported", "diagnostics": format!("ignored parameter '{k}': {reason}"), "expression": [k]})
-            })
-            .collect();
+    let mut issues: Vec<Value> = query
+        .ignored
+        .iter()
+        .map(|(k, reason)| {
+            json!({"severity": "warning", "code": "not-supported", "diagnostics": format!("ignored parameter '{k}': {reason}"), "expression": [k]})
+        })
+        .collect();
+    if results.includes_cut {
+        issues.push(json!({
+            "severity": "warning",
+            "code": "incomplete",
+            "diagnostics": format!(
+                "_include and _revinclude reach more resources than one page may include (at most {}); this page includes {} of them",
+                fhir.state.config.max_includes,
+                results.included.len()
+            ),
+            "expression": ["_include", "_revinclude"]
+        }));
+    }
+    if !issues.is_empty() {
         let outcome = json!({"resourceType": "OperationOutcome", "issue": issues});
         entries.push(searchset_entry(
             format!("urn:uuid:{}", uuid::Uuid::new_v4()),

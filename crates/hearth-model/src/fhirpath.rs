@@ -30,6 +30,7 @@ use std::fmt;
 use serde_json::{Map, Value};
 use thiserror::Error;
 
+use crate::limits;
 use crate::structure::{self, ElementInfo};
 
 /// A FHIRPath expression that could not be parsed (or uses a feature this
@@ -1052,10 +1053,23 @@ fn quoted(chars: &[char], open: usize) -> Result<(String, usize), ParseError> {
 
 /// Parses a FHIRPath expression.
 pub fn parse(src: &str) -> Result<Expr, ParseError> {
+    let tokens = tokenize(src)?;
+    // Each token adds at most one node to the tree, so this bounds the
+    // depth of every recursive walk of it (evaluation, dropping it).
+    if tokens.len() > limits::MAX_FHIRPATH_TOKENS {
+        return Err(ParseError {
+            position: 0,
+            message: format!(
+                "the expression has more than {} tokens",
+                limits::MAX_FHIRPATH_TOKENS
+            ),
+        });
+    }
     let mut parser = Parser {
-        tokens: tokenize(src)?,
+        tokens,
         pos: 0,
         end: src.chars().count(),
+        nesting: 0,
     };
     let expr = parser.expression()?;
     match parser.peek() {
@@ -1072,6 +1086,9 @@ struct Parser {
     pos: usize,
     /// Character count of the source, the position reported at its end.
     end: usize,
+    /// Expressions being parsed inside each other (parentheses, brackets,
+    /// function arguments): the parser's recursion.
+    nesting: usize,
 }
 
 impl Parser {
@@ -1123,6 +1140,19 @@ impl Parser {
     }
 
     fn expression(&mut self) -> Result<Expr, ParseError> {
+        if self.nesting >= limits::MAX_FHIRPATH_NESTING {
+            return Err(self.error(format!(
+                "parentheses, brackets and function arguments nest deeper than {} levels",
+                limits::MAX_FHIRPATH_NESTING
+            )));
+        }
+        self.nesting += 1;
+        let expr = self.or();
+        self.nesting -= 1;
+        expr
+    }
+
+    fn or(&mut self) -> Result<Expr, ParseError> {
         let mut left = self.and()?;
         while self.at_keyword("or") {
             self.pos += 1;
@@ -1668,6 +1698,33 @@ mod tests {
                 )))
             )
         );
+    }
+
+    #[test]
+    fn deep_or_long_expressions_are_refused_before_they_recurse() {
+        let nested = |n: usize| format!("{}Patient.active{}", "(".repeat(n), ")".repeat(n));
+        assert!(parse(&nested(limits::MAX_FHIRPATH_NESTING - 1)).is_ok());
+        let e = parse(&nested(limits::MAX_FHIRPATH_NESTING)).unwrap_err();
+        assert!(e.message.contains("nest deeper"), "{e}");
+        // The 3,000 parentheses that once overflowed the writer's stack.
+        assert!(parse(&nested(3000)).is_err());
+        let nested_where = format!("Patient{}{}", ".where(active".repeat(100), ")".repeat(100));
+        assert!(parse(&nested_where)
+            .unwrap_err()
+            .message
+            .contains("nest deeper"));
+        // Long chains build deep trees without recursing in the parser: the
+        // token count bounds them.
+        let chain = format!("Patient{}", ".name".repeat(limits::MAX_FHIRPATH_TOKENS));
+        assert!(parse(&chain).unwrap_err().message.contains("tokens"));
+        let ors = vec!["Patient.active"; 400].join(" or ");
+        assert!(parse(&ors).unwrap_err().message.contains("tokens"));
+        // The longest of the specification's own expressions parse.
+        let unions = vec!["Patient.name.where(use = 'official')"; 30].join(" | ");
+        assert!(parse(&unions).is_ok());
+        let p = patient();
+        let chain = format!("Patient{}", ".name".repeat(400));
+        assert!(evaluate(&parse(&chain).unwrap(), &p).unwrap().is_empty());
     }
 
     #[test]

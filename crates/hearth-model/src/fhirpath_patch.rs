@@ -17,6 +17,7 @@ use serde_json::{Map, Value};
 use thiserror::Error;
 
 use crate::fhirpath::{self, Expr, Item, Location, Pointer};
+use crate::json;
 use crate::structure::{self, ElementInfo};
 
 /// Why a FHIRPath Patch could not be applied.
@@ -61,6 +62,9 @@ pub enum FhirPathPatchError {
         path: String,
         reason: String,
     },
+    /// The patched resource would be larger than the limit.
+    #[error("the patch would make the resource larger than {limit} bytes")]
+    TooLarge { limit: usize },
 }
 
 impl FhirPathPatchError {
@@ -81,12 +85,23 @@ impl FhirPathPatchError {
 /// The whole document is checked before anything is applied, so a malformed
 /// document is reported as such whatever the resource contains. Operations
 /// apply in order, each seeing the result of the previous ones.
-pub fn apply(resource: &mut Value, parameters: &Value) -> Result<(), FhirPathPatchError> {
+pub fn apply(
+    resource: &mut Value,
+    parameters: &Value,
+    max_bytes: usize,
+) -> Result<(), FhirPathPatchError> {
     let operations = parse_document(parameters)?;
     // A patch is atomic: work on a copy and keep it only if all succeed.
     let mut work = resource.clone();
     for op in &operations {
         op.apply(&mut work)?;
+    }
+    // No operation copies what the resource holds: each adds at most its
+    // own value, once, so the patch grows the resource by at most its own
+    // size and one measure at the end is enough (JSON Patch's `copy`
+    // needs one per operation).
+    if json::encoded_len(&work) > max_bytes {
+        return Err(FhirPathPatchError::TooLarge { limit: max_bytes });
     }
     *resource = work;
     Ok(())
@@ -1131,6 +1146,62 @@ fn prune(doc: &mut Value, at: &Pointer) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    const LIMIT: usize = 1 << 20;
+
+    fn apply(resource: &mut Value, parameters: &Value) -> Result<(), FhirPathPatchError> {
+        super::apply(resource, parameters, LIMIT)
+    }
+
+    #[test]
+    fn a_patch_cannot_grow_the_resource_past_the_limit() {
+        let big = json!([{"name": "value", "valueString": "x".repeat(LIMIT / 3)}]);
+        let add = |n| {
+            (0..n)
+                .map(|_| {
+                    op(
+                        "insert",
+                        "Patient.name.given",
+                        json!([big[0].clone(), {"name": "index", "valueInteger": 0}]),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut p = patient();
+        assert!(apply(&mut p, &patch(add(2))).is_ok());
+        let original = patient();
+        let mut p = original.clone();
+        let err = apply(&mut p, &patch(add(4))).unwrap_err();
+        assert_eq!(err, FhirPathPatchError::TooLarge { limit: LIMIT });
+        assert_eq!(p, original);
+    }
+
+    #[test]
+    fn deeply_nested_paths_are_invalid_documents_not_crashes() {
+        let path = format!("{}Patient.active{}", "(".repeat(3000), ")".repeat(3000));
+        let mut p = patient();
+        let err = apply(
+            &mut p,
+            &patch(vec![op(
+                "replace",
+                &path,
+                json!([{"name": "value", "valueBoolean": true}]),
+            )]),
+        )
+        .unwrap_err();
+        assert!(err.is_invalid_document(), "{err}");
+        let nested = format!("{}Patient.active{}", "(".repeat(100), ")".repeat(100));
+        let err = apply(
+            &mut p,
+            &patch(vec![op(
+                "replace",
+                &nested,
+                json!([{"name": "value", "valueBoolean": true}]),
+            )]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("nest deeper"), "{err}");
+    }
 
     fn op(kind: &str, path: &str, extra: Value) -> Value {
         let mut parts = vec![

@@ -7,6 +7,8 @@
 use serde_json::{Number, Value};
 use thiserror::Error;
 
+use crate::{json, limits};
+
 /// Why a JSON Patch document could not be applied.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum JsonPatchError {
@@ -48,11 +50,22 @@ pub enum JsonPatchError {
         "operation {index}: test failed: the value at {path:?} does not equal the expected value"
     )]
     TestFailed { index: usize, path: String },
+    #[error("operation {index} would make the resource larger than {limit} bytes")]
+    TooLarge { index: usize, limit: usize },
+    #[error(
+        "operation {index} would nest the resource's objects and arrays deeper than {} levels",
+        limits::MAX_DEPTH
+    )]
+    TooDeep { index: usize },
 }
 
 /// Applies an RFC 6902 JSON Patch document (a JSON array of operations) to `doc`.
 /// On error, `doc` is left unchanged (apply to a clone and swap on success).
-pub fn apply(doc: &mut Value, patch: &Value) -> Result<(), JsonPatchError> {
+///
+/// Each operation is checked before it runs not to make the document larger
+/// than `max_bytes` (as compact JSON) or nest deeper than
+/// [`limits::MAX_DEPTH`]: `copy` can double a document at each step.
+pub fn apply(doc: &mut Value, patch: &Value, max_bytes: usize) -> Result<(), JsonPatchError> {
     let ops = patch.as_array().ok_or(JsonPatchError::NotAnArray)?;
     // Parse every operation before touching the document, so a malformed patch
     // is reported as such regardless of what the document contains.
@@ -63,7 +76,9 @@ pub fn apply(doc: &mut Value, patch: &Value) -> Result<(), JsonPatchError> {
         .collect::<Result<Vec<_>, _>>()?;
     // RFC 6902 §5: the patch is atomic, so work on a copy.
     let mut work = doc.clone();
+    let mut size = json::encoded_len(&work);
     for (index, op) in ops.iter().enumerate() {
+        size = op.check_growth(&mut work, index, size, max_bytes)?;
         op.apply(&mut work, index)?;
     }
     *doc = work;
@@ -207,6 +222,70 @@ impl<'a> Op<'a> {
             },
             other => return Err(invalid(format!("unknown \"op\" {other:?}"))),
         })
+    }
+
+    /// The document's size after this operation, or an error if it would
+    /// pass `max_bytes` or nest too deep; nothing is copied to find out. An
+    /// operation whose path does not resolve is left for [`Op::apply`] to
+    /// report.
+    fn check_growth(
+        &self,
+        doc: &mut Value,
+        index: usize,
+        size: usize,
+        max_bytes: usize,
+    ) -> Result<usize, JsonPatchError> {
+        let peek = |doc: &mut Value, ptr: &Pointer| -> Option<(usize, usize)> {
+            resolve(doc, index, ptr, ptr.tokens.len())
+                .ok()
+                .map(|v| (json::encoded_len(v), json::depth(v)))
+        };
+        let (added, removed, depth) = match self {
+            Op::Add { path, value } => {
+                // Adding to an object member that exists replaces it.
+                let replaced = match path.tokens.last() {
+                    None => size,
+                    Some(last) if last != "-" => peek(doc, path)
+                        .filter(|_| {
+                            let parent = resolve(doc, index, path, path.tokens.len() - 1);
+                            matches!(parent, Ok(Value::Object(_)))
+                        })
+                        .map_or(0, |(len, _)| len),
+                    _ => 0,
+                };
+                (
+                    json::encoded_len(value),
+                    replaced,
+                    path.tokens.len() + json::depth(value),
+                )
+            }
+            Op::Replace { path, value } => (
+                json::encoded_len(value),
+                peek(doc, path).map_or(0, |(len, _)| len),
+                path.tokens.len() + json::depth(value),
+            ),
+            Op::Copy { from, path } => {
+                let (len, depth) = peek(doc, from).unwrap_or_default();
+                (len, 0, path.tokens.len() + depth)
+            }
+            Op::Move { from, path } => {
+                let (_, depth) = peek(doc, from).unwrap_or_default();
+                (0, 0, path.tokens.len() + depth)
+            }
+            Op::Remove { path } => (0, peek(doc, path).map_or(0, |(len, _)| len), 0),
+            Op::Test { .. } => (0, 0, 0),
+        };
+        if depth > limits::MAX_DEPTH {
+            return Err(JsonPatchError::TooDeep { index });
+        }
+        let size = (size + added).saturating_sub(removed);
+        if size > max_bytes {
+            return Err(JsonPatchError::TooLarge {
+                index,
+                limit: max_bytes,
+            });
+        }
+        Ok(size)
     }
 
     fn apply(&self, doc: &mut Value, index: usize) -> Result<(), JsonPatchError> {
@@ -424,16 +503,89 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    const LIMIT: usize = 1 << 20;
+
     fn patched(mut doc: Value, patch: Value) -> Result<Value, JsonPatchError> {
-        apply(&mut doc, &patch).map(|()| doc)
+        apply(&mut doc, &patch, LIMIT).map(|()| doc)
     }
 
     fn patch_err(doc: Value, patch: Value) -> JsonPatchError {
         let original = doc.clone();
         let mut doc = doc;
-        let err = apply(&mut doc, &patch).expect_err("patch should fail");
+        let err = apply(&mut doc, &patch, LIMIT).expect_err("patch should fail");
         assert_eq!(doc, original, "document must be unchanged on error");
         err
+    }
+
+    #[test]
+    fn copies_cannot_grow_the_document_past_the_limit() {
+        // Thirty copies would double the names 2^30 times.
+        let doc = json!({"resourceType": "Patient", "name": [{"family": "Chalmers"}]});
+        let ops: Vec<Value> = (0..30)
+            .map(|_| json!({"op": "copy", "from": "/name", "path": "/name/-"}))
+            .collect();
+        let err = patch_err(doc.clone(), Value::Array(ops));
+        assert!(
+            matches!(err, JsonPatchError::TooLarge { limit: LIMIT, .. }),
+            "{err}"
+        );
+        // A few copies stay well inside it.
+        let ops: Vec<Value> = (0..3)
+            .map(|_| json!({"op": "copy", "from": "/name", "path": "/name/-"}))
+            .collect();
+        assert!(patched(doc, Value::Array(ops)).is_ok());
+    }
+
+    #[test]
+    fn replacing_and_removing_count_what_leaves() {
+        let big = "x".repeat(LIMIT / 2);
+        let doc = json!({"a": big.clone()});
+        // Replacing a large value by another of its size stays in bounds.
+        for _ in 0..2 {
+            assert!(patched(
+                doc.clone(),
+                json!([{"op": "replace", "path": "/a", "value": big.clone()}])
+            )
+            .is_ok());
+        }
+        assert!(patched(
+            doc.clone(),
+            json!([{"op": "add", "path": "/a", "value": big.clone()}, {"op": "add", "path": "/b", "value": "y"}])
+        )
+        .is_ok());
+        assert!(patched(
+            doc.clone(),
+            json!([{"op": "remove", "path": "/a"}, {"op": "add", "path": "/b", "value": big.clone()}, {"op": "add", "path": "", "value": {"c": big.clone()}}])
+        )
+        .is_ok());
+        let err = patch_err(doc, json!([{"op": "add", "path": "/b", "value": big}]));
+        assert!(
+            matches!(err, JsonPatchError::TooLarge { index: 0, .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn copies_and_moves_cannot_nest_past_the_depth_limit() {
+        // Copying a value into itself doubles its depth.
+        let mut nested = json!(1);
+        for _ in 0..30 {
+            nested = json!({"a": nested});
+        }
+        let doc = json!({"x": nested});
+        let inside = |n: usize| format!("/x{}/b", "/a".repeat(n));
+        let ops = json!([
+            {"op": "copy", "from": "/x", "path": inside(29)},
+            {"op": "copy", "from": "/x", "path": inside(59)}
+        ]);
+        let err = patch_err(doc.clone(), ops);
+        assert!(matches!(err, JsonPatchError::TooDeep { index: 1 }), "{err}");
+        let deep_path = format!("/y{}", "/a".repeat(limits::MAX_DEPTH));
+        let err = patch_err(
+            doc,
+            json!([{"op": "move", "from": "/x", "path": deep_path}]),
+        );
+        assert!(matches!(err, JsonPatchError::TooDeep { index: 0 }), "{err}");
     }
 
     #[test]

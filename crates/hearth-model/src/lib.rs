@@ -10,7 +10,9 @@ pub mod datetime;
 pub mod fhirpath;
 pub mod fhirpath_patch;
 pub mod index;
+pub mod json;
 pub mod json_patch;
+pub mod limits;
 pub mod outcome;
 pub mod primitives;
 pub mod resource;
@@ -20,6 +22,7 @@ pub mod summary;
 pub mod validate;
 mod wire;
 mod xhtml;
+mod xml_check;
 mod xml_pretty;
 mod xml_text;
 

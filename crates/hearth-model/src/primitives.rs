@@ -9,6 +9,8 @@
 
 use serde_json::Value;
 
+use crate::limits;
+
 /// Checks that `value` is a valid JSON representation of the FHIR primitive
 /// type `type_code` (e.g. `"date"`, `"positiveInt"`). The error says what is
 /// wrong, e.g. `'2020-02-30' is not a valid date (day 30 does not exist in
@@ -21,6 +23,20 @@ pub fn check(type_code: &str, value: &Value) -> Result<(), String> {
         },
         "integer" | "positiveInt" | "unsignedInt" => check_integer(type_code, value),
         "decimal" => match value {
+            Value::Number(n) if n.to_string().len() > limits::MAX_DECIMAL_CHARS => Err(invalid(
+                &n.to_string(),
+                "decimal",
+                Some(format!(
+                    "longer than {} characters",
+                    limits::MAX_DECIMAL_CHARS
+                )),
+            )),
+            // Searches compare decimals as doubles.
+            Value::Number(n) if n.as_f64().is_none_or(|f| !f.is_finite()) => Err(invalid(
+                &n.to_string(),
+                "decimal",
+                Some("beyond the range of a double (about 1.8e308)".into()),
+            )),
             Value::Number(n) if is_json_number(&n.to_string()) => Ok(()),
             Value::Number(n) => Err(invalid(&n.to_string(), "decimal", None)),
             _ => Err(wrong_json(type_code, "a JSON number", value)),
@@ -54,11 +70,17 @@ pub fn check(type_code: &str, value: &Value) -> Result<(), String> {
 /// Checks a non-empty string without control characters against the lexical
 /// rules of a string-based type. The error is an optional detail.
 fn check_string(type_code: &str, s: &str) -> Result<(), Option<String>> {
+    // Strings SHALL NOT exceed 1 MB (1,048,576 characters); nor does any
+    // other primitive but base64Binary and xhtml, which only the body's size
+    // bounds. The byte length bounds the character count, so count only if
+    // needed.
+    let long = s.len() > limits::MAX_STRING_BYTES
+        && !matches!(type_code, "base64Binary" | "xhtml")
+        && s.chars().count() > limits::MAX_STRING_BYTES;
+    if long {
+        return Err(Some("longer than 1,048,576 characters".into()));
+    }
     match type_code {
-        // Max 1 MB; byte length bounds the char count, so count only if needed.
-        "string" if s.len() > MAX_STRING && s.chars().count() > MAX_STRING => {
-            Err(Some("longer than 1,048,576 characters".into()))
-        }
         "string" | "markdown" => Ok(()),
         "xhtml" => crate::xhtml::check(s).map_err(Some),
         "code" => check_code(s),
@@ -90,8 +112,6 @@ fn check_string(type_code: &str, s: &str) -> Result<(), Option<String>> {
         other => Err(Some(format!("'{other}' is not a FHIR primitive type"))),
     }
 }
-
-const MAX_STRING: usize = 1024 * 1024;
 
 /// Whitespace as `\s` in the spec's (Java) regexes.
 fn is_space(c: char) -> bool {
@@ -519,6 +539,13 @@ mod tests {
             ok("decimal", num(v));
         }
         err("decimal", json!("1.5"));
+        // Beyond a double, or longer than any real measurement.
+        let number = |text: &str| Value::Number(text.parse().unwrap());
+        ok("decimal", number("1.7e308"));
+        assert!(err("decimal", number("1e999999")).contains("range of a double"));
+        assert!(err("decimal", number("-2e308")).contains("range of a double"));
+        ok("decimal", number(&format!("0.{}", "1".repeat(60))));
+        assert!(err("decimal", number(&format!("0.{}", "1".repeat(70)))).contains("longer than"));
         err("decimal", Value::Null);
         assert!(is_json_number("1.0e+5"));
         for bad in [
@@ -541,8 +568,15 @@ mod tests {
         assert!(err("string", json!("bell\u{7}")).contains("control character U+0007"));
         err("string", json!("a\u{0}b"));
         err("string", json!(12));
-        ok("string", Value::String("x".repeat(MAX_STRING)));
-        err("string", Value::String("x".repeat(MAX_STRING + 1)));
+        let max = limits::MAX_STRING_BYTES;
+        ok("string", Value::String("x".repeat(max)));
+        err("string", Value::String("x".repeat(max + 1)));
+        // Characters, not bytes, count.
+        ok("string", Value::String("é".repeat(max)));
+        err("markdown", Value::String("x".repeat(max + 1)));
+        err("uri", Value::String("x".repeat(max + 1)));
+        // base64Binary is bounded by the body only.
+        ok("base64Binary", Value::String("QUFB".repeat(max / 2)));
         // Long values are quoted only in part.
         let msg = err("string", Value::String(format!("{}\u{1}", "y".repeat(500))));
         assert!(msg.len() < 200, "{msg}");

@@ -8,7 +8,7 @@ use fhirbolt::model::r4::Resource;
 use fhirbolt::serde::{DeserializationConfig, DeserializationMode};
 use serde_json::Value;
 
-use crate::{validate, xml_text};
+use crate::{validate, xml_check, xml_text};
 
 /// A FHIR wire format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,23 +46,30 @@ fn strict() -> Option<DeserializationConfig> {
 
 /// Parses a resource strictly and returns it as FHIR JSON.
 ///
-/// JSON is checked against the R4 element definitions as it was sent
-/// ([`validate::check`]: a string where a boolean belongs, an empty object
-/// or trailing content is an error, not something to repair quietly); it
+/// JSON is read by the strict reader ([`crate::json`]: a member named
+/// twice, nesting past the limit or trailing content is an error) and
+/// checked against the R4 element definitions as it was sent
+/// ([`validate::check`]: a string where a boolean belongs or an empty
+/// object is an error, not something to repair quietly); it
 /// need not go through fhirbolt's typed model, which accepts no less (a
-/// test compares the two on mutated official examples). XML goes through
-/// fhirbolt, its narratives are put back exactly as written, and the
+/// test compares the two on mutated official examples). XML is checked to
+/// be one complete document without a DOCTYPE, within the limits
+/// ([`crate::xml_check`]), then goes through fhirbolt; its narratives are put back exactly as written, and the
 /// result is checked the same way.
 pub fn parse(bytes: &[u8], format: Format) -> Result<Value, ParseError> {
     let value = match format {
-        Format::Json => serde_json::from_slice(bytes).map_err(|e| ParseError::Syntax {
+        Format::Json => crate::json::from_slice(bytes).map_err(|e| ParseError::Syntax {
             format: "JSON",
-            message: e.to_string(),
+            message: e.0,
         })?,
         Format::Xml => {
             let text = std::str::from_utf8(bytes).map_err(|e| ParseError::Syntax {
                 format: "XML",
                 message: format!("not UTF-8: {e}"),
+            })?;
+            xml_check::check(text).map_err(|message| ParseError::Syntax {
+                format: "XML",
+                message,
             })?;
             let mut value = typed_to_value(xml_to_typed(text)?)?;
             xml_text::restore_narratives(&mut value, &xml_text::narratives(text));

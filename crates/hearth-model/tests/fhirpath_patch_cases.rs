@@ -95,7 +95,7 @@ fn run_case(case: &Case<'_>) -> Result<(), String> {
     let input = resource(case.input).map_err(|e| format!("input: {e}"))?;
     let diff = resource(case.diff).map_err(|e| format!("diff: {e}"))?;
     let mut patched = input.clone();
-    let result = apply(&mut patched, &diff);
+    let result = apply(&mut patched, &diff, 16 << 20);
     match (&case.expected, result) {
         (Expected::Output(xml), Ok(())) => {
             let expected = resource(xml).map_err(|e| format!("output: {e}"))?;

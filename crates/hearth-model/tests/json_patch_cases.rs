@@ -69,7 +69,7 @@ fn run_case(name: &str, case: &Value) -> Result<(), String> {
     let original = case.get("doc").ok_or("case has no \"doc\"")?;
     let patch = case.get("patch").ok_or("case has no \"patch\"")?;
     let mut doc = original.clone();
-    let result = apply(&mut doc, patch);
+    let result = apply(&mut doc, patch, 16 << 20);
     match (case.get("expected"), case.get("error"), result) {
         (Some(expected), _, Ok(())) if doc == *expected => Ok(()),
         (Some(expected), _, Ok(())) => Err(format!("expected {expected}, got {doc}")),

@@ -152,7 +152,8 @@ struct Settings {
 impl CustomizeConnection<Db, diesel::r2d2::Error> for Settings {
     fn on_acquire(&self, conn: &mut Db) -> std::result::Result<(), diesel::r2d2::Error> {
         let settings = match conn {
-            Db::Sqlite(_) => {
+            Db::Sqlite(sqlite) => {
+                crate::budget::on_progress(sqlite);
                 let synchronous = match self.synchronous {
                     Synchronous::Normal => "NORMAL",
                     Synchronous::Full => "FULL",

@@ -29,6 +29,15 @@ pub enum StoreError {
     /// The database is unreachable, locked for too long, or failed.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// The work ran past its time limit and was stopped.
+    #[error("{0}")]
+    TooSlow(String),
+    /// The work was stopped because nobody waits for it any more.
+    #[error("the request was cancelled")]
+    Cancelled,
+    /// A search the database refuses as too large to plan.
+    #[error("{0}")]
+    TooComplex(String),
     #[error("database error: {0}")]
     Database(String),
 }
@@ -56,10 +65,36 @@ impl From<diesel::result::Error> for StoreError {
                 | DatabaseErrorKind::SerializationFailure,
                 info,
             ) => StoreError::Unavailable(info.message().to_owned()),
+            // SQLite's progress handler stopped the statement.
+            Error::DatabaseError(DatabaseErrorKind::Unknown, info)
+                if info.message() == "interrupted" =>
+            {
+                crate::budget::interrupted().unwrap_or_else(|| StoreError::Database(e.to_string()))
+            }
+            Error::DatabaseError(DatabaseErrorKind::Unknown, info)
+                if info.message().contains("canceling statement due to statement timeout") =>
+            {
+                StoreError::TooSlow(format!(
+                    "the database stopped a statement at its time limit ({}); narrow the search",
+                    info.message()
+                ))
+            }
+            // SQLite's limits on the statement's text, not on its data.
+            Error::DatabaseError(DatabaseErrorKind::Unknown, info)
+                if info.message().starts_with("Expression tree is too large")
+                    || info.message().starts_with("too many terms in compound SELECT")
+                    || info.message().starts_with("too many SQL variables")
+                    || info.message().starts_with("parser stack overflow")
+                    || info.message().starts_with("at most 64 tables in a join") =>
+            {
+                StoreError::TooComplex(format!(
+                    "the search is too complex for the database to run ({}); use fewer parameters or values",
+                    info.message()
+                ))
+            }
             Error::DatabaseError(DatabaseErrorKind::Unknown, info)
                 if info.message().contains("database is locked")
                     || info.message().contains("busy")
-                    || info.message().contains("statement timeout")
                     || info.message().contains("deadlock detected")
                     || info.message().contains("lock timeout")
                     || info.message().contains("terminating connection")

@@ -69,7 +69,13 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub(crate) fn start(pool: Pool, params: Arc<RwLock<Arc<CustomParams>>>) -> Writer {
+    /// Starts the writer thread; each write may run for `time_limit` (zero:
+    /// no limit) before its statement is interrupted.
+    pub(crate) fn start(
+        pool: Pool,
+        params: Arc<RwLock<Arc<CustomParams>>>,
+        time_limit: std::time::Duration,
+    ) -> Writer {
         let (sender, receiver) = mpsc::channel::<Request>();
         std::thread::Builder::new()
             .name("hearth-writer".into())
@@ -99,7 +105,7 @@ impl Writer {
                             Err(_) => None,
                         }
                     };
-                    run_batch(&pool, &params, first, more);
+                    run_batch(&pool, &params, time_limit, first, more);
                 }
             })
             .map(|_| ())
@@ -231,6 +237,7 @@ fn answer_of<T: 'static, E: From<StoreError> + 'static>(
 fn run_batch(
     pool: &Pool,
     params: &Arc<RwLock<Arc<CustomParams>>>,
+    time_limit: std::time::Duration,
     first: Request,
     mut more: impl FnMut(usize, usize) -> Option<Request>,
 ) {
@@ -270,7 +277,13 @@ fn run_batch(
             let before = c.changes()?;
             let mark = text.mark();
             let mut tx = Tx::new(c, snapshot.clone(), &mut text);
-            let result = (request.job)(&mut tx);
+            // A write's searches (conditions, conditional references) could
+            // otherwise hold the only writer for as long as they run.
+            let budget = crate::Budget::new(time_limit);
+            let result = {
+                let _entered = budget.enter();
+                (request.job)(&mut tx)
+            };
             let (written, not_its_own) = (tx.search_parameters_written, tx.not_its_own_changes);
             match result {
                 Ok(value) => {

@@ -7,6 +7,7 @@
 //! transaction (transaction Bundles run many of them in one [`Store::write`]).
 
 mod body;
+mod budget;
 mod bulk_load;
 mod checkpoint;
 mod connection;
@@ -29,6 +30,7 @@ pub mod testing;
 mod ucum;
 mod versions;
 
+pub use budget::{Budget, CancelOnDrop, Spent};
 pub use connection::{without_password, Database, StoreOptions, Synchronous};
 pub use document::Document;
 pub use error::StoreError;
@@ -56,6 +58,9 @@ pub struct Store {
     node: Arc<str>,
     /// How long this node keeps a job after its last batch.
     job_lease: std::time::Duration,
+    /// The budget reads through this handle run under (see
+    /// [`Store::bounded`]).
+    budget: Option<Budget>,
 }
 
 #[derive(Clone)]
@@ -99,7 +104,11 @@ impl Store {
         let custom = Arc::new(RwLock::new(custom));
         let writes = match database {
             Database::Sqlite(path) => Writes::Grouped {
-                writer: Arc::new(group_commit::Writer::start(pool.clone(), custom.clone())),
+                writer: Arc::new(group_commit::Writer::start(
+                    pool.clone(),
+                    custom.clone(),
+                    options.statement_timeout,
+                )),
                 _checkpointer: Arc::new(checkpoint::Checkpointer::start(
                     path,
                     options.busy_timeout,
@@ -115,7 +124,20 @@ impl Store {
             writes,
             node: uuid::Uuid::new_v4().to_string().into(),
             job_lease: options.job_lease,
+            budget: None,
         })
+    }
+
+    /// This store, with its reads bounded by `budget`: they stop (with
+    /// [`StoreError::TooSlow`] or [`StoreError::Cancelled`]) once it is
+    /// spent. A request's handlers use such a handle, so a search cannot
+    /// outlive its time limit or its client. Writes are bounded by the
+    /// statement timeout on their own.
+    pub fn bounded(&self, budget: Budget) -> Store {
+        Store {
+            budget: Some(budget),
+            ..self.clone()
+        }
     }
 
     /// [`Store::open`] for an SQLite file.
@@ -280,6 +302,12 @@ impl Store {
 
     /// Runs `f` on a read snapshot.
     pub fn read_with<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+        // On PostgreSQL the budget is looked at here, between statements;
+        // on SQLite also inside them (`budget.rs`).
+        if let Some(budget) = &self.budget {
+            budget.check()?;
+        }
+        let _entered = self.budget.as_ref().map(Budget::enter);
         let mut conn = self.pool.get()?;
         // Reads write no full text.
         let mut text = full_text::PendingText::default();

@@ -70,10 +70,14 @@ pub struct ServeArgs {
     /// the write lock) before answering 503 [default: 5].
     #[arg(long, env = "HEARTH_DB_TIMEOUT_SECS")]
     pub db_timeout_secs: Option<u64>,
-    /// Seconds a PostgreSQL statement may run before it is cancelled
-    /// [default: 30].
+    /// Seconds a request's database work may run before it is stopped
+    /// with 503 (SQLite: a request's reads, and each write; PostgreSQL:
+    /// each statement); 0 for no limit [default: 30].
     #[arg(long, env = "HEARTH_DB_STATEMENT_TIMEOUT_SECS")]
     pub db_statement_timeout_secs: Option<u64>,
+    /// Open connections at most [default: 10000].
+    #[arg(long, env = "HEARTH_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
 }
 
 /// The file form; every key is optional and unknown keys are errors.
@@ -96,6 +100,12 @@ struct FileConfig {
     max_page_size: Option<i64>,
     shutdown_timeout_secs: Option<u64>,
     conditional_delete_multiple: Option<bool>,
+    max_connections: Option<usize>,
+    keep_alive_secs: Option<u64>,
+    header_timeout_secs: Option<u64>,
+    body_timeout_secs: Option<u64>,
+    max_bundle_entries: Option<usize>,
+    max_includes: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,6 +131,18 @@ pub struct Config {
     pub max_page_size: i64,
     pub shutdown_timeout: Duration,
     pub conditional_delete_multiple: bool,
+    /// Open connections at most, across workers.
+    pub max_connections: usize,
+    /// How long an idle keep-alive connection stays open (zero: none).
+    pub keep_alive: Duration,
+    /// How long a request's line and headers may take to arrive (408).
+    pub header_timeout: Duration,
+    /// How long a request's body may take to arrive (408).
+    pub body_timeout: Duration,
+    /// The most entries of a batch or transaction Bundle.
+    pub max_bundle_entries: usize,
+    /// The most resources `_include`/`_revinclude` add to a page.
+    pub max_includes: usize,
 }
 
 impl Config {
@@ -236,6 +258,16 @@ impl Config {
         let max_page_size = file.max_page_size.unwrap_or(1000);
         positive("default page size", default_page_size)?;
         positive("max page size", max_page_size)?;
+        let max_connections = pick(&args.max_connections, &file.max_connections).unwrap_or(10_000);
+        positive("max connections", max_connections as i64)?;
+        let header_timeout = file.header_timeout_secs.unwrap_or(5);
+        positive("header timeout", header_timeout as i64)?;
+        let body_timeout = file.body_timeout_secs.unwrap_or(60);
+        positive("body timeout", body_timeout as i64)?;
+        let max_bundle_entries = file.max_bundle_entries.unwrap_or(5000);
+        positive("max bundle entries", max_bundle_entries as i64)?;
+        let max_includes = file.max_includes.unwrap_or(1000);
+        positive("max includes", max_includes as i64)?;
         Ok(Config {
             listen,
             data_dir: pick(&args.data_dir, &file.data_dir)
@@ -257,6 +289,12 @@ impl Config {
             max_page_size: max_page_size.max(default_page_size),
             shutdown_timeout: Duration::from_secs(file.shutdown_timeout_secs.unwrap_or(30)),
             conditional_delete_multiple: file.conditional_delete_multiple.unwrap_or(false),
+            max_connections,
+            keep_alive: Duration::from_secs(file.keep_alive_secs.unwrap_or(5)),
+            header_timeout: Duration::from_secs(header_timeout),
+            body_timeout: Duration::from_secs(body_timeout),
+            max_bundle_entries,
+            max_includes,
         })
     }
 }

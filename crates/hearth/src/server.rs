@@ -4,9 +4,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::{web, App, HttpServer};
+use actix_web::web;
 use hearth_http::access::AllowAll;
-use hearth_http::{AppState, HttpConfig, RequestLog};
+use hearth_http::server::Transport;
+use hearth_http::{AppState, HttpConfig};
 use hearth_store::{Store, StoreError};
 
 use crate::config::Config;
@@ -32,6 +33,10 @@ fn state(config: &Config) -> Result<web::Data<AppState>, ServeError> {
         default_page_size: config.default_page_size,
         max_page_size: config.max_page_size,
         conditional_delete_multiple: config.conditional_delete_multiple,
+        time_limit: config.store.statement_timeout,
+        body_timeout: config.body_timeout,
+        max_bundle_entries: config.max_bundle_entries,
+        max_includes: config.max_includes,
     };
     Ok(web::Data::new(AppState::new(
         store,
@@ -89,25 +94,25 @@ pub struct Bound {
 pub fn bind(config: &Config) -> Result<Bound, ServeError> {
     let state = state(config)?;
     let worker = JobWorker::start(state.store.clone());
-    let server = HttpServer::new(move || {
-        let state = state.clone();
-        App::new()
-            .wrap(RequestLog)
-            .configure(move |cfg| hearth_http::configure(cfg, state))
-    })
-    .workers(config.workers)
-    // Store calls run on the blocking pool and wait for a pooled connection:
-    // threads beyond the pool size only add stacks and malloc arenas.
-    .worker_max_blocking_threads((config.store.pool_size as usize).div_ceil(config.workers) + 1)
-    .shutdown_timeout(config.shutdown_timeout.as_secs())
-    .bind(config.listen)
-    .map_err(|source| ServeError::Bind {
-        addr: config.listen,
-        source,
-    })?;
-    let addr = server.addrs().first().copied().unwrap_or(config.listen);
+    let listener =
+        std::net::TcpListener::bind(config.listen).map_err(|source| ServeError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr()?;
+    let transport = Transport {
+        workers: config.workers,
+        // Store calls run on the blocking pool and wait for a pooled
+        // connection: threads beyond the pool size only add stacks and
+        // malloc arenas.
+        max_blocking_threads: (config.store.pool_size as usize).div_ceil(config.workers) + 1,
+        max_connections: config.max_connections,
+        keep_alive: config.keep_alive,
+        header_timeout: config.header_timeout,
+        shutdown_timeout: config.shutdown_timeout,
+    };
     Ok(Bound {
-        server: server.run(),
+        server: hearth_http::server::serve(listener, state, &transport)?,
         addr,
         worker,
     })

@@ -320,7 +320,7 @@ fn patch_document(resource: Option<Value>) -> Result<PatchDocument, ApiError> {
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(data)
                 .map_err(|e| ApiError::bad_request(format!("the Binary patch's data is not base64: {e}")))?;
-            let document = serde_json::from_slice(&bytes).map_err(|e| {
+            let document = hearth_model::json::from_slice(&bytes).map_err(|e| {
                 ApiError::bad_request(format!("the JSON Patch document is not well-formed JSON: {e}"))
             })?;
             Ok(PatchDocument::Json(document))

@@ -330,6 +330,7 @@ impl Loader {
             Ok(target)
         })
         .map(|_| ())
+        .map_err(ApiError::from)
     }
 }
 

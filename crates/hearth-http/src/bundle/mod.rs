@@ -29,6 +29,7 @@ use crate::error::ApiError;
 use crate::negotiate::{self, Shape};
 use crate::reply::{etag, Reply};
 use crate::rest;
+use crate::HttpConfig;
 use entry::{Action, Entry, Target};
 use references::Placeholders;
 
@@ -41,6 +42,13 @@ pub async fn submit(fhir: Fhir, payload: web::Payload) -> HttpResponse {
             rest::parse_body(&body, format, "Bundle")
         })
         .await??;
+        let count = bundle["entry"].as_array().map_or(0, Vec::len);
+        let max = fhir.state.config.max_bundle_entries;
+        if count > max {
+            return Err(ApiError::TooLong(format!(
+                "the Bundle has {count} entries; at most {max} are accepted in one request"
+            )));
+        }
         match bundle["type"].as_str() {
             Some("transaction") => transaction(&fhir, bundle).await,
             Some("batch") => batch(&fhir, bundle).await,
@@ -168,13 +176,12 @@ async fn transaction(fhir: &Fhir, mut bundle: Value) -> Reply {
         .collect::<Result<Vec<_>, _>>()?;
     check_full_urls(&prepared)?;
     let count = prepared.len();
-    let multiple_deletes = fhir.state.config.conditional_delete_multiple;
+    let config = fhir.state.config.clone();
     let done = fhir
-        .state
         .store
         // Alone in its database transaction, a failure anywhere rolls all
         // of it back, with no savepoint to pay for.
-        .write_alone_async(move |tx| execute(tx, prepared, &options, true, multiple_deletes))
+        .write_alone_async(move |tx| execute(tx, prepared, &options, true, &config))
         .await?;
     debug_assert_eq!(done.len(), count);
     respond(fhir, "transaction-response", done)
@@ -196,15 +203,14 @@ async fn batch(fhir: &Fhir, mut bundle: Value) -> Reply {
     // Entries are independent: each in its own transaction, in the
     // specification's order.
     work.sort_by_key(|p| (p.entry.phase(), p.entry.index));
-    let multiple_deletes = fhir.state.config.conditional_delete_multiple;
     for p in work {
         let index = p.entry.index;
         let options = options.clone();
+        let config = fhir.state.config.clone();
         let result = fhir
-            .state
             .store
             .write_async(move |tx| {
-                tx.savepoint(|tx| execute(tx, vec![p], &options, false, multiple_deletes))
+                tx.savepoint(|tx| execute(tx, vec![p], &options, false, &config))
             })
             .await;
         done[index] = Some(match result {
@@ -260,7 +266,7 @@ fn execute(
     prepared: Vec<Prepared>,
     options: &ParseOptions,
     rewrite: bool,
-    multiple_deletes: bool,
+    config: &HttpConfig,
 ) -> Result<Vec<Done>, ApiError> {
     let count = prepared.len();
     let mut order: Vec<Prepared> = prepared;
@@ -291,7 +297,7 @@ fn execute(
             Target::Id(t, id) => vec![(t.clone(), id.clone())],
             Target::Condition(..) => {
                 let query = p.condition.as_ref().expect("a parsed condition");
-                conditional::delete_targets(tx, query, multiple_deletes)
+                conditional::delete_targets(tx, query, config.conditional_delete_multiple)
                     .map_err(|e| e.in_entry(index))?
                     .into_iter()
                     .map(|v| (v.resource_type, v.id))
@@ -454,7 +460,7 @@ fn execute(
                         if matches!(target, Target::Condition(..)) {
                             touch(index, &current.resource_type, &current.id)?;
                         }
-                        rest::patch_version(tx, current, if_match, &patch)
+                        rest::patch_version(tx, current, if_match, &patch, config.max_body_bytes)
                     })
                     .map(|written| Done::Written {
                         status: StatusCode::OK,
@@ -540,6 +546,7 @@ fn rewrite_references(
         Ok(target)
     })
     .map(|_| ())
+    .map_err(ApiError::from)
 }
 
 /// `ifNoneMatch` / `ifModifiedSince` of a read entry.

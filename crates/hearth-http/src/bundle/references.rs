@@ -9,6 +9,8 @@ use std::collections::HashMap;
 
 use hearth_model::Value;
 
+use crate::error::ApiError;
+
 /// The fullUrls of a Bundle's entries and the `Type/id` each became.
 #[derive(Debug, Default)]
 pub(crate) struct Placeholders {
@@ -30,6 +32,27 @@ impl Placeholders {
     }
 }
 
+/// Why a reference could not be rewritten.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Unresolved<E> {
+    /// A `urn:uuid:` or `urn:oid:` reference that names no entry of the
+    /// Bundle: stored as it is, it would point nowhere.
+    Placeholder(String),
+    /// A conditional reference whose search failed.
+    Search(E),
+}
+
+impl From<Unresolved<ApiError>> for ApiError {
+    fn from(e: Unresolved<ApiError>) -> Self {
+        match e {
+            Unresolved::Placeholder(reference) => ApiError::bad_request(format!(
+                "the reference {reference} names no entry of this Bundle"
+            )),
+            Unresolved::Search(e) => e,
+        }
+    }
+}
+
 /// Rewrites the references of `resource`: placeholders through
 /// `placeholders`, conditional references through `resolve` (which finds
 /// the single match of a search, or fails). Returns how many changed.
@@ -37,10 +60,16 @@ pub(crate) fn rewrite<E>(
     resource: &mut Value,
     placeholders: &Placeholders,
     resolve: &mut impl FnMut(&str) -> Result<String, E>,
-) -> Result<usize, E> {
+) -> Result<usize, Unresolved<E>> {
     let mut changed = 0;
     walk(resource, placeholders, resolve, &mut changed, true)?;
     Ok(changed)
+}
+
+/// `urn:uuid:…` and `urn:oid:…`: identifiers that only an entry of the
+/// Bundle can give meaning to (bundle.html#references).
+fn is_placeholder(reference: &str) -> bool {
+    reference.starts_with("urn:uuid:") || reference.starts_with("urn:oid:")
 }
 
 fn walk<E>(
@@ -49,7 +78,7 @@ fn walk<E>(
     resolve: &mut impl FnMut(&str) -> Result<String, E>,
     changed: &mut usize,
     top: bool,
-) -> Result<(), E> {
+) -> Result<(), Unresolved<E>> {
     match value {
         Value::Array(items) => {
             for item in items {
@@ -66,8 +95,10 @@ fn walk<E>(
                             *reference = target.to_owned();
                             *changed += 1;
                         } else if is_conditional(reference) {
-                            *reference = resolve(reference)?;
+                            *reference = resolve(reference).map_err(Unresolved::Search)?;
                             *changed += 1;
+                        } else if is_placeholder(reference) {
+                            return Err(Unresolved::Placeholder(reference.clone()));
                         }
                     }
                     // Attachment.url, and every other url naming an entry.
@@ -166,6 +197,30 @@ mod tests {
         let result = rewrite(&mut resource, &Placeholders::default(), &mut |_: &str| {
             Err::<String, _>("no match")
         });
-        assert_eq!(result, Err("no match"));
+        assert_eq!(result, Err(Unresolved::Search("no match")));
+    }
+
+    #[test]
+    fn a_placeholder_naming_no_entry_fails_the_rewrite() {
+        let mut placeholders = Placeholders::default();
+        placeholders.insert("urn:uuid:p1", "Patient", "abc");
+        for reference in [
+            "urn:uuid:0b6f1d2e-0000-4000-8000-000000000009",
+            "urn:oid:1.2.3",
+        ] {
+            let mut resource = json!({"resourceType": "Encounter", "subject": {"reference": "urn:uuid:p1"}, "partOf": {"reference": reference}});
+            let result = rewrite(&mut resource, &placeholders, &mut |_: &str| {
+                Ok::<_, ()>(String::new())
+            });
+            assert_eq!(result, Err(Unresolved::Placeholder(reference.to_owned())));
+        }
+        // Other absolute references are the client's to make.
+        let mut resource = json!({"resourceType": "Encounter", "subject": {"reference": "http://other.example/Patient/1"}});
+        assert_eq!(
+            rewrite(&mut resource, &placeholders, &mut |_: &str| Ok::<_, ()>(
+                String::new()
+            )),
+            Ok(0)
+        );
     }
 }

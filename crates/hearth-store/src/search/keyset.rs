@@ -225,8 +225,9 @@ impl Tx<'_> {
             .collect();
         let total_known = page.cursor.is_none() && !more;
         let matches = self.current_versions(&page_keys)?;
-        let included = self.included(query, &page_keys)?;
+        let (included, includes_cut) = self.included(query, &page_keys)?;
         Ok(Some(SearchResults {
+            includes_cut,
             total: if total_known { matches.len() as i64 } else { 0 },
             matches: matches.into_iter().map(|(_, v)| v).collect(),
             included,

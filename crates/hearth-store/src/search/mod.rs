@@ -38,7 +38,14 @@ pub struct SearchQuery {
     /// Parameters that were not understood, with the reason (lenient
     /// handling ignores them and says so).
     pub ignored: Vec<(String, String)>,
+    /// The most resources `_include` and `_revinclude` add to a page;
+    /// `None` for [`DEFAULT_MAX_INCLUDES`].
+    pub max_includes: Option<usize>,
 }
+
+/// The most resources `_include` and `_revinclude` add to one page unless
+/// the query says otherwise.
+pub const DEFAULT_MAX_INCLUDES: usize = 1000;
 
 impl SearchQuery {
     /// Whether a condition uses the full-text index (`_text`, `_content`).
@@ -223,4 +230,25 @@ pub struct SearchError {
     pub message: String,
     /// The parameter at fault.
     pub param: String,
+    /// The search is well-formed but asks more than one search may (see
+    /// [`limits`]), rather than being wrong.
+    pub too_complex: bool,
+}
+
+/// What one search may ask for: each bound keeps the statement a search
+/// becomes within what the database plans quickly (SQLite refuses
+/// expressions nested 1,000 deep), and parsing itself from multiplying
+/// a chain's targets without end.
+pub mod limits {
+    /// Parameters in one request, of every kind.
+    pub const MAX_PARAMETERS: usize = 100;
+    /// Values of all the request's parameters together (`a,b,c` is three).
+    pub const MAX_VALUES: usize = 1000;
+    /// Links of one chain: `subject.organization.name` has two.
+    pub const MAX_CHAIN_LINKS: usize = 4;
+    /// `_has` inside `_has`: `_has:A:p:_has:B:q:r` nests two.
+    pub const MAX_HAS_NESTING: usize = 4;
+    /// Conditions a request's parameters become, counting one per value and
+    /// per target type each chain link may name.
+    pub const MAX_CONDITIONS: usize = 2000;
 }

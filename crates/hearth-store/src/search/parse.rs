@@ -10,7 +10,8 @@ use crate::full_text::TextQuery;
 use hearth_model::search_params::{self, CustomParams, ParamType, SearchParam, Support};
 
 use super::{
-    Condition, Include, Modifier, Prefix, SearchError, SearchQuery, SearchValue, SortKey, Total,
+    limits, Condition, Include, Modifier, Prefix, SearchError, SearchQuery, SearchValue, SortKey,
+    Total,
 };
 
 /// Parameters that shape the response rather than select resources; the
@@ -46,6 +47,83 @@ fn error(param: &str, message: impl Into<String>) -> SearchError {
     SearchError {
         message: message.into(),
         param: param.to_owned(),
+        too_complex: false,
+    }
+}
+
+fn too_complex(param: &str, message: impl Into<String>) -> SearchError {
+    SearchError {
+        too_complex: true,
+        ..error(param, message)
+    }
+}
+
+/// Refuses a request past the [`limits`] it can be held to before any of
+/// its parameters is read.
+fn check_size(params: &[(String, String)]) -> Result<(), SearchError> {
+    if params.len() > limits::MAX_PARAMETERS {
+        return Err(too_complex(
+            "",
+            format!(
+                "the search has {} parameters; at most {} are allowed",
+                params.len(),
+                limits::MAX_PARAMETERS
+            ),
+        ));
+    }
+    let values: usize = params.iter().map(|(_, v)| v.split(',').count()).sum();
+    if values > limits::MAX_VALUES {
+        return Err(too_complex(
+            "",
+            format!(
+                "the search's parameters have {values} values together; at most {} are allowed",
+                limits::MAX_VALUES
+            ),
+        ));
+    }
+    for (key, _) in params {
+        let links = key.matches('.').count();
+        if links > limits::MAX_CHAIN_LINKS {
+            return Err(too_complex(
+                key,
+                format!(
+                    "the chain has {links} links; at most {} are allowed",
+                    limits::MAX_CHAIN_LINKS
+                ),
+            ));
+        }
+        let nested = key.matches("_has:").count().saturating_sub(1);
+        if nested > limits::MAX_HAS_NESTING {
+            return Err(too_complex(
+                key,
+                format!(
+                    "_has nests {nested} levels deep; at most {} are allowed",
+                    limits::MAX_HAS_NESTING
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The conditions a request may still become (see
+/// [`limits::MAX_CONDITIONS`]): a chain names every type its reference
+/// may point to, and each of those the next link's, so without a bound a
+/// few links could multiply into millions.
+struct Room(usize);
+
+impl Room {
+    fn take(&mut self, key: &str, n: usize) -> Result<(), SearchError> {
+        self.0 = self.0.checked_sub(n).ok_or_else(|| {
+            too_complex(
+                key,
+                format!(
+                    "the search becomes more than {} conditions (chains over references to many types multiply); name the target type (subject:Patient.name) or use fewer values",
+                    limits::MAX_CONDITIONS
+                ),
+            )
+        })?;
+        Ok(())
     }
 }
 
@@ -56,6 +134,8 @@ pub fn parse(
     params: &[(String, String)],
     options: &ParseOptions,
 ) -> Result<SearchQuery, SearchError> {
+    check_size(params)?;
+    let mut room = Room(limits::MAX_CONDITIONS);
     let custom: &CustomParams = &options.custom;
     let mut query = SearchQuery {
         count: options.default_count,
@@ -155,12 +235,19 @@ pub fn parse(
                 queries.for_each(|q| text.or(q));
                 query.conditions.push(Condition::Text(text));
             }
-            "_has" => match parse_has(custom, &query.types, key, value) {
+            "_has" => match parse_has(custom, key, value, &mut room) {
                 Ok(c) => query.conditions.push(c),
                 Err(Unknown::Refused(e)) => return Err(e),
                 Err(Unknown::Ignored(reason)) => ignore(&mut query, options, key, reason)?,
             },
-            _ => match condition(custom, &query.types, key, value, options.base.as_deref()) {
+            _ => match condition(
+                custom,
+                &query.types,
+                key,
+                value,
+                options.base.as_deref(),
+                &mut room,
+            ) {
                 // Conditions that must all hold are the query's own.
                 Ok(Condition::All(all)) => query.conditions.extend(all),
                 Ok(c) => query.conditions.push(c),
@@ -266,6 +353,7 @@ fn condition(
     key: &str,
     value: &str,
     base: Option<&str>,
+    room: &mut Room,
 ) -> Result<Condition, Unknown> {
     let (head, rest) = match key.split_once('.') {
         Some((h, r)) => (h, Some(r)),
@@ -303,7 +391,8 @@ fn condition(
             if definitions(custom, &one, next_code).is_empty() {
                 continue;
             }
-            targets.push((t, condition(custom, &one, rest, value, base)?));
+            room.take(key, 1)?;
+            targets.push((t, condition(custom, &one, rest, value, base, room)?));
         }
         if targets.is_empty() {
             return Err(Unknown::Ignored(format!(
@@ -347,7 +436,9 @@ fn condition(
         Some(t) => Modifier::Type(t.to_owned()),
     };
     let mut values = Vec::new();
-    for raw in split_unescaped(value, ',') {
+    let raws = split_unescaped(value, ',');
+    room.take(key, raws.len())?;
+    for raw in raws {
         values.push(match kind {
             ParamType::Composite => composite_value(defs[0], &raw, key, base)?,
             _ => parse_value(kind, &modifier, &raw, key, base)?,
@@ -923,9 +1014,9 @@ fn parse_include(
 /// `_has:Source:reference:param=value`, nested `_has:…:_has:…` allowed.
 fn parse_has(
     custom: &CustomParams,
-    types: &[String],
     key: &str,
     value: &str,
+    room: &mut Room,
 ) -> Result<Condition, Unknown> {
     let rest = key.strip_prefix("_has:").unwrap_or_default();
     let mut parts = rest.splitn(3, ':');
@@ -948,12 +1039,12 @@ fn parse_has(
             .into())
         }
     }
+    room.take(key, 1)?;
     let inner = if inner_key.starts_with("_has:") {
-        parse_has(custom, &one, inner_key, value)?
+        parse_has(custom, inner_key, value, room)?
     } else {
-        condition(custom, &one, inner_key, value, None)?
+        condition(custom, &one, inner_key, value, None, room)?
     };
-    let _ = types;
     Ok(Condition::Has {
         source_type: source.to_owned(),
         param: format!("{source}.{reference}"),

@@ -24,6 +24,32 @@ pub(crate) fn local_reference<'a>(
     sql.push(")")
 }
 
+/// Writes `items` joined by `op` (` OR `, ` AND `) as a tree a few levels
+/// deep: SQLite parses `a OR b OR c …` as a tree as deep as the list is
+/// long, and refuses one 1,000 deep, so a long list is written as groups
+/// of groups, `((a OR b …) OR (…))`.
+pub(crate) fn joined<T>(sql: &mut Sql, items: &[T], op: &str, each: &mut impl FnMut(&mut Sql, &T)) {
+    const FAN: usize = 16;
+    if items.len() <= FAN {
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                sql.push(op);
+            }
+            each(sql, item);
+        }
+        return;
+    }
+    let group = items.len().div_ceil(FAN);
+    for (i, part) in items.chunks(group).enumerate() {
+        if i > 0 {
+            sql.push(op);
+        }
+        sql.push("(");
+        joined(sql, part, op, each);
+        sql.push(")");
+    }
+}
+
 /// The columns of `resources` that answer the parameters every resource
 /// has, instead of index rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -269,12 +295,9 @@ fn index_rows(condition: &Condition, base: Option<&str>, sql: &mut Sql) -> Optio
         .push(" WHERE param IN ")
         .list(params)
         .push(" AND (");
-    for (i, value) in values.iter().enumerate() {
-        if i > 0 {
-            sql.push(" OR ");
-        }
-        value_clause(value, modifier, only_target.as_deref(), base, sql);
-    }
+    joined(sql, values, " OR ", &mut |sql, value| {
+        value_clause(value, modifier, only_target.as_deref(), base, sql)
+    });
     sql.push(")");
     Some(())
 }
@@ -379,11 +402,11 @@ pub(super) fn predicate(
             sql.push("(SELECT x.res_key FROM resources x WHERE x.resource_type IN ")
                 .list(&types)
                 .push(" AND (");
-            for (i, value) in values.iter().enumerate() {
-                if i > 0 {
-                    sql.push(" OR ");
-                }
-                match (resource_column, value) {
+            joined(
+                sql,
+                values,
+                " OR ",
+                &mut |sql, value| match (resource_column, value) {
                     (ResourceColumn::Id, SearchValue::Token { code: Some(id), .. }) => {
                         sql.push("x.id = ").text(id.as_str());
                     }
@@ -399,8 +422,8 @@ pub(super) fn predicate(
                     _ => {
                         sql.push("FALSE");
                     }
-                }
-            }
+                },
+            );
             sql.push("))");
         }
         Condition::Missing {
@@ -425,14 +448,12 @@ pub(super) fn predicate(
                 .push(table(types[0]))
                 .push(" c0 WHERE c0.param IN ");
             sql.list(&component_params(params, 0)).push(" AND (");
-            for (i, value) in values.iter().enumerate() {
-                if i > 0 {
-                    sql.push(" OR ");
+            joined(sql, values, " OR ", &mut |sql, value| match value {
+                SearchValue::Composite(parts) => composite_clause(params, parts, 0, base, sql),
+                _ => {
+                    sql.push("FALSE");
                 }
-                if let SearchValue::Composite(parts) = value {
-                    composite_clause(params, parts, 0, base, sql);
-                }
-            }
+            });
             sql.push("))");
         }
         Condition::Values {
@@ -463,12 +484,9 @@ pub(super) fn predicate(
                     .list(params);
             }
             sql.push(" AND (");
-            for (i, value) in values.iter().enumerate() {
-                if i > 0 {
-                    sql.push(" OR ");
-                }
-                value_clause(value, modifier, only_target.as_deref(), base, sql);
-            }
+            joined(sql, values, " OR ", &mut |sql, value| {
+                value_clause(value, modifier, only_target.as_deref(), base, sql)
+            });
             sql.push("))");
         }
         Condition::Missing {
@@ -493,10 +511,7 @@ pub(super) fn predicate(
             sql.push(" AND ");
             let url = format!("{}url", sql.dialect.no_index());
             local_reference(sql, &url, base).push(" AND (");
-            for (i, (target, inner)) in targets.iter().enumerate() {
-                if i > 0 {
-                    sql.push(" OR ");
-                }
+            joined(sql, targets, " OR ", &mut |sql, (target, inner)| {
                 sql.push("(target_type = ").text(target.as_str());
                 sql.push(
                     " AND target_id IN (SELECT c.id FROM resources c WHERE c.resource_type = ",
@@ -505,7 +520,7 @@ pub(super) fn predicate(
                 sql.push(" AND NOT c.deleted AND ");
                 predicate(inner, "c.res_key", base, true, sql);
                 sql.push("))");
-            }
+            });
             sql.push("))");
         }
         Condition::Has {
@@ -569,12 +584,9 @@ pub(super) fn predicate(
                 _ => " OR ",
             };
             sql.push("(");
-            for (i, c) in conditions.iter().enumerate() {
-                if i > 0 {
-                    sql.push(join);
-                }
-                predicate(c, column, base, driving, sql);
-            }
+            joined(sql, conditions, join, &mut |sql, c| {
+                predicate(c, column, base, driving, sql)
+            });
             sql.push(")");
         }
     }

@@ -134,3 +134,16 @@ both_backends! {
         assert!(text.contains(r#"<fhirVersion value="4.0.1"/>"#), "{text}");
     }
 }
+
+both_backends! {
+    fn metadata_states_the_limits_it_enforces() {
+        let server = Server::local(|c| {
+            c.max_bundle_entries = 123;
+            c.max_includes = 45;
+        });
+        let statement = metadata(&server);
+        let documentation = statement["rest"][0]["documentation"].as_str().unwrap_or_default();
+        assert!(documentation.contains("at most 123 entries"), "{documentation}");
+        assert!(documentation.contains("at most 45 resources to a page"), "{documentation}");
+    }
+}

@@ -79,9 +79,18 @@ both_backends! {
             let outcome = refused(&server, 400, || post(&server, FHIR_JSON, body));
             assert!(diagnostics(&outcome).contains("deeper than 100"), "{outcome}");
         }
-        // 60 levels of extensions are 120 levels of JSON.
+        // 60 levels of extensions are 121 levels of JSON.
         refused(&server, 400, || post(&server, FHIR_JSON, nested_extensions_json(60)));
-        post(&server, FHIR_JSON, nested_extensions_json(40)).assert_status(201);
+        // 49 levels are 99: stored, and read back in every form.
+        let created = post(&server, FHIR_JSON, nested_extensions_json(49));
+        created.assert_status(201);
+        let id = created.json()["id"].as_str().unwrap().to_owned();
+        for (accept, query) in [(FHIR_JSON, ""), (FHIR_XML, ""), (FHIR_JSON, "?_summary=true"), (FHIR_XML, "?_pretty=true")] {
+            let read = server.request("GET", &format!("Patient/{id}{query}")).accept(accept).send();
+            read.assert_status(200);
+        }
+        let bundle = server.request("GET", &format!("Patient?_id={id}")).accept(FHIR_XML).send();
+        bundle.assert_status(200);
     }
 }
 

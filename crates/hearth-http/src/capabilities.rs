@@ -146,8 +146,35 @@ fn resource(t: &str, custom: &CustomParams, multiple_delete: bool) -> Value {
     resource
 }
 
+/// The limits a client can run into (README, "Limits").
+fn limits(config: &crate::HttpConfig) -> String {
+    use hearth_store::search::limits as search;
+    format!(
+        "Limits, each refused with an OperationOutcome before any work: bodies of at most {} bytes, \
+         nesting at most {} levels deep; strings of at most 1 MB; no duplicate JSON members; no XML DOCTYPE; \
+         batch and transaction Bundles of at most {} entries; searches of at most {} parameters, {} values, \
+         chains of {} links and _has nested {} deep (400 too-costly); _include and _revinclude add at most {} \
+         resources to a page (an OperationOutcome entry says when more matched); a request's database work \
+         stops after {} s (503 too-costly).",
+        config.max_body_bytes,
+        hearth_model::limits::MAX_DEPTH,
+        config.max_bundle_entries,
+        search::MAX_PARAMETERS,
+        search::MAX_VALUES,
+        search::MAX_CHAIN_LINKS,
+        search::MAX_HAS_NESTING,
+        config.max_includes,
+        config.time_limit.as_secs(),
+    )
+}
+
 pub fn capability_statement(fhir: &Fhir) -> Value {
     let base = fhir.base();
+    let documentation = format!(
+        "{} {}",
+        "Read, vread, create, update (also as create), patch (JSON Patch and FHIRPath Patch), delete, history and search on every R4 resource type; system and compartment search. Custom SearchParameter resources (status active) are indexed on write and become searchable after $reindex of their base types. Conditional create (If-None-Exist), update, patch and delete (single match; several answer 412). Batch and transaction Bundles (POST to the base). Search parameters come from the R4 SearchParameter definitions; unknown parameters are ignored (reported in an OperationOutcome entry) unless Prefer: handling=strict.",
+        limits(&fhir.state.config)
+    );
     json!({
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -161,14 +188,14 @@ pub fn capability_statement(fhir: &Fhir) -> Value {
         "patchFormat": ["application/json-patch+json", "application/fhir+json", "application/fhir+xml"],
         "rest": [{
             "mode": "server",
-            "documentation": "Read, vread, create, update (also as create), patch (JSON Patch and FHIRPath Patch), delete, history and search on every R4 resource type; system and compartment search. Custom SearchParameter resources (status active) are indexed on write and become searchable after $reindex of their base types. Conditional create (If-None-Exist), update, patch and delete (single match; several answer 412). Batch and transaction Bundles (POST to the base). Search parameters come from the R4 SearchParameter definitions; unknown parameters are ignored (reported in an OperationOutcome entry) unless Prefer: handling=strict.",
+            "documentation": documentation,
             "security": {"description": fhir.state.policy.describe()},
             "resource": *resources(
                 &fhir.store.custom_params(),
                 fhir.state.config.conditional_delete_multiple,
             ),
             "interaction": [
-                {"code": "transaction", "documentation": "All or nothing, in the specification's order; fullUrl placeholders (urn:uuid, urn:oid) resolved in references, Attachment.url and narrative links; conditional references (Type?search) resolved to their single match; ifNoneExist, ifMatch, ifNoneMatch and ifModifiedSince on entries; PATCH entries as a Binary JSON Patch or a FHIRPath Patch Parameters"},
+                {"code": "transaction", "documentation": "All or nothing, in the specification's order; fullUrl placeholders (urn:uuid, urn:oid) resolved in references, Attachment.url and narrative links (a urn:uuid or urn:oid reference no entry carries fails the transaction); conditional references (Type?search) resolved to their single match; ifNoneExist, ifMatch, ifNoneMatch and ifModifiedSince on entries; PATCH entries as a Binary JSON Patch or a FHIRPath Patch Parameters"},
                 {"code": "batch", "documentation": "Each entry in a transaction of its own; each entry's outcome in its response entry"},
                 {"code": "history-system"},
                 {"code": "search-system"},

@@ -44,19 +44,6 @@ pub struct Transport {
     pub shutdown_timeout: Duration,
 }
 
-impl Default for Transport {
-    fn default() -> Self {
-        Transport {
-            workers: 2,
-            max_blocking_threads: 5,
-            max_connections: 10_000,
-            keep_alive: Duration::from_secs(5),
-            header_timeout: Duration::from_secs(5),
-            shutdown_timeout: Duration::from_secs(30),
-        }
-    }
-}
-
 /// Serves the FHIR API on `listener` until the returned server is stopped.
 pub fn serve(
     listener: TcpListener,

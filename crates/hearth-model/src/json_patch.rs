@@ -240,6 +240,9 @@ impl<'a> Op<'a> {
                 .ok()
                 .map(|v| (json::encoded_len(v), json::depth(v)))
         };
+        // What naming a new member or item adds: `"key":` and a comma
+        // (more than an array item needs, which is safe).
+        let naming = |path: &Pointer| path.tokens.last().map_or(0, |t| t.len() + 4);
         let (added, removed, depth) = match self {
             Op::Add { path, value } => {
                 // Adding to an object member that exists replaces it.
@@ -254,7 +257,7 @@ impl<'a> Op<'a> {
                     _ => 0,
                 };
                 (
-                    json::encoded_len(value),
+                    json::encoded_len(value) + naming(path),
                     replaced,
                     path.tokens.len() + json::depth(value),
                 )
@@ -266,11 +269,11 @@ impl<'a> Op<'a> {
             ),
             Op::Copy { from, path } => {
                 let (len, depth) = peek(doc, from).unwrap_or_default();
-                (len, 0, path.tokens.len() + depth)
+                (len + naming(path), 0, path.tokens.len() + depth)
             }
             Op::Move { from, path } => {
                 let (_, depth) = peek(doc, from).unwrap_or_default();
-                (0, 0, path.tokens.len() + depth)
+                (naming(path), 0, path.tokens.len() + depth)
             }
             Op::Remove { path } => (0, peek(doc, path).map_or(0, |(len, _)| len), 0),
             Op::Test { .. } => (0, 0, 0),

@@ -4,53 +4,18 @@
 //! reported without partial data.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use hearth_store::both_backends;
 use hearth_store::testing::TestDatabase;
 use hearth_store::{Store, StoreOptions};
 
-const SYNTHEA: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/data/synthea-120"
-);
+mod common;
 
-/// A folder with Synthea's two shared files and two patients, compressed
-/// as published.
+use common::import;
+
+/// A folder with Synthea's two shared files and two patients.
 fn synthea_folder(dir: &Path) -> PathBuf {
-    let folder = dir.join("synthea");
-    std::fs::create_dir_all(&folder).unwrap();
-    let mut names: Vec<String> = std::fs::read_dir(SYNTHEA)
-        .expect("../shared/data/synthea-120")
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    let patients: Vec<&String> = names
-        .iter()
-        .filter(|n| !n.starts_with("0-"))
-        .take(2)
-        .collect();
-    for name in names.iter().filter(|n| n.starts_with("0-")).chain(patients) {
-        std::fs::copy(Path::new(SYNTHEA).join(name), folder.join(name)).unwrap();
-    }
-    folder
-}
-
-fn import(database: &TestDatabase, paths: &[&Path]) -> (bool, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .arg("import")
-        .arg("--data-dir")
-        .arg(database.dir())
-        .arg("--database-url")
-        .arg(database.url())
-        .args(paths)
-        .output()
-        .expect("run hearth import");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    common::synthea_folder(dir, 2)
 }
 
 /// Resources in the database by type.

@@ -1103,4 +1103,72 @@ mod tests {
             }
         );
     }
+
+    fn parse_one(resource_type: &str, query: &str) -> Result<SearchQuery, SearchError> {
+        let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+        let options = ParseOptions {
+            strict: true,
+            default_count: 10,
+            max_count: 100,
+            base: None,
+            custom: Arc::new(CustomParams::default()),
+        };
+        parse(&[resource_type.to_owned()], &params, &options)
+    }
+
+    #[test]
+    fn searches_past_the_limits_are_too_complex_not_invalid() {
+        let many = |n: usize| {
+            (0..n)
+                .map(|i| format!("v{i}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        for query in [
+            vec!["family=x"; limits::MAX_PARAMETERS + 1].join("&"),
+            format!("_id={}", many(limits::MAX_VALUES + 1)),
+            format!(
+                "subject:Patient{}=x",
+                ".organization".repeat(limits::MAX_CHAIN_LINKS + 1)
+            ),
+            format!(
+                "{}code=x",
+                "_has:Observation:subject:".repeat(limits::MAX_HAS_NESTING + 2)
+            ),
+            // A chain over a reference to any type names each type that has
+            // the next parameter: a few values multiply past the bound.
+            format!("target._id={}", many(20)),
+        ] {
+            let resource_type = if query.starts_with("target") {
+                "Provenance"
+            } else {
+                "Patient"
+            };
+            let error = parse_one(resource_type, &query).unwrap_err();
+            assert!(error.too_complex, "{query}: {error}");
+        }
+        // At the limits, the same searches parse.
+        for (resource_type, query) in [
+            (
+                "Patient",
+                vec!["family=x"; limits::MAX_PARAMETERS].join("&"),
+            ),
+            ("Patient", format!("_id={}", many(limits::MAX_VALUES))),
+            (
+                "Observation",
+                "subject:Patient.organization.partof.partof.name=x".to_owned(),
+            ),
+            ("Provenance", format!("target._id={}", many(3))),
+        ] {
+            assert!(parse_one(resource_type, &query).is_ok(), "{query}");
+        }
+        // A bad value is invalid, not too complex.
+        assert!(
+            !parse_one("Patient", "birthdate=xx2020")
+                .unwrap_err()
+                .too_complex
+        );
+    }
 }

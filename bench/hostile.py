@@ -190,8 +190,8 @@ def main():
                    "/?_type=" + ",".join(["Patient"] * 2000), "/Patient?_elements=" + ",".join(["name"] * 2000)])
     run("over-complex searches", [lambda q=q: request("GET", q) for q in searches])
     heavy = ["/Organization?_revinclude=Encounter:service-provider&_revinclude:iterate=Observation:encounter&_count=50",
-             "/Organization?_revinclude=*&_revinclude:iterate=*&_include:iterate=*&_count=1000",
-             "/Patient?_revinclude=*&_revinclude:iterate=*&_count=1000",
+             "/Organization?_revinclude=Encounter:*&_revinclude:iterate=Observation:*&_include:iterate=Observation:*&_count=1000",
+             "/Patient?_revinclude=Observation:*&_revinclude:iterate=Provenance:*&_include:iterate=Observation:*&_count=1000",
              "/?_sort=-date,code,value-quantity,subject,status&_count=1000&_total=accurate",
              "/Observation?_sort=-date,code,-value-quantity,_lastUpdated,combo-code,-combo-value-quantity,subject,encounter,status,category&_total=accurate&_count=1000",
              "/Observation?code:text=a&value-quantity=ge0&date=ge2000&_sort=-date,code&_total=accurate&_count=1000",

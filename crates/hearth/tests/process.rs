@@ -180,3 +180,62 @@ both_backends! {
         assert!(String::from_utf8_lossy(&refused.stderr).contains("nonsense"));
     }
 }
+
+#[test]
+fn a_graceful_shutdown_ends_within_its_timeout_with_requests_in_flight() {
+    use std::io::Write;
+    let database = TestDatabase::new();
+    let config = database.dir().join("hearth.toml");
+    std::fs::write(
+        &config,
+        "shutdown_timeout_secs = 1\nbody_timeout_secs = 300\n",
+    )
+    .unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::blocking::Client::new();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--config",
+        ])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(database.dir())
+        .arg("--database-url")
+        .arg(database.url())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start hearth");
+    wait_ready(&client, &base);
+    // A request whose body is still on its way when the shutdown begins.
+    let mut slow = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(slow, "POST /Patient HTTP/1.1\r\nHost: x\r\nContent-Type: application/fhir+json\r\nContent-Length: 1000\r\n\r\n{{\"resourceType\"").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    let signalled = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(signalled.success());
+    let status = loop {
+        if let Some(status) = server.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            server.kill().unwrap();
+            panic!("still running 30 s after SIGTERM, with a shutdown timeout of 1 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "stopped {:?} after SIGTERM",
+        started.elapsed()
+    );
+    drop(slow);
+}

@@ -154,6 +154,42 @@ both_backends! {
 }
 
 both_backends! {
+    /// Input no HTTP request could send is refused in files too: a
+    /// placeholder no entry carries fails its file, a member named twice
+    /// fails its line, and `.` or `..` never becomes an id.
+    fn files_are_held_to_the_same_rules_as_requests() {
+        let database = TestDatabase::new();
+        let dir = database.dir().join("files");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("dots.ndjson"),
+            "{\"resourceType\":\"Patient\",\"id\":\"..\"}\n{\"resourceType\":\"Patient\",\"id\":\".\"}\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("twice.ndjson"), "{\"resourceType\":\"Patient\",\"id\":\"a\",\"id\":\"b\"}\n").unwrap();
+        std::fs::write(
+            dir.join("dangling.json"),
+            serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+                {"resource": {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+                              "subject": {"reference": "urn:uuid:1b7c0000-0000-4000-8000-00000000000f"}},
+                 "request": {"method": "POST", "url": "Observation"}}
+            ]})
+            .to_string(),
+        )
+        .unwrap();
+        let (ok, stdout, _) = import(&database, &[&dir]);
+        assert!(!ok, "{stdout}");
+        assert!(stdout.contains("imported 1 of 3 files"), "{stdout}");
+        assert!(stdout.contains("twice.ndjson") && stdout.contains("more than once"), "{stdout}");
+        assert!(stdout.contains("dangling.json") && stdout.contains("names no entry"), "{stdout}");
+        let store = Store::open(&database.database, &StoreOptions::default()).unwrap();
+        assert_eq!(count(&store, "Patient"), 2, "both dotted Patients, under new ids");
+        assert!(store.read("Patient", "..").is_err() && store.read("Patient", ".").is_err());
+        assert_eq!(count(&store, "Observation"), 0);
+    }
+}
+
+both_backends! {
     /// Files prepared side by side that each create the same Organization
     /// if none exists: whichever writes second finds the first's, when it
     /// is written or when it is loaded again alone, so the import ends

@@ -15,8 +15,14 @@ fn free_port() -> u16 {
 }
 
 fn spawn(database: &TestDatabase, port: u16) -> Child {
+    spawn_with(database, port, &[])
+}
+
+/// [`spawn`] with more flags.
+fn spawn_with(database: &TestDatabase, port: u16, flags: &[&std::ffi::OsStr]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_hearth"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(flags)
         .arg("--data-dir")
         .arg(database.dir())
         .arg("--database-url")
@@ -194,22 +200,7 @@ fn a_graceful_shutdown_ends_within_its_timeout_with_requests_in_flight() {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::blocking::Client::new();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--config",
-        ])
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(database.dir())
-        .arg("--database-url")
-        .arg(database.url())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start hearth");
+    let mut server = spawn_with(&database, port, &["--config".as_ref(), config.as_os_str()]);
     wait_ready(&client, &base);
     // A request whose body is still on its way when the shutdown begins.
     let mut slow = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();

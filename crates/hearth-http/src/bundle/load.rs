@@ -390,8 +390,7 @@ fn apply(tx: &mut hearth_store::Tx<'_>, writes: Vec<Write>) -> Result<Loaded, Ap
 /// The id an imported resource is stored with: the uuid of a `urn:uuid:`
 /// fullUrl, else its own id, else a new one.
 fn stable_id(full_url: Option<&str>, resource: &Value) -> String {
-    let valid =
-        |id: &str| hearth_model::primitives::check("id", &Value::String(id.to_owned())).is_ok();
+    let valid = |id: &str| crate::rest::check_id(id).is_ok();
     if let Some(uuid) = full_url.and_then(|u| u.strip_prefix("urn:uuid:")) {
         if valid(uuid) {
             return uuid.to_owned();

@@ -148,6 +148,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Outcomes<T> {
     ) -> Poll<io::Result<usize>> {
         ready!(self.poll_pending(cx))?;
         if let Some(response) = with_outcome(buf) {
+            // The status line only: the request was not read.
+            let status = String::from_utf8_lossy(&buf[9..12]).into_owned();
+            tracing::info!(http.status = %status, "request refused by the HTTP layer");
             self.pending = response;
             // The caller's bytes are taken; ours go out now or at the flush.
             if let Poll::Ready(Err(e)) = self.poll_pending(cx) {

@@ -36,7 +36,13 @@ enum Command {
 }
 
 fn init_tracing(config: &Config) {
-    let filter = EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+    // actix-http logs each request it cannot read as an error; those are
+    // the client's, and `hearth_http::server` logs them as requests.
+    let mut directives = config.log_level.clone();
+    if !directives.contains("actix_http") {
+        directives.push_str(",actix_http::h1::dispatcher=off");
+    }
+    let filter = EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false);

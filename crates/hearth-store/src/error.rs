@@ -65,9 +65,11 @@ impl From<diesel::result::Error> for StoreError {
                 | DatabaseErrorKind::SerializationFailure,
                 info,
             ) => StoreError::Unavailable(info.message().to_owned()),
-            // SQLite's progress handler stopped the statement.
+            // SQLite's progress handler, or the PostgreSQL canceller,
+            // stopped the statement.
             Error::DatabaseError(DatabaseErrorKind::Unknown, info)
-                if info.message() == "interrupted" =>
+                if info.message() == "interrupted"
+                    || info.message().contains("canceling statement due to user request") =>
             {
                 crate::budget::interrupted().unwrap_or_else(|| StoreError::Database(e.to_string()))
             }

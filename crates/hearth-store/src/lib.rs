@@ -9,6 +9,7 @@
 mod body;
 mod budget;
 mod bulk_load;
+mod cancel;
 mod checkpoint;
 mod connection;
 mod custom;
@@ -73,7 +74,11 @@ enum Writes {
     },
     /// PostgreSQL: each write in its own transaction, on the caller's
     /// thread; writers of one resource wait for each other on its lock.
-    Direct { _watch: Arc<direct::CustomWatch> },
+    /// Searches whose budget is spent are cancelled by `canceller`.
+    Direct {
+        _watch: Arc<direct::CustomWatch>,
+        canceller: Arc<cancel::Canceller>,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -114,8 +119,9 @@ impl Store {
                     options.busy_timeout,
                 )?),
             },
-            Database::Postgres(_) => Writes::Direct {
+            Database::Postgres(url) => Writes::Direct {
                 _watch: Arc::new(direct::CustomWatch::start(pool.clone(), custom.clone())),
+                canceller: Arc::new(cancel::Canceller::start(url)),
             },
         };
         Ok(Store {
@@ -302,16 +308,35 @@ impl Store {
 
     /// Runs `f` on a read snapshot.
     pub fn read_with<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
-        // On PostgreSQL the budget is looked at here, between statements;
-        // on SQLite also inside them (`budget.rs`).
+        self.read_as(f, false)
+    }
+
+    /// [`Store::read_with`] for reads that may be long (searches,
+    /// histories): on PostgreSQL their statement is cancelled when the
+    /// budget is spent (`cancel.rs`), at the cost of a round trip to learn
+    /// which backend runs it.
+    pub(crate) fn read_long<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+        self.read_as(f, true)
+    }
+
+    fn read_as<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>, long: bool) -> Result<T> {
+        // The budget is looked at here, between statements; on SQLite also
+        // inside them (`budget.rs`), on PostgreSQL by the canceller.
         if let Some(budget) = &self.budget {
             budget.check()?;
         }
         let _entered = self.budget.as_ref().map(Budget::enter);
         let mut conn = self.pool.get()?;
+        let custom = self.custom_params();
         // Reads write no full text.
         let mut text = full_text::PendingText::default();
-        f(&mut Tx::new(&mut conn, self.custom_params(), &mut text))
+        let read = |conn: &mut db::Db| f(&mut Tx::new(conn, custom, &mut text));
+        match (&self.budget, &self.writes) {
+            (Some(budget), Writes::Direct { canceller, .. }) if long => {
+                canceller.run(&mut conn, budget, read)
+            }
+            _ => read(&mut conn),
+        }
     }
 
     /// The current version of a resource (a deleted one answers `Gone`).
@@ -379,9 +404,9 @@ impl Store {
         page: &search::SearchPage,
     ) -> Result<search::SearchResults> {
         if query.count_only {
-            return self.read_with(|tx| tx.count(query));
+            return self.read_long(|tx| tx.count(query));
         }
-        if let Some(results) = self.read_with(|tx| tx.keyset_page(query, page))? {
+        if let Some(results) = self.read_long(|tx| tx.keyset_page(query, page))? {
             return Ok(results);
         }
         self.paged(query, page, |tx| tx.matching_keys(query))
@@ -396,7 +421,7 @@ impl Store {
         page: &search::SearchPage,
         keys: impl FnOnce(&mut Tx<'_>) -> Result<Vec<i64>>,
     ) -> Result<search::SearchResults> {
-        let (keys, stored) = self.read_with(|tx| tx.result_keys(page, keys))?;
+        let (keys, stored) = self.read_long(|tx| tx.result_keys(page, keys))?;
         let snapshot = match stored {
             Some(id) => Some(id),
             None if keys.len() as i64 > query.count => {
@@ -405,7 +430,7 @@ impl Store {
             }
             None => None,
         };
-        self.read_with(|tx| tx.page(query, &keys, snapshot, page.offset))
+        self.read_long(|tx| tx.page(query, &keys, snapshot, page.offset))
     }
 
     /// The database's query plan for a search (`EXPLAIN`), a line per
@@ -415,6 +440,6 @@ impl Store {
     }
 
     pub fn history(&self, query: &HistoryQuery) -> Result<HistoryPage> {
-        self.read_with(|tx| tx.history(query))
+        self.read_long(|tx| tx.history(query))
     }
 }

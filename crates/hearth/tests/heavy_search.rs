@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use hearth::config::Config;
 use hearth::server::Background;
 use hearth_store::both_backends;
-use hearth_store::testing::{Backend, TestDatabase};
+use hearth_store::testing::TestDatabase;
 use serde_json::{json, Value};
 
 const REVINCLUDE: &str = "Organization?_revinclude=Encounter:service-provider&_revinclude:iterate=Observation:encounter&_count=50";

@@ -140,12 +140,12 @@ mod tests {
 
     fn index_names(store: &Store) -> Vec<String> {
         let mut conn = store.pool.get().unwrap();
-        let query = match &mut *conn {
+        let query = match &**conn {
             Db::Sqlite(_) => "SELECT name AS sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name",
             Db::Pg(_) => "SELECT indexname AS sql FROM pg_indexes WHERE schemaname = current_schema() ORDER BY indexname",
         };
         diesel::sql_query(query)
-            .load::<Definition>(&mut *conn)
+            .load::<Definition>(&mut **conn)
             .unwrap()
             .into_iter()
             .map(|d| d.sql)

@@ -53,12 +53,6 @@ struct Read {
 }
 
 #[derive(QueryableByName)]
-struct Pid {
-    #[diesel(sql_type = diesel::sql_types::Integer)]
-    pid: i32,
-}
-
-#[derive(QueryableByName)]
 struct Sent {
     #[diesel(sql_type = diesel::sql_types::Bool)]
     sent: bool,
@@ -82,17 +76,15 @@ impl Canceller {
         Canceller { shared }
     }
 
-    /// Runs `f` on `conn` as a read that is cancelled when `budget` is
-    /// spent.
+    /// Runs `f` on `conn`, served by backend `pid`, as a read that is
+    /// cancelled when `budget` is spent.
     pub(crate) fn run<T>(
         &self,
         conn: &mut Db,
+        pid: i32,
         budget: &Budget,
         f: impl FnOnce(&mut Db) -> Result<T>,
     ) -> Result<T> {
-        let pid = diesel::sql_query("SELECT pg_backend_pid() AS pid")
-            .get_result::<Pid>(conn)?
-            .pid;
         let id = {
             let mut running = self.shared.lock();
             running.next += 1;

@@ -113,6 +113,34 @@ impl Default for StoreOptions {
     }
 }
 
+/// A connection of the pool: the database connection, and on PostgreSQL
+/// the backend process serving it, learnt once, so that a statement it
+/// runs can be cancelled (`cancel.rs`) without asking each time.
+pub(crate) struct Conn {
+    db: Db,
+    pub(crate) backend_pid: Option<i32>,
+}
+
+impl std::ops::Deref for Conn {
+    type Target = Db;
+
+    fn deref(&self) -> &Db {
+        &self.db
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut Db {
+        &mut self.db
+    }
+}
+
+#[derive(diesel::QueryableByName)]
+struct BackendPid {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pid: i32,
+}
+
 /// Opens connections of the pool, for the backend the URL names.
 #[derive(Debug)]
 pub(crate) struct Manager {
@@ -120,24 +148,40 @@ pub(crate) struct Manager {
 }
 
 impl ManageConnection for Manager {
-    type Connection = Db;
+    type Connection = Conn;
     type Error = diesel::r2d2::Error;
 
-    fn connect(&self) -> std::result::Result<Db, Self::Error> {
+    fn connect(&self) -> std::result::Result<Conn, Self::Error> {
         match &self.database {
-            Database::Sqlite(path) => {
-                SqliteConnection::establish(&path.to_string_lossy()).map(Db::Sqlite)
+            Database::Sqlite(path) => SqliteConnection::establish(&path.to_string_lossy())
+                .map(|c| Conn {
+                    db: Db::Sqlite(c),
+                    backend_pid: None,
+                })
+                .map_err(diesel::r2d2::Error::ConnectionError),
+            Database::Postgres(url) => {
+                let mut db = PgConnection::establish(url)
+                    .map(Db::Pg)
+                    .map_err(diesel::r2d2::Error::ConnectionError)?;
+                let pid = diesel::RunQueryDsl::get_result::<BackendPid>(
+                    diesel::sql_query("SELECT pg_backend_pid() AS pid"),
+                    &mut db,
+                )
+                    .map_err(diesel::r2d2::Error::QueryError)?
+                    .pid;
+                Ok(Conn {
+                    db,
+                    backend_pid: Some(pid),
+                })
             }
-            Database::Postgres(url) => PgConnection::establish(url).map(Db::Pg),
         }
-        .map_err(diesel::r2d2::Error::ConnectionError)
     }
 
-    fn is_valid(&self, conn: &mut Db) -> std::result::Result<(), Self::Error> {
+    fn is_valid(&self, conn: &mut Conn) -> std::result::Result<(), Self::Error> {
         conn.ping().map_err(diesel::r2d2::Error::QueryError)
     }
 
-    fn has_broken(&self, conn: &mut Db) -> bool {
+    fn has_broken(&self, conn: &mut Conn) -> bool {
         std::thread::panicking() || conn.is_broken()
     }
 }
@@ -149,9 +193,9 @@ struct Settings {
     statement_timeout: Duration,
 }
 
-impl CustomizeConnection<Db, diesel::r2d2::Error> for Settings {
-    fn on_acquire(&self, conn: &mut Db) -> std::result::Result<(), diesel::r2d2::Error> {
-        let settings = match conn {
+impl CustomizeConnection<Conn, diesel::r2d2::Error> for Settings {
+    fn on_acquire(&self, conn: &mut Conn) -> std::result::Result<(), diesel::r2d2::Error> {
+        let settings = match &mut **conn {
             Db::Sqlite(sqlite) => {
                 crate::budget::on_progress(sqlite);
                 let synchronous = match self.synchronous {

@@ -140,7 +140,7 @@ impl Store {
             &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"),
             vec![Bind::Text(id.to_owned())],
         )
-        .get_result(&mut *conn)
+        .get_result(&mut **conn)
         .optional()?;
         Ok(row.map(JobRow::job))
     }

@@ -313,8 +313,7 @@ impl Store {
 
     /// [`Store::read_with`] for reads that may be long (searches,
     /// histories): on PostgreSQL their statement is cancelled when the
-    /// budget is spent (`cancel.rs`), at the cost of a round trip to learn
-    /// which backend runs it.
+    /// budget is spent (`cancel.rs`).
     pub(crate) fn read_long<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
         self.read_as(f, true)
     }
@@ -331,9 +330,9 @@ impl Store {
         // Reads write no full text.
         let mut text = full_text::PendingText::default();
         let read = |conn: &mut db::Db| f(&mut Tx::new(conn, custom, &mut text));
-        match (&self.budget, &self.writes) {
-            (Some(budget), Writes::Direct { canceller, .. }) if long => {
-                canceller.run(&mut conn, budget, read)
+        match (&self.budget, &self.writes, conn.backend_pid) {
+            (Some(budget), Writes::Direct { canceller, .. }, Some(pid)) if long => {
+                canceller.run(&mut conn, pid, budget, read)
             }
             _ => read(&mut conn),
         }

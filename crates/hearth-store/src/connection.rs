@@ -167,8 +167,8 @@ impl ManageConnection for Manager {
                     diesel::sql_query("SELECT pg_backend_pid() AS pid"),
                     &mut db,
                 )
-                    .map_err(diesel::r2d2::Error::QueryError)?
-                    .pid;
+                .map_err(diesel::r2d2::Error::QueryError)?
+                .pid;
                 Ok(Conn {
                     db,
                     backend_pid: Some(pid),

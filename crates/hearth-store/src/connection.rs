@@ -92,8 +92,10 @@ pub struct StoreOptions {
     /// How long a request waits for a pool connection (and, on SQLite,
     /// for the write lock).
     pub busy_timeout: Duration,
-    /// The longest a statement may run on PostgreSQL before the server
-    /// cancels it (zero: no limit).
+    /// The longest a write may run on SQLite before its statement is
+    /// interrupted, and a statement on PostgreSQL before the server
+    /// cancels it (zero: no limit). Reads are bounded by their request's
+    /// [`crate::Budget`].
     pub statement_timeout: Duration,
     /// How long a node keeps a background job after its last batch: when
     /// it stops (or restarts, as another node), the job waits this long

@@ -71,8 +71,8 @@ pub struct ServeArgs {
     #[arg(long, env = "HEARTH_DB_TIMEOUT_SECS")]
     pub db_timeout_secs: Option<u64>,
     /// Seconds a request's database work may run before it is stopped
-    /// with 503 (SQLite: a request's reads, and each write; PostgreSQL:
-    /// each statement); 0 for no limit [default: 30].
+    /// with 503 (a request's reads together, and each write; PostgreSQL
+    /// also stops any one statement); 0 for no limit [default: 30].
     #[arg(long, env = "HEARTH_DB_STATEMENT_TIMEOUT_SECS")]
     pub db_statement_timeout_secs: Option<u64>,
     /// Open connections at most [default: 10000].

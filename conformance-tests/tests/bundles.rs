@@ -359,12 +359,13 @@ both_backends! {
     }
 }
 
-fn official_transaction() -> Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fhir/r4/examples/Bundle-bundle-transaction.json"
-    );
-    serde_json::from_str(&std::fs::read_to_string(path).expect("the official example")).unwrap()
+/// The official transaction example, where the examples can be had.
+fn official_transaction() -> Option<Value> {
+    let path = hearth_fixtures::examples()?.join("Bundle-bundle-transaction.json");
+    Some(
+        serde_json::from_str(&std::fs::read_to_string(path).expect("the official example"))
+            .unwrap(),
+    )
 }
 
 both_backends! {
@@ -375,7 +376,9 @@ both_backends! {
         }
         // As published it asks for an operation ($lookup) this server does
         // not run in a Bundle: the transaction fails, naming that entry.
-        let bundle = official_transaction();
+        let Some(bundle) = official_transaction() else {
+            return;
+        };
         let outcome = server.post("", &bundle).assert_error(400);
         assert!(outcome.to_string().contains("Bundle.entry[7]"), "{outcome}");
         assert_eq!(count(&server, "Patient"), 0);
@@ -385,7 +388,7 @@ both_backends! {
         server.put("Patient/123a", &json!({"resourceType": "Patient", "id": "123a"})).assert_status(201);
         server.put("Patient/123a", &json!({"resourceType": "Patient", "id": "123a", "active": true})).assert_status(200);
         server.put("Patient/12334", &json!({"resourceType": "Patient", "id": "12334"})).assert_status(201);
-        let mut bundle = official_transaction();
+        let mut bundle = bundle;
         bundle["entry"].as_array_mut().unwrap().remove(7);
         let response = server.post("", &bundle);
         response.assert_status(200);
@@ -400,26 +403,23 @@ both_backends! {
     }
 }
 
-/// A Synthea file, decompressed.
-fn synthea(name: &str) -> Value {
-    let path = format!(
-        "{}/../../shared/data/synthea-120/{name}.json.bz2",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let output = std::process::Command::new("bzcat")
-        .arg(&path)
-        .output()
-        .expect("bzcat");
-    assert!(output.status.success(), "cannot read {path}");
-    serde_json::from_slice(&output.stdout).unwrap()
+/// A Synthea file, decompressed, where Synthea's files can be had.
+fn synthea(name: &str) -> Option<Value> {
+    let path = hearth_fixtures::synthea()?.join(format!("{name}.json.bz2"));
+    let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    Some(
+        serde_json::from_reader(bzip2::read::BzDecoder::new(std::io::BufReader::new(file)))
+            .unwrap(),
+    )
 }
 
 both_backends! {
     fn synthea_bundles_load_with_their_conditional_references_resolved() {
         let server = Server::start();
-        if !server.is_local() {
+        if !server.is_local() || hearth_fixtures::synthea().is_none() {
             return;
         }
+        let synthea = |name: &str| synthea(name).expect("Synthea's files");
         for name in ["0-hospitalInformation1625911868739", "0-practitionerInformation1625911868739"] {
             let response = server.request("POST", "").header("Prefer", "return=minimal").json(&synthea(name)).send();
             response.assert_status(200);

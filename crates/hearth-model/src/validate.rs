@@ -275,19 +275,16 @@ pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 
-    const EXAMPLES: &str = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/fhir/r4/examples"
-    );
-
-    /// The official R4 examples as (file name, resource), sorted; empty (with
-    /// a note) where the directory is not available.
+    /// The official R4 examples as (file name, resource), sorted; empty
+    /// (with a note, see `hearth_fixtures`) where they cannot be had.
     pub(crate) fn official_examples() -> Vec<(String, Value)> {
-        let Ok(dir) = std::fs::read_dir(EXAMPLES) else {
-            eprintln!("{EXAMPLES} not found: skipping the official examples");
+        let Some(dir) = hearth_fixtures::examples() else {
             return Vec::new();
         };
-        let mut files: Vec<_> = dir.filter_map(|e| Some(e.ok()?.path())).collect();
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| Some(e.ok()?.path()))
+            .collect();
         files.retain(|p| p.extension().is_some_and(|e| e == "json"));
         files.sort();
         files

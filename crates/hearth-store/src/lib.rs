@@ -6,6 +6,7 @@
 //! the [`Store`] shorthands, one transaction each) and inside a caller's
 //! transaction (transaction Bundles run many of them in one [`Store::write`]).
 
+pub mod backup;
 mod body;
 mod budget;
 mod bulk_load;
@@ -62,6 +63,9 @@ pub struct Store {
     /// The budget reads through this handle run under (see
     /// [`Store::bounded`]).
     budget: Option<Budget>,
+    /// SQLite: shared with every process using the store, so that a
+    /// restore cannot replace it under them.
+    _lock: Option<Arc<backup::StoreLock>>,
 }
 
 #[derive(Clone)]
@@ -105,6 +109,11 @@ impl Store {
     /// Opens (creating if needed) a database and brings its schema up to
     /// date.
     pub fn open(database: &Database, options: &StoreOptions) -> Result<Store> {
+        // Taken before anything is read: a restore in progress holds it.
+        let lock = match database {
+            Database::Sqlite(path) => Some(Arc::new(backup::StoreLock::shared(path)?)),
+            Database::Postgres(_) => None,
+        };
         let (pool, custom) = connection::open(database, options)?;
         let custom = Arc::new(RwLock::new(custom));
         let writes = match database {
@@ -131,6 +140,7 @@ impl Store {
             node: uuid::Uuid::new_v4().to_string().into(),
             job_lease: options.job_lease,
             budget: None,
+            _lock: lock,
         })
     }
 

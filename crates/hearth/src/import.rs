@@ -13,7 +13,7 @@
 //! on.
 
 use std::collections::VecDeque;
-use std::io::{IsTerminal, Read, Write as _};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
@@ -24,6 +24,7 @@ use hearth_http::bundle::{Loaded, Loader, PendingLoad, PreparedFile};
 use hearth_store::Store;
 
 use crate::config::{Config, ServeArgs};
+use crate::progress::Bar;
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
@@ -669,55 +670,37 @@ fn first_issue(text: &str) -> String {
 /// The progress line on standard error: a bar by bytes read, resources and
 /// their rate, files.
 struct Progress {
-    started: Instant,
-    shown: Instant,
+    bar: Bar,
     total_bytes: u64,
     bytes: u64,
     files: usize,
     files_done: usize,
     failed: usize,
     resources: usize,
-    terminal: bool,
 }
 
 impl Progress {
     fn new(total_bytes: u64, files: usize) -> Progress {
         Progress {
-            started: Instant::now(),
-            shown: Instant::now(),
+            bar: Bar::new(),
             total_bytes,
             bytes: 0,
             files,
             files_done: 0,
             failed: 0,
             resources: 0,
-            terminal: std::io::stderr().is_terminal(),
         }
     }
 
     fn show(&mut self, last: bool) {
-        let every = if self.terminal {
-            Duration::from_millis(200)
-        } else {
-            Duration::from_secs(5)
-        };
-        if !last && self.shown.elapsed() < every {
-            return;
-        }
-        self.shown = Instant::now();
         let share = if self.total_bytes == 0 {
             1.0
         } else {
             self.bytes as f64 / self.total_bytes as f64
         };
-        let width = 30;
-        let filled = (share * width as f64).round() as usize;
-        let rate = self.resources as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
-        let line = format!(
-            "[{}{}] {:>3.0}%  {} resources  {:.0}/s  {}/{} files{}",
-            "#".repeat(filled.min(width)),
-            ".".repeat(width - filled.min(width)),
-            share * 100.0,
+        let rate = self.resources as f64 / self.bar.elapsed().as_secs_f64().max(1e-9);
+        let detail = format!(
+            "{} resources  {:.0}/s  {}/{} files{}",
             self.resources,
             rate,
             self.files_done,
@@ -728,12 +711,6 @@ impl Progress {
                 String::new()
             }
         );
-        let mut err = std::io::stderr();
-        let _ = if self.terminal {
-            write!(err, "\r{line}{}", if last { "\n" } else { "" })
-        } else {
-            writeln!(err, "{line}")
-        };
-        let _ = err.flush();
+        self.bar.show(share, &detail, last);
     }
 }

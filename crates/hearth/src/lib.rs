@@ -1,7 +1,9 @@
 //! The Hearth server binary's library half: configuration and start-up, so
 //! that tests and other programs can run a server in-process.
 
+pub mod backup;
 pub mod config;
 pub mod explain;
 pub mod import;
+mod progress;
 pub mod server;

@@ -24,6 +24,12 @@ enum Command {
     /// folders of them into the database, or upload them to a FHIR server
     /// with --url.
     Import(hearth::import::ImportArgs),
+    /// Write a consistent backup of the SQLite store to DEST while servers
+    /// use it (PostgreSQL: use pg_dump, see the README).
+    Backup(hearth::backup::BackupArgs),
+    /// Replace the SQLite store by a backup; refused while a server or an
+    /// import uses the store.
+    Restore(hearth::backup::RestoreArgs),
     /// Print the database's plan for searches, e.g.
     /// `hearth explain 'Observation?code=http://loinc.org|8867-4'`.
     Explain {
@@ -58,16 +64,64 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve(&args),
         Command::Explain { args, searches } => explain(&args, &searches),
         Command::Import(args) => import(&args),
+        Command::Backup(args) => backup(&args),
+        Command::Restore(args) => restore(&args),
+    }
+}
+
+fn backup(args: &hearth::backup::BackupArgs) -> std::process::ExitCode {
+    let Some(config) = load(&args.settings) else {
+        return std::process::ExitCode::from(2);
+    };
+    match hearth::backup::run_backup(args, &config) {
+        Ok(summary) => {
+            println!(
+                "backed up {}",
+                hearth::backup::describe(&args.dest, &summary)
+            );
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("hearth: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn restore(args: &hearth::backup::RestoreArgs) -> std::process::ExitCode {
+    let Some(config) = load(&args.settings) else {
+        return std::process::ExitCode::from(2);
+    };
+    match hearth::backup::run_restore(args, &config) {
+        Ok((dest, summary)) => {
+            println!(
+                "restored {} from {}",
+                hearth::backup::describe(&dest, &summary),
+                args.src.display()
+            );
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("hearth: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// The configuration, or `None` after saying what is wrong with it.
+fn load(args: &ServeArgs) -> Option<Config> {
+    match Config::load(args) {
+        Ok(config) => Some(config),
+        Err(e) => {
+            eprintln!("hearth: {e}");
+            None
+        }
     }
 }
 
 fn import(args: &hearth::import::ImportArgs) -> std::process::ExitCode {
-    let config = match Config::load(&args.settings) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("hearth: {e}");
-            return std::process::ExitCode::from(2);
-        }
+    let Some(config) = load(&args.settings) else {
+        return std::process::ExitCode::from(2);
     };
     init_tracing(&config);
     match hearth::import::run(args, &config) {
@@ -87,12 +141,8 @@ fn import(args: &hearth::import::ImportArgs) -> std::process::ExitCode {
 }
 
 fn explain(args: &ServeArgs, searches: &[String]) -> std::process::ExitCode {
-    let config = match Config::load(args) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("hearth: {e}");
-            return std::process::ExitCode::from(2);
-        }
+    let Some(config) = load(args) else {
+        return std::process::ExitCode::from(2);
     };
     match hearth::explain::plans(&config, searches) {
         Ok(report) => {
@@ -107,12 +157,8 @@ fn explain(args: &ServeArgs, searches: &[String]) -> std::process::ExitCode {
 }
 
 fn serve(args: &ServeArgs) -> std::process::ExitCode {
-    let config = match Config::load(args) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("hearth: {e}");
-            return std::process::ExitCode::from(2);
-        }
+    let Some(config) = load(args) else {
+        return std::process::ExitCode::from(2);
     };
     init_tracing(&config);
     let result = actix_web::rt::System::new().block_on(async {

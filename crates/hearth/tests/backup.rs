@@ -3,7 +3,8 @@
 //! began, restores to a store that answers the same searches with a
 //! current index, and a restore is refused under a running server.
 
-use std::process::{Child, Command, Stdio};
+use std::ffi::OsStr;
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -11,13 +12,9 @@ use std::time::{Duration, Instant};
 use hearth_store::testing::TestDatabase;
 use serde_json::Value;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod common;
+
+use common::{free_port, wait_ready};
 
 fn hearth(args: &[&str], database: &std::path::Path) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_hearth"))
@@ -29,29 +26,7 @@ fn hearth(args: &[&str], database: &std::path::Path) -> std::process::Output {
 }
 
 fn serve(database: &std::path::Path, port: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--database-url")
-        .arg(database)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start hearth")
-}
-
-fn wait_ready(client: &reqwest::blocking::Client, base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if client
-            .get(format!("{base}/health/ready"))
-            .send()
-            .is_ok_and(|r| r.status() == 200)
-        {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("hearth did not become ready at {base}");
+    common::serve(port, &[OsStr::new("--database-url"), database.as_os_str()])
 }
 
 fn create(client: &reqwest::blocking::Client, base: &str, family: &str) -> Option<String> {

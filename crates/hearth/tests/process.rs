@@ -3,49 +3,29 @@
 
 use hearth_store::both_backends;
 use hearth_store::testing::TestDatabase;
-use std::process::{Child, Command, Stdio};
+use std::ffi::OsStr;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod common;
+
+use common::{free_port, wait_ready};
 
 fn spawn(database: &TestDatabase, port: u16) -> Child {
     spawn_with(database, port, &[])
 }
 
 /// [`spawn`] with more flags.
-fn spawn_with(database: &TestDatabase, port: u16, flags: &[&std::ffi::OsStr]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .args(flags)
-        .arg("--data-dir")
-        .arg(database.dir())
-        .arg("--database-url")
-        .arg(database.url())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start hearth")
-}
-
-fn wait_ready(client: &reqwest::blocking::Client, base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if client
-            .get(format!("{base}/metadata"))
-            .send()
-            .is_ok_and(|r| r.status() == 200)
-        {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("hearth did not become ready at {base}");
+fn spawn_with(database: &TestDatabase, port: u16, flags: &[&OsStr]) -> Child {
+    let (dir, url) = (database.dir(), database.url());
+    let mut all: Vec<&OsStr> = flags.to_vec();
+    all.extend([
+        OsStr::new("--data-dir"),
+        dir.as_os_str(),
+        OsStr::new("--database-url"),
+        OsStr::new(&url),
+    ]);
+    common::serve(port, &all)
 }
 
 both_backends! {
@@ -200,7 +180,11 @@ fn a_graceful_shutdown_ends_within_its_timeout_with_requests_in_flight() {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::blocking::Client::new();
-    let mut server = spawn_with(&database, port, &["--config".as_ref(), config.as_os_str()]);
+    let mut server = spawn_with(
+        &database,
+        port,
+        &[OsStr::new("--config"), config.as_os_str()],
+    );
     wait_ready(&client, &base);
     // A request whose body is still on its way when the shutdown begins.
     let mut slow = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();

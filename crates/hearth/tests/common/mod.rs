@@ -2,8 +2,10 @@
 
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use hearth_store::testing::TestDatabase;
 
@@ -47,4 +49,40 @@ pub fn import(database: &TestDatabase, paths: &[&Path]) -> (bool, String, String
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+/// A port nobody listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `hearth serve` on loopback `port`, with `flags`.
+pub fn serve(port: u16, flags: &[&OsStr]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(flags)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start hearth")
+}
+
+/// Waits until the server at `base` is ready.
+pub fn wait_ready(client: &reqwest::blocking::Client, base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if client
+            .get(format!("{base}/health/ready"))
+            .send()
+            .is_ok_and(|r| r.status() == 200)
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("hearth did not become ready at {base}");
 }

@@ -17,6 +17,7 @@ mod export;
 mod health;
 mod history;
 mod logging;
+pub mod metrics;
 pub mod negotiate;
 mod operations;
 mod reply;
@@ -55,6 +56,9 @@ pub struct HttpConfig {
     pub max_bundle_entries: usize,
     /// The most resources `_include` and `_revinclude` add to one page.
     pub max_includes: usize,
+    /// Whether `GET /metrics` is served beside the API (when metrics are
+    /// on and have no listener of their own).
+    pub metrics_route: bool,
 }
 
 impl Default for HttpConfig {
@@ -69,6 +73,7 @@ impl Default for HttpConfig {
             body_timeout: Duration::from_secs(60),
             max_bundle_entries: 5000,
             max_includes: 1000,
+            metrics_route: true,
         }
     }
 }
@@ -80,6 +85,8 @@ pub struct AppState {
     pub policy: Arc<dyn AccessPolicy>,
     /// When this server started (the CapabilityStatement's date).
     pub started: String,
+    /// `None` when metrics are off.
+    pub metrics: Option<Arc<metrics::Metrics>>,
 }
 
 impl AppState {
@@ -89,13 +96,22 @@ impl AppState {
             config,
             policy,
             started: hearth_model::datetime::format_instant(hearth_model::datetime::now_ms()),
+            metrics: None,
         }
+    }
+
+    /// The state, counting requests in `metrics`.
+    pub fn with_metrics(self, metrics: Option<Arc<metrics::Metrics>>) -> Self {
+        AppState { metrics, ..self }
     }
 }
 
 /// Registers the FHIR API on an actix-web app:
 /// `App::new().configure(|c| hearth_http::configure(c, state.clone()))`.
 pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
+    if state.metrics.is_some() && state.config.metrics_route {
+        configure_metrics(cfg);
+    }
     cfg.app_data(state)
         .service(
             web::resource("/health/live")
@@ -228,6 +244,21 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                 .default_service(not_allowed("GET, HEAD, POST, PUT, DELETE, PATCH")),
         )
         .default_service(web::to(not_found));
+}
+
+/// `GET /metrics`, on the API's listener.
+fn configure_metrics(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/metrics")
+            .route(web::get().to(metrics::serve))
+            .default_service(not_allowed("GET")),
+    );
+}
+
+/// `GET /metrics` alone, for a listener of its own.
+pub fn configure_metrics_only(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
+    configure_metrics(cfg);
+    cfg.app_data(state).default_service(web::to(not_found));
 }
 
 /// The logging middleware: one line per request with its route pattern,

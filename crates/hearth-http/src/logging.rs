@@ -4,16 +4,28 @@
 
 use std::future::{ready, Future, Ready};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::Error;
 
+use crate::metrics::Metrics;
+
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Middleware factory; wrap the app with `.wrap(RequestLog)`.
-pub struct RequestLog;
+/// Middleware factory; wrap the app with `.wrap(RequestLog::new(metrics))`.
+/// It also counts each request in the metrics, when they are on.
+pub struct RequestLog {
+    metrics: Option<Arc<Metrics>>,
+}
+
+impl RequestLog {
+    pub fn new(metrics: Option<Arc<Metrics>>) -> RequestLog {
+        RequestLog { metrics }
+    }
+}
 
 impl<S, B> Transform<S, ServiceRequest> for RequestLog
 where
@@ -27,12 +39,16 @@ where
     type Future = Ready<Result<Self::Transform, Self::InitError>>;
 
     fn new_transform(&self, service: S) -> Self::Future {
-        ready(Ok(RequestLogService { service }))
+        ready(Ok(RequestLogService {
+            service,
+            metrics: self.metrics.clone(),
+        }))
     }
 }
 
 pub struct RequestLogService<S> {
     service: S,
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// A client's request id is kept only if it is a short token, so it cannot
@@ -66,14 +82,20 @@ where
         let start = Instant::now();
         let id = request_id(&req);
         let method = req.method().clone();
+        let metrics = self.metrics.clone();
+        let in_flight = metrics.as_ref().map(Metrics::started);
         let fut = self.service.call(req);
         Box::pin(async move {
             let mut res = fut.await?;
+            drop(in_flight);
             let route = res
                 .request()
                 .match_pattern()
                 .unwrap_or_else(|| "(no route)".to_owned());
             let status = res.status().as_u16();
+            if let Some(metrics) = &metrics {
+                metrics.observe(&route, &method, status, start.elapsed());
+            }
             tracing::info!(
                 request_id = %id,
                 http.method = %method,

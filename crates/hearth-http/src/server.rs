@@ -11,6 +11,7 @@
 use std::io;
 use std::net::TcpListener;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ use actix_web::{web, App};
 use hearth_model::{IssueCode, OperationOutcome, Severity};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::metrics::Metrics;
 use crate::{AppState, RequestLog};
 
 /// How the server treats connections.
@@ -44,16 +46,32 @@ pub struct Transport {
     pub shutdown_timeout: Duration,
 }
 
+/// Where `GET /metrics` is served when not beside the API.
+pub struct MetricsListener(pub TcpListener);
+
 /// Serves the FHIR API on `listener` until the returned server is stopped.
 pub fn serve(
     listener: TcpListener,
     state: web::Data<AppState>,
     transport: &Transport,
+    metrics_listener: Option<MetricsListener>,
 ) -> io::Result<actix_server::Server> {
     let addr = listener.local_addr()?;
     let t = transport.clone();
     let workers = t.workers.max(1);
-    let server = actix_server::Server::build()
+    let mut builder = actix_server::Server::build();
+    if let Some(MetricsListener(listener)) = metrics_listener {
+        let state = state.clone();
+        builder = builder.listen("metrics", listener, move || {
+            let state = state.clone();
+            let app = App::new().configure(move |cfg| crate::configure_metrics_only(cfg, state));
+            HttpService::build()
+                .client_request_timeout(Duration::from_secs(5))
+                .h1(map_config(app, |_| AppConfig::default()))
+                .tcp()
+        })?;
+    }
+    let server = builder
         .workers(workers)
         .max_concurrent_connections(t.max_connections.div_ceil(workers).max(1))
         .worker_max_blocking_threads(t.max_blocking_threads.max(1))
@@ -63,13 +81,17 @@ pub fn serve(
         .shutdown_timeout(t.shutdown_timeout.as_secs())
         .listen("hearth", listener, move || {
             let state = state.clone();
+            let metrics = state.metrics.clone();
             let app = App::new()
-                .wrap(RequestLog)
+                .wrap(RequestLog::new(metrics.clone()))
                 .configure(move |cfg| crate::configure(cfg, state));
-            fn_service(|io: actix_rt::net::TcpStream| async move {
-                io.set_nodelay(true).map_err(DispatchError::Io)?;
-                let peer = io.peer_addr().ok();
-                Ok::<_, DispatchError>((Outcomes::new(io), peer))
+            fn_service(move |io: actix_rt::net::TcpStream| {
+                let metrics = metrics.clone();
+                async move {
+                    io.set_nodelay(true).map_err(DispatchError::Io)?;
+                    let peer = io.peer_addr().ok();
+                    Ok::<_, DispatchError>((Outcomes::new(io, metrics), peer))
+                }
             })
             .and_then(
                 HttpService::<Outcomes<actix_rt::net::TcpStream>, _, _, _, _>::build()
@@ -102,14 +124,16 @@ pub(crate) struct Outcomes<T> {
     /// A rewritten response still to be written.
     pending: Vec<u8>,
     written: usize,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl<T> Outcomes<T> {
-    pub(crate) fn new(io: T) -> Self {
+    pub(crate) fn new(io: T, metrics: Option<Arc<Metrics>>) -> Self {
         Outcomes {
             io,
             pending: Vec::new(),
             written: 0,
+            metrics,
         }
     }
 }
@@ -151,6 +175,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Outcomes<T> {
             // The status line only: the request was not read.
             let status = String::from_utf8_lossy(&buf[9..12]).into_owned();
             tracing::info!(http.status = %status, "request refused by the HTTP layer");
+            if let (Some(metrics), Ok(code)) = (&self.metrics, status.parse()) {
+                metrics.refused(code);
+            }
             self.pending = response;
             // The caller's bytes are taken; ours go out now or at the flush.
             if let Poll::Ready(Err(e)) = self.poll_pending(cx) {

@@ -24,12 +24,15 @@ use crate::{custom, StoreError};
 pub(crate) fn write<T, E>(
     pool: &Pool,
     params: &RwLock<Arc<CustomParams>>,
+    counters: &crate::stats::Counters,
     f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>,
 ) -> Result<T, E>
 where
     E: From<StoreError>,
 {
+    let waiting = std::time::Instant::now();
     let mut conn = pool.get().map_err(StoreError::from)?;
+    counters.checked_out(waiting);
     let snapshot = params.read().unwrap_or_else(|e| e.into_inner()).clone();
     let mut text = PendingText::default();
     let mut search_parameters_written = false;

@@ -11,6 +11,7 @@
 //! this rule rolls back its whole batch rather than commit half of itself.
 
 use std::any::Any;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::sync::{Arc, RwLock};
 
@@ -21,6 +22,7 @@ use hearth_model::search_params::CustomParams;
 
 use crate::connection::Pool;
 use crate::full_text::PendingText;
+use crate::stats::Counters;
 use crate::versions::Tx;
 use crate::{custom, StoreError};
 
@@ -66,6 +68,7 @@ struct Request {
 /// dropped.
 pub(crate) struct Writer {
     sender: mpsc::Sender<Request>,
+    counters: Arc<Counters>,
 }
 
 impl Writer {
@@ -75,7 +78,9 @@ impl Writer {
         pool: Pool,
         params: Arc<RwLock<Arc<CustomParams>>>,
         time_limit: std::time::Duration,
+        counters: Arc<Counters>,
     ) -> Writer {
+        let counting = counters.clone();
         let (sender, receiver) = mpsc::channel::<Request>();
         std::thread::Builder::new()
             .name("hearth-writer".into())
@@ -87,7 +92,10 @@ impl Writer {
                     let first = match held.take() {
                         Some(request) => request,
                         None => match receiver.recv() {
-                            Ok(request) => request,
+                            Ok(request) => {
+                                counting.queued.fetch_sub(1, Ordering::Relaxed);
+                                request
+                            }
                             Err(_) => break,
                         },
                     };
@@ -96,21 +104,25 @@ impl Writer {
                         if count >= MAX_BATCH || weight >= MAX_WEIGHT || held.is_some() {
                             return None;
                         }
-                        match receiver.try_recv() {
-                            Ok(request) if request.alone => {
-                                held = Some(request);
-                                None
-                            }
-                            Ok(request) => Some(request),
-                            Err(_) => None,
+                        let request = receiver.try_recv().ok()?;
+                        counting.queued.fetch_sub(1, Ordering::Relaxed);
+                        if request.alone {
+                            held = Some(request);
+                            None
+                        } else {
+                            Some(request)
                         }
                     };
-                    run_batch(&pool, &params, time_limit, first, more);
+                    let writes = run_batch(&pool, &params, time_limit, first, more);
+                    counting.batches.fetch_add(1, Ordering::Relaxed);
+                    counting
+                        .batched_writes
+                        .fetch_add(writes as u64, Ordering::Relaxed);
                 }
             })
             .map(|_| ())
             .unwrap_or_else(|e| tracing::error!(error = %e, "cannot start the writer thread"));
-        Writer { sender }
+        Writer { sender, counters }
     }
 
     /// Runs `f` in a write transaction and returns its result once
@@ -184,6 +196,7 @@ impl Writer {
             Ok(value) => Ok(Box::new(value) as Boxed),
             Err(error) => Err(Box::new(error) as Boxed),
         });
+        self.counters.queued.fetch_add(1, Ordering::Relaxed);
         self.sender
             .send(Request {
                 job,
@@ -191,7 +204,10 @@ impl Writer {
                 alone,
                 weight,
             })
-            .map_err(|_| E::from(stopped()))?;
+            .map_err(|_| {
+                self.counters.queued.fetch_sub(1, Ordering::Relaxed);
+                E::from(stopped())
+            })?;
         Ok(answer)
     }
 }
@@ -233,14 +249,15 @@ fn answer_of<T: 'static, E: From<StoreError> + 'static>(
 }
 
 /// Runs `first`, and the writes `more` gives while there is room (it is
-/// asked with the batch's count and weight so far), in one transaction.
+/// asked with the batch's count and weight so far), in one transaction;
+/// answers how many writes it ran.
 fn run_batch(
     pool: &Pool,
     params: &Arc<RwLock<Arc<CustomParams>>>,
     time_limit: std::time::Duration,
     first: Request,
     mut more: impl FnMut(usize, usize) -> Option<Request>,
-) {
+) -> usize {
     let mut conn = match pool.get() {
         Ok(conn) => conn,
         Err(e) => {
@@ -248,7 +265,7 @@ fn run_batch(
             let _ = first
                 .reply
                 .send(Outcome::Failed(StoreError::Unavailable(error.to_string())));
-            return;
+            return 1;
         }
     };
     // A large write (an imported file, a transaction Bundle): a larger page
@@ -320,11 +337,12 @@ fn run_batch(
             tracing::warn!(error = %e, "cannot restore the page cache");
         }
     }
+    let writes = replies.len();
     if let Some(error) = own_failure {
         if let Some(reply) = replies.into_iter().next() {
             let _ = reply.send(Outcome::Refused(error));
         }
-        return;
+        return writes;
     }
     if let Err(e) = committed {
         let error = match e {
@@ -339,7 +357,7 @@ fn run_batch(
                 other => StoreError::Database(other.to_string()),
             }));
         }
-        return;
+        return writes;
     }
     // Custom search parameters follow the committed SearchParameters.
     if search_parameters_written {
@@ -351,4 +369,5 @@ fn run_batch(
     for (reply, outcome) in replies.into_iter().zip(outcomes) {
         let _ = reply.send(outcome);
     }
+    writes
 }

@@ -27,6 +27,7 @@ mod jobs;
 mod schema;
 pub mod search;
 mod statement;
+mod stats;
 mod store_meta;
 pub mod testing;
 mod ucum;
@@ -40,6 +41,7 @@ pub use export::{parse_type_filter, ExportPart, ExportRequest};
 pub use full_text::TextQuery;
 pub use history::{HistoryPage, HistoryQuery, HistoryScope, HistorySnapshot};
 pub use jobs::{Job, JobStatus};
+pub use stats::{JobCount, StoreStats};
 pub use versions::{Method, StoredVersion, Tx, Written};
 
 use std::sync::{Arc, RwLock};
@@ -66,6 +68,8 @@ pub struct Store {
     /// SQLite: shared with every process using the store, so that a
     /// restore cannot replace it under them.
     _lock: Option<Arc<backup::StoreLock>>,
+    /// What the store counts as it works (see [`Store::stats`]).
+    counters: Arc<stats::Counters>,
 }
 
 #[derive(Clone)]
@@ -116,12 +120,14 @@ impl Store {
         };
         let (pool, custom) = connection::open(database, options)?;
         let custom = Arc::new(RwLock::new(custom));
+        let counters = Arc::new(stats::Counters::default());
         let writes = match database {
             Database::Sqlite(path) => Writes::Grouped {
                 writer: Arc::new(group_commit::Writer::start(
                     pool.clone(),
                     custom.clone(),
                     options.statement_timeout,
+                    counters.clone(),
                 )),
                 _checkpointer: Arc::new(checkpoint::Checkpointer::start(
                     path,
@@ -141,6 +147,7 @@ impl Store {
             job_lease: options.job_lease,
             budget: None,
             _lock: lock,
+            counters,
         })
     }
 
@@ -245,7 +252,9 @@ impl Store {
                 Ok(pending) => Later::Queued(pending),
                 Err(e) => Later::Done(Err(e)),
             },
-            Writes::Direct { .. } => Later::Done(direct::write(&self.pool, &self.custom, f)),
+            Writes::Direct { .. } => {
+                Later::Done(direct::write(&self.pool, &self.custom, &self.counters, f))
+            }
         })
     }
 
@@ -261,7 +270,7 @@ impl Store {
         match &self.writes {
             Writes::Grouped { writer, .. } => writer.write(f, alone),
             // Each write on PostgreSQL is alone in its transaction.
-            Writes::Direct { .. } => direct::write(&self.pool, &self.custom, f),
+            Writes::Direct { .. } => direct::write(&self.pool, &self.custom, &self.counters, f),
         }
     }
 
@@ -305,8 +314,14 @@ impl Store {
         match &self.writes {
             Writes::Grouped { writer, .. } => Box::pin(writer.write_async(f, alone)) as Boxed<T, E>,
             Writes::Direct { .. } => {
-                let (pool, custom) = (self.pool.clone(), self.custom.clone());
-                let write = tokio::task::spawn_blocking(move || direct::write(&pool, &custom, f));
+                let (pool, custom, counters) = (
+                    self.pool.clone(),
+                    self.custom.clone(),
+                    self.counters.clone(),
+                );
+                let write = tokio::task::spawn_blocking(move || {
+                    direct::write(&pool, &custom, &counters, f)
+                });
                 Box::pin(async move {
                     write
                         .await
@@ -335,7 +350,9 @@ impl Store {
             budget.check()?;
         }
         let _entered = self.budget.as_ref().map(Budget::enter);
+        let waiting = std::time::Instant::now();
         let mut conn = self.pool.get()?;
+        self.counters.checked_out(waiting);
         let custom = self.custom_params();
         // Reads write no full text.
         let mut text = full_text::PendingText::default();
@@ -351,6 +368,10 @@ impl Store {
     /// The current version of a resource (a deleted one answers `Gone`).
     pub fn read(&self, resource_type: &str, id: &str) -> Result<StoredVersion> {
         self.read_with(|tx| tx.read(resource_type, id))
+    }
+
+    fn is_sqlite(&self) -> bool {
+        matches!(self.writes, Writes::Grouped { .. })
     }
 
     /// [`Store::read`] when it can be answered at once, without waiting: a

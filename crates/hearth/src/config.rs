@@ -78,6 +78,13 @@ pub struct ServeArgs {
     /// Open connections at most [default: 10000].
     #[arg(long, env = "HEARTH_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// Prometheus metrics at GET /metrics: on or off [default: on].
+    #[arg(long, env = "HEARTH_METRICS")]
+    pub metrics: Option<String>,
+    /// Serve /metrics on this address alone, not beside the API (e.g.
+    /// 127.0.0.1:9090).
+    #[arg(long, env = "HEARTH_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
 }
 
 /// The file form; every key is optional and unknown keys are errors.
@@ -106,6 +113,8 @@ struct FileConfig {
     body_timeout_secs: Option<u64>,
     max_bundle_entries: Option<usize>,
     max_includes: Option<usize>,
+    metrics: Option<String>,
+    metrics_listen: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,6 +152,10 @@ pub struct Config {
     pub max_bundle_entries: usize,
     /// The most resources `_include`/`_revinclude` add to a page.
     pub max_includes: usize,
+    /// Whether `GET /metrics` is served.
+    pub metrics: bool,
+    /// Where `/metrics` is served alone; `None`: beside the API.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Config {
@@ -268,6 +281,27 @@ impl Config {
         positive("max bundle entries", max_bundle_entries as i64)?;
         let max_includes = file.max_includes.unwrap_or(1000);
         positive("max includes", max_includes as i64)?;
+        let metrics = match pick(&args.metrics, &file.metrics).as_deref() {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "metrics",
+                    value: other.into(),
+                    reason: "use on or off".into(),
+                })
+            }
+        };
+        let metrics_listen = pick(&args.metrics_listen, &file.metrics_listen)
+            .map(|text| {
+                text.parse()
+                    .map_err(|e: std::net::AddrParseError| ConfigError::Invalid {
+                        name: "metrics listen address",
+                        value: text.clone(),
+                        reason: format!("{e}; expected host:port such as 127.0.0.1:9090"),
+                    })
+            })
+            .transpose()?;
         Ok(Config {
             listen,
             data_dir: pick(&args.data_dir, &file.data_dir)
@@ -295,6 +329,8 @@ impl Config {
             body_timeout: Duration::from_secs(body_timeout),
             max_bundle_entries,
             max_includes,
+            metrics,
+            metrics_listen,
         })
     }
 }

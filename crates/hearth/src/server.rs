@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use actix_web::web;
 use hearth_http::access::AllowAll;
-use hearth_http::server::Transport;
+use hearth_http::server::{MetricsListener, Transport};
 use hearth_http::{AppState, HttpConfig};
 use hearth_store::{Store, StoreError};
 
@@ -37,12 +37,12 @@ fn state(config: &Config) -> Result<web::Data<AppState>, ServeError> {
         body_timeout: config.body_timeout,
         max_bundle_entries: config.max_bundle_entries,
         max_includes: config.max_includes,
+        metrics_route: config.metrics_listen.is_none(),
     };
-    Ok(web::Data::new(AppState::new(
-        store,
-        http,
-        Arc::new(AllowAll),
-    )))
+    let metrics = config.metrics.then(hearth_http::metrics::Metrics::new);
+    Ok(web::Data::new(
+        AppState::new(store, http, Arc::new(AllowAll)).with_metrics(metrics),
+    ))
 }
 
 /// Runs background jobs (`$reindex`) on its own thread until dropped.
@@ -111,8 +111,15 @@ pub fn bind(config: &Config) -> Result<Bound, ServeError> {
         header_timeout: config.header_timeout,
         shutdown_timeout: config.shutdown_timeout,
     };
+    let metrics_listener = match config.metrics_listen.filter(|_| config.metrics) {
+        Some(addr) => Some(MetricsListener(
+            std::net::TcpListener::bind(addr)
+                .map_err(|source| ServeError::Bind { addr, source })?,
+        )),
+        None => None,
+    };
     Ok(Bound {
-        server: hearth_http::server::serve(listener, state, &transport)?,
+        server: hearth_http::server::serve(listener, state, &transport, metrics_listener)?,
         addr,
         worker,
     })

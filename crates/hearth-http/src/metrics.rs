@@ -52,6 +52,14 @@ fn gauge_vec(name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
     IntGaugeVec::new(Opts::new(name, help), labels).expect("a valid metric")
 }
 
+fn gauge(name: &str, help: &str) -> IntGauge {
+    IntGauge::new(name, help).expect("a valid metric")
+}
+
+fn counter(name: &str, help: &str) -> IntCounter {
+    IntCounter::new(name, help).expect("a valid metric")
+}
+
 impl Metrics {
     pub fn new() -> Arc<Metrics> {
         let metrics = Metrics {
@@ -73,11 +81,7 @@ impl Metrics {
                 &["route", "method"],
             )
             .expect("a valid metric"),
-            in_flight: IntGauge::new(
-                "hearth_http_requests_in_flight",
-                "Requests being answered.",
-            )
-            .expect("a valid metric"),
+            in_flight: gauge("hearth_http_requests_in_flight", "Requests being answered."),
             refused: counter_vec(
                 "hearth_http_refused_total",
                 "Requests the HTTP layer refused before routing (not HTTP, headers too large or too slow), by status.",
@@ -88,36 +92,16 @@ impl Metrics {
                 "Database connections of this node, in use or idle.",
                 &["state"],
             ),
-            pool_max: IntGauge::new(
-                "hearth_db_pool_max_connections",
-                "The largest number of database connections this node opens.",
-            )
-            .expect("a valid metric"),
-            checkouts: IntCounter::new(
-                "hearth_db_pool_checkouts_total",
-                "Database connections taken from the pool by reads and writes.",
-            )
-            .expect("a valid metric"),
+            pool_max: gauge("hearth_db_pool_max_connections", "The largest number of database connections this node opens."),
+            checkouts: counter("hearth_db_pool_checkouts_total", "Database connections taken from the pool by reads and writes."),
             checkout_wait: prometheus::Counter::new(
                 "hearth_db_pool_wait_seconds_total",
                 "Time spent waiting for a database connection.",
             )
             .expect("a valid metric"),
-            writer_queue: IntGauge::new(
-                "hearth_sqlite_writer_queue",
-                "Writes waiting for SQLite's writer (0 on PostgreSQL).",
-            )
-            .expect("a valid metric"),
-            writer_batches: IntCounter::new(
-                "hearth_sqlite_writer_batches_total",
-                "Transactions SQLite's writer has run (several writes share one).",
-            )
-            .expect("a valid metric"),
-            writer_batched_writes: IntCounter::new(
-                "hearth_sqlite_writer_writes_total",
-                "Writes SQLite's writer has run; divided by the batches, the mean batch size.",
-            )
-            .expect("a valid metric"),
+            writer_queue: gauge("hearth_sqlite_writer_queue", "Writes waiting for SQLite's writer (0 on PostgreSQL)."),
+            writer_batches: counter("hearth_sqlite_writer_batches_total", "Transactions SQLite's writer has run (several writes share one)."),
+            writer_batched_writes: counter("hearth_sqlite_writer_writes_total", "Writes SQLite's writer has run; divided by the batches, the mean batch size."),
             jobs: gauge_vec(
                 "hearth_jobs",
                 "Background jobs ($export, $reindex) stored, by kind and status.",

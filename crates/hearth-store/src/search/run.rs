@@ -364,11 +364,8 @@ impl Tx<'_> {
                 // Rows beyond this many can only be keys already seen or
                 // resources past the limit.
                 let limit = (max - order.len() + seen.len() + 1) as i64;
-                let keys = if reverse {
-                    self.reverse(include, &frontier, query.base.as_deref(), limit)?
-                } else {
-                    self.forward(include, &frontier, query.base.as_deref(), limit)?
-                };
+                let keys =
+                    self.linked(include, &frontier, query.base.as_deref(), limit, reverse)?;
                 let complete = (keys.len() as i64) < limit;
                 for key in keys {
                     if seen.insert(key) {
@@ -397,61 +394,55 @@ impl Tx<'_> {
         Ok((versions, cut))
     }
 
-    /// Resources that `keys` refer to through the include's parameters.
-    fn forward(
+    /// Resources that `keys` refer to through the include's parameters,
+    /// or with `reverse` the resources that refer to `keys`: at most
+    /// `limit` rows.
+    fn linked(
         &mut self,
         include: &Include,
         keys: &[i64],
         base: Option<&str>,
         limit: i64,
+        reverse: bool,
     ) -> Result<Vec<i64>> {
         let mut s = Sql::on(self.dialect());
-        // The page's rows are found by their key, not by the parameter.
-        s.push(
-            "SELECT DISTINCT t.res_key AS res_key FROM idx_reference ref JOIN resources t \
-             ON t.resource_type = ref.target_type AND t.id = ref.target_id AND NOT t.deleted \
-             WHERE ",
-        )
-        .unindexed("ref.param")
-        .push(" IN ")
-        .list(&include.params)
-        .push(" AND ");
+        if reverse {
+            // The page's keys drive, each target's references found through
+            // (param, target_id, target_type): SQLite keeps a CROSS JOIN's
+            // order. Left to choose, it scanned every reference of the
+            // parameter and looked each up in the key list, which for 4,800
+            // Encounters and Observation:encounter took 46 s.
+            s.push(
+                "SELECT DISTINCT ref.res_key AS res_key FROM resources t CROSS JOIN idx_reference ref \
+                 WHERE ref.target_type = t.resource_type AND ref.target_id = t.id \
+                 AND ref.param IN ",
+            );
+        } else {
+            // The page's rows are found by their key, not by the parameter.
+            s.push(
+                "SELECT DISTINCT t.res_key AS res_key FROM idx_reference ref JOIN resources t \
+                 ON t.resource_type = ref.target_type AND t.id = ref.target_id AND NOT t.deleted \
+                 WHERE ",
+            )
+            .unindexed("ref.param")
+            .push(" IN ");
+        }
+        s.list(&include.params).push(" AND ");
         sql::local_reference(&mut s, "ref.url", base);
         if let Some(target) = &include.target_type {
-            s.push(" AND ref.target_type = ").text(target.as_str());
+            s.push(if reverse {
+                " AND t.resource_type = "
+            } else {
+                " AND ref.target_type = "
+            })
+            .text(target.as_str());
         }
-        s.push(" AND ref.res_key IN ").ints(keys);
-        s.push(" LIMIT ").int(limit);
-        let rows: Vec<Key> = s.load(self.conn)?;
-        Ok(rows.into_iter().map(|k| k.res_key).collect())
-    }
-
-    /// Resources that refer to `keys` through the include's parameters.
-    fn reverse(
-        &mut self,
-        include: &Include,
-        keys: &[i64],
-        base: Option<&str>,
-        limit: i64,
-    ) -> Result<Vec<i64>> {
-        let mut s = Sql::on(self.dialect());
-        // The page's keys drive, each target's references found through
-        // (param, target_id, target_type): SQLite keeps a CROSS JOIN's
-        // order. Left to choose, it scanned every reference of the
-        // parameter and looked each up in the key list, which for 4,800
-        // Encounters and Observation:encounter took 46 s.
-        s.push(
-            "SELECT DISTINCT ref.res_key AS res_key FROM resources t CROSS JOIN idx_reference ref \
-             WHERE ref.target_type = t.resource_type AND ref.target_id = t.id \
-             AND ref.param IN ",
-        )
-        .list(&include.params)
-        .push(" AND ");
-        sql::local_reference(&mut s, "ref.url", base);
-        if let Some(target) = &include.target_type {
-            s.push(" AND t.resource_type = ").text(target.as_str());
-        }
-        s.push(" AND t.res_key IN ").ints(keys);
+        s.push(if reverse {
+            " AND t.res_key IN "
+        } else {
+            " AND ref.res_key IN "
+        })
+        .ints(keys);
         s.push(" LIMIT ").int(limit);
         let rows: Vec<Key> = s.load(self.conn)?;
         Ok(rows.into_iter().map(|k| k.res_key).collect())

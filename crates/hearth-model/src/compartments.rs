@@ -86,6 +86,70 @@ pub fn members(compartment_type: &str) -> impl Iterator<Item = (&'static str, &'
         .map(|(t, p)| (t.as_str(), p.as_slice()))
 }
 
+/// The parameters through which a resource of `resource_type` belongs to
+/// a patient: those of the Patient CompartmentDefinition, or, for a type
+/// it leaves out, every reference parameter of the type that may point to
+/// a Patient (`Device.patient`: a patient's implant is that patient's
+/// data). `None` for a type whose resources never belong to a patient
+/// (Practitioner, Organization, Medication, …).
+pub fn patient_links(resource_type: &str) -> Option<&'static [String]> {
+    static LINKS: OnceLock<HashMap<&'static str, Vec<String>>> = OnceLock::new();
+    LINKS
+        .get_or_init(|| {
+            crate::structure::resource_types()
+                .filter_map(|t| {
+                    let params = match params("Patient", t) {
+                        Some(p) => p.to_vec(),
+                        None => crate::search_params::spec_for_type(t)
+                            .filter(|p| {
+                                p.param_type == crate::search_params::ParamType::Reference
+                                    && p.targets.iter().any(|target| target == "Patient")
+                            })
+                            .map(|p| p.code.clone())
+                            .collect(),
+                    };
+                    (!params.is_empty() || t == "Patient").then_some((t, params))
+                })
+                .collect()
+        })
+        .get(resource_type)
+        .map(Vec::as_slice)
+}
+
+/// The patients a resource belongs to, from its index entries (see
+/// [`patient_links`]): the patients its linking parameters refer to by a
+/// relative reference, and a Patient itself. Absolute references, even to
+/// this server, are not followed: the resource then belongs to no one.
+pub fn patients_of(
+    resource_type: &str,
+    id: &str,
+    entries: &[crate::index::IndexEntry],
+) -> Vec<String> {
+    let Some(links) = patient_links(resource_type) else {
+        return Vec::new();
+    };
+    let mut patients: Vec<String> = Vec::new();
+    if resource_type == "Patient" {
+        patients.push(id.to_owned());
+    }
+    for entry in entries {
+        if let crate::index::IndexValue::Reference {
+            resource_type: Some(t),
+            id: Some(target),
+            url: None,
+            ..
+        } = &entry.value
+        {
+            if t == "Patient" && links.contains(&entry.param) {
+                patients.push(target.clone());
+            }
+        }
+    }
+    patients.sort_unstable();
+    patients.dedup();
+    patients
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,5 +162,37 @@ mod tests {
         assert!(params("Patient", "CodeSystem").is_none());
         assert!(members("Patient").count() > 50);
         assert!(is_compartment("Encounter") && !is_compartment("Observation"));
+    }
+
+    #[test]
+    fn a_patients_data_is_their_compartment_and_what_refers_to_them() {
+        assert!(patient_links("Observation")
+            .unwrap()
+            .iter()
+            .any(|p| p == "subject"));
+        // Not in the CompartmentDefinition, but a patient's implant.
+        assert_eq!(patient_links("Device").unwrap(), ["patient".to_owned()]);
+        assert!(patient_links("Patient").is_some());
+        for t in ["Practitioner", "Organization", "Location", "Medication"] {
+            assert!(patient_links(t).is_none(), "{t}");
+        }
+        let observation = serde_json::json!({
+            "resourceType": "Observation",
+            "subject": {"reference": "Patient/a"},
+            "performer": [{"reference": "Patient/b"}, {"reference": "Practitioner/c"}],
+            "hasMember": [{"reference": "Observation/x"}],
+            "focus": [{"reference": "Patient/z"}]
+        });
+        let entries = crate::index::extract(&observation, &Default::default());
+        assert_eq!(patients_of("Observation", "o", &entries), ["a", "b"]);
+        let absolute = serde_json::json!({
+            "resourceType": "Observation",
+            "subject": {"reference": "http://elsewhere.example/Patient/a"}
+        });
+        let entries = crate::index::extract(&absolute, &Default::default());
+        assert!(patients_of("Observation", "o", &entries).is_empty());
+        let patient = serde_json::json!({"resourceType": "Patient", "link": [{"other": {"reference": "Patient/old"}, "type": "replaces"}]});
+        let entries = crate::index::extract(&patient, &Default::default());
+        assert_eq!(patients_of("Patient", "b", &entries), ["b", "old"]);
     }
 }

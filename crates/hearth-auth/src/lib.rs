@@ -1,0 +1,18 @@
+//! SMART-on-FHIR authorization for Hearth, free of HTTP: the scopes a
+//! token carries ([`scope`]), who it speaks for ([`principal`]), the grant
+//! a request runs under ([`grant`]), and the tokens themselves ([`token`],
+//! signed with the keys of [`keys`]). `hearth-http` reads the bearer token
+//! and asks [`token::Verifier`]; `hearth-store` turns the [`grant::Grant`]
+//! into SQL.
+
+pub mod grant;
+pub mod keys;
+pub mod principal;
+pub mod scope;
+pub mod token;
+
+pub use grant::{Grant, Limit, TypeAccess};
+pub use keys::SigningKey;
+pub use principal::Principal;
+pub use scope::{Level, Permission, Permissions, Scope, ScopeError, Scopes};
+pub use token::{ExternalIssuer, Signer, TokenError, TokenRequest, Verifier};

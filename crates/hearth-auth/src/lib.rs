@@ -16,3 +16,11 @@ pub use keys::SigningKey;
 pub use principal::Principal;
 pub use scope::{Level, Permission, Permissions, Scope, ScopeError, Scopes};
 pub use token::{ExternalIssuer, Signer, TokenError, TokenRequest, Verifier};
+
+/// SHA-256 of `bytes`.
+pub fn digest(bytes: &[u8]) -> [u8; 32] {
+    ring::digest::digest(&ring::digest::SHA256, bytes)
+        .as_ref()
+        .try_into()
+        .expect("SHA-256 is 32 bytes")
+}

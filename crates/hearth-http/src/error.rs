@@ -232,6 +232,7 @@ impl From<StoreError> for ApiError {
             StoreError::TooComplex(m) => ApiError::TooComplex(m),
             // Nobody reads this answer: the client has gone.
             StoreError::Cancelled => ApiError::TooSlow(e.to_string()),
+            StoreError::Forbidden(m) => ApiError::Forbidden(m),
             StoreError::Database(m) => ApiError::Internal(m),
         }
     }

@@ -118,18 +118,19 @@ pub fn patient_links(resource_type: &str) -> Option<&'static [String]> {
 
 /// The patients a resource belongs to, from its index entries (see
 /// [`patient_links`]): the patients its linking parameters refer to by a
-/// relative reference, and a Patient itself. Absolute references, even to
-/// this server, are not followed: the resource then belongs to no one.
+/// relative reference (a Patient also belongs to itself, which its id,
+/// when known, adds). Absolute references, even to this server, are not
+/// followed: the resource then belongs to no one.
 pub fn patients_of(
     resource_type: &str,
-    id: &str,
+    id: Option<&str>,
     entries: &[crate::index::IndexEntry],
 ) -> Vec<String> {
     let Some(links) = patient_links(resource_type) else {
         return Vec::new();
     };
     let mut patients: Vec<String> = Vec::new();
-    if resource_type == "Patient" {
+    if let (Some(id), "Patient") = (id, resource_type) {
         patients.push(id.to_owned());
     }
     for entry in entries {
@@ -184,15 +185,15 @@ mod tests {
             "focus": [{"reference": "Patient/z"}]
         });
         let entries = crate::index::extract(&observation, &Default::default());
-        assert_eq!(patients_of("Observation", "o", &entries), ["a", "b"]);
+        assert_eq!(patients_of("Observation", Some("o"), &entries), ["a", "b"]);
         let absolute = serde_json::json!({
             "resourceType": "Observation",
             "subject": {"reference": "http://elsewhere.example/Patient/a"}
         });
         let entries = crate::index::extract(&absolute, &Default::default());
-        assert!(patients_of("Observation", "o", &entries).is_empty());
+        assert!(patients_of("Observation", Some("o"), &entries).is_empty());
         let patient = serde_json::json!({"resourceType": "Patient", "link": [{"other": {"reference": "Patient/old"}, "type": "replaces"}]});
         let entries = crate::index::extract(&patient, &Default::default());
-        assert_eq!(patients_of("Patient", "b", &entries), ["b", "old"]);
+        assert_eq!(patients_of("Patient", Some("b"), &entries), ["b", "old"]);
     }
 }

@@ -33,6 +33,7 @@ const DEFERRED: &[&str] = &[
     "idx_quantity_search",
     "idx_quantity_canonical",
     "idx_number_search",
+    "version_patients_patient",
 ];
 
 /// The `store_meta` key that holds the dropped indexes' definitions.

@@ -298,6 +298,7 @@ fn prepare_db(db: &mut Db) -> Result<std::sync::Arc<CustomParams>> {
     crate::bulk_load::restore(db)?;
     let custom = std::sync::Arc::new(db.write_transaction(crate::custom::load)?);
     crate::index_rows::rebuild_if_stale(db, &custom)?;
+    crate::patients::fill_if_stale(db)?;
     Ok(custom)
 }
 

@@ -21,6 +21,9 @@ pub struct Document {
     pub(crate) body: BodyTemplate,
     pub(crate) index: IndexRows,
     pub(crate) text: FullText,
+    /// The patients it belongs to (a Patient also to itself, added when
+    /// its id is known): see `hearth_model::compartments::patients_of`.
+    pub(crate) patients: Vec<String>,
     /// The custom search parameters the index rows were computed with; a
     /// write under other ones computes them again.
     pub(crate) params: Arc<CustomParams>,
@@ -38,7 +41,9 @@ impl Document {
         if resource_type == "SearchParameter" {
             crate::custom::check(&resource).map_err(StoreError::InvalidResource)?;
         }
-        let index = IndexRows::of(&resource_type, index::extract(&resource, &params));
+        let entries = index::extract(&resource, &params);
+        let patients = hearth_model::compartments::patients_of(&resource_type, None, &entries);
+        let index = IndexRows::of(&resource_type, entries);
         let text = FullText::of(&resource);
         let body = BodyTemplate::of(&resource);
         Ok(Document {
@@ -46,6 +51,7 @@ impl Document {
             body,
             index,
             text,
+            patients,
             params,
         })
     }

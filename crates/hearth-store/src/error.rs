@@ -38,6 +38,9 @@ pub enum StoreError {
     /// A search the database refuses as too large to plan.
     #[error("{0}")]
     TooComplex(String),
+    /// The request's grant does not allow it (403).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("database error: {0}")]
     Database(String),
 }

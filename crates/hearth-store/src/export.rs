@@ -15,6 +15,7 @@ use crate::search::{self, ParseOptions};
 use crate::statement::{Bind, Sql};
 use crate::versions::Tx;
 use crate::{body, Result, Store, StoreError};
+use hearth_auth::{Permission, TypeAccess};
 
 /// Resources per batch (and part) at most.
 const BATCH: i64 = 5000;
@@ -161,12 +162,32 @@ impl Store {
         let id = uuid::Uuid::new_v4().to_string();
         let now = hearth_model::datetime::now_ms();
         let (job_id, request) = (id.clone(), request.clone());
+        let owner = self.access.owner().map(str::to_owned);
         self.write(move |tx| -> Result<()> {
             let types = if request.types.is_empty() {
+                // Of every type, those the grant lets the client read.
                 tx.stored_types()?
+                    .into_iter()
+                    .filter(|t| tx.access.grant().allows_some(t, Permission::Read))
+                    .collect()
             } else {
                 request.types.clone()
             };
+            // The job runs later, without the request's grant: so it may
+            // export only types granted whole. Limits (to a patient, to a
+            // search) are not carried into the job.
+            for t in &types {
+                match tx.access.grant().access(t, Permission::Read) {
+                    TypeAccess::All => {}
+                    TypeAccess::None => return Err(crate::access::forbidden(t, Permission::Read)),
+                    TypeAccess::Limited(_) => {
+                        return Err(StoreError::Forbidden(format!(
+                            "the access token grants read of {t} only within limits (a patient, a search); \
+                             an export needs it granted whole (system/ or user/ scopes)"
+                        )))
+                    }
+                }
+            }
             // Patient level: the types of the Patient compartment.
             let types: Vec<String> = types
                 .into_iter()
@@ -183,8 +204,8 @@ impl Store {
             }
             let total: Count = count.get_result(tx.conn)?;
             Sql::with_binds(
-                "INSERT INTO jobs (id, kind, types, status, cursor, done, total, created, updated, params) \
-                 VALUES (?, 'export', ?, 'queued', 0, 0, ?, ?, ?, ?)",
+                "INSERT INTO jobs (id, kind, types, status, cursor, done, total, created, updated, params, requester) \
+                 VALUES (?, 'export', ?, 'queued', 0, 0, ?, ?, ?, ?, ?)",
                 vec![
                     Bind::Text(job_id),
                     Bind::Text(types.join(",")),
@@ -192,6 +213,7 @@ impl Store {
                     Bind::Int(now),
                     Bind::Int(now),
                     Bind::Text(request.to_value().to_string()),
+                    Bind::OptText(owner),
                 ],
             )
             .execute(tx.conn)?;
@@ -203,6 +225,9 @@ impl Store {
     /// The files of an export, in order.
     pub fn export_parts(&self, id: &str) -> Result<Vec<ExportPart>> {
         self.read_with(|tx| {
+            if !tx.owns_job(id)? {
+                return Ok(Vec::new());
+            }
             let rows: Vec<PartRow> = Sql::with_binds(
                 "SELECT n, resource_type, resources FROM export_parts WHERE job_id = ? ORDER BY n",
                 vec![Bind::Text(id.to_owned())],
@@ -222,6 +247,9 @@ impl Store {
     /// The NDJSON of one part.
     pub fn export_part(&self, id: &str, n: i64) -> Result<Option<Vec<u8>>> {
         let row: Option<Data> = self.read_with(|tx| {
+            if !tx.owns_job(id)? {
+                return Ok(None);
+            }
             Ok(Sql::with_binds(
                 "SELECT data FROM export_parts WHERE job_id = ? AND n = ?",
                 vec![Bind::Text(id.to_owned()), Bind::Int(n)],
@@ -236,6 +264,9 @@ impl Store {
     pub fn delete_job(&self, id: &str) -> Result<bool> {
         let id = id.to_owned();
         self.write(move |tx| -> Result<bool> {
+            if !tx.owns_job(&id)? {
+                return Ok(false);
+            }
             Sql::with_binds(
                 "DELETE FROM export_parts WHERE job_id = ?",
                 vec![Bind::Text(id.clone())],

@@ -5,13 +5,15 @@
 //! versions up to it. Versions are never changed once written, so an offset
 //! within a snapshot always means the same entry.
 
-use diesel::dsl::{exists, max, not};
+use diesel::dsl::max;
 use diesel::prelude::*;
+use hearth_auth::Permission;
 
 use hearth_model::datetime::Range;
 
 use crate::schema::resource_versions as v;
-use crate::versions::{StoredVersion, Tx, VERSION_COLUMNS};
+use crate::statement::Sql;
+use crate::versions::{StoredVersion, Tx};
 use crate::Result;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,38 +101,71 @@ pub struct HistoryPage {
     pub snapshot: HistorySnapshot,
 }
 
-type Boxed<'a> = v::BoxedQuery<'a, crate::db::MultiBackend>;
+#[derive(diesel::QueryableByName)]
+struct HistoryRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    resource_type: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    id: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    version_id: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    last_updated: i64,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    method: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Binary>)]
+    body: Option<Vec<u8>>,
+}
 
-fn filtered<'a>(query: &'a HistoryQuery, snapshot: &'a HistorySnapshot) -> Boxed<'a> {
-    let mut q = v::table.into_boxed().filter(v::seq.le(snapshot.seq));
-    if let Some(transactions) = &snapshot.transactions {
-        q = q.filter(
-            diesel::dsl::sql::<diesel::sql_types::Bool>("pg_visible_in_snapshot(xid, CAST(")
-                .bind::<diesel::sql_types::Text, _>(transactions)
-                .sql(" AS pg_snapshot))"),
-        );
+impl Tx<'_> {
+    /// `WHERE` for the versions of a history (alias `v`), held to the
+    /// transaction's grant: an instance's history needs `r` on its type,
+    /// a type's or the system's `s`; each version is seen when it was
+    /// the patient's (`Access::versions_clause`).
+    fn history_filter(&self, query: &HistoryQuery, snapshot: &HistorySnapshot, sql: &mut Sql) {
+        sql.push(" WHERE v.seq <= ").int(snapshot.seq);
+        if let Some(transactions) = &snapshot.transactions {
+            sql.push(" AND pg_visible_in_snapshot(xid, CAST(")
+                .text(transactions.as_str())
+                .push(" AS pg_snapshot))");
+        }
+        let all_types: Vec<&str>;
+        let (types, permission): (Vec<&str>, Permission) = match &query.scope {
+            HistoryScope::System => {
+                all_types = hearth_model::structure::resource_types().collect();
+                (all_types, Permission::Search)
+            }
+            HistoryScope::Type(t) => {
+                sql.push(" AND v.resource_type = ").text(t.as_str());
+                (vec![t.as_str()], Permission::Search)
+            }
+            HistoryScope::Instance(t, id) => {
+                sql.push(" AND v.resource_type = ")
+                    .text(t.as_str())
+                    .push(" AND v.id = ")
+                    .text(id.as_str());
+                (vec![t.as_str()], Permission::Read)
+            }
+        };
+        if let Some(since) = query.since {
+            sql.push(" AND v.last_updated >= ").int(since);
+        }
+        if let Some(at) = query.at {
+            // Current during [start, end): written before the end, and not
+            // replaced by a newer version before the start.
+            sql.push(" AND v.last_updated < ")
+                .int(at.end)
+                .push(
+                    " AND NOT EXISTS (SELECT 1 FROM resource_versions n \
+                     WHERE n.resource_type = v.resource_type AND n.id = v.id \
+                     AND n.version_id > v.version_id AND n.last_updated <= ",
+                )
+                .int(at.start)
+                .push(")");
+        }
+        self.access
+            .versions_clause(types, permission, &self.custom, sql);
     }
-    match &query.scope {
-        HistoryScope::System => {}
-        HistoryScope::Type(t) => q = q.filter(v::resource_type.eq(t)),
-        HistoryScope::Instance(t, id) => q = q.filter(v::resource_type.eq(t)).filter(v::id.eq(id)),
-    }
-    if let Some(since) = query.since {
-        q = q.filter(v::last_updated.ge(since));
-    }
-    if let Some(at) = query.at {
-        // Current during [start, end): written before the end, and not
-        // replaced by a newer version before the start.
-        let newer = diesel::alias!(v as newer);
-        q = q.filter(v::last_updated.lt(at.end)).filter(not(exists(
-            newer
-                .filter(newer.field(v::resource_type).eq(v::resource_type))
-                .filter(newer.field(v::id).eq(v::id))
-                .filter(newer.field(v::version_id).gt(v::version_id))
-                .filter(newer.field(v::last_updated).le(at.start)),
-        )));
-    }
-    q
 }
 
 #[derive(diesel::QueryableByName)]
@@ -179,17 +214,53 @@ impl Tx<'_> {
             Some(s) => s.clone(),
             None => self.history_snapshot()?,
         };
-        let total: i64 = filtered(query, &snapshot).count().get_result(self.conn)?;
-        let rows = filtered(query, &snapshot)
-            .order(v::seq.desc())
-            .limit(query.count)
-            .offset(query.offset)
-            .select(VERSION_COLUMNS)
-            .load::<crate::versions::VersionRow>(self.conn)?;
+        let (resource_type, permission) = match &query.scope {
+            HistoryScope::System => (None, Permission::Search),
+            HistoryScope::Type(t) => (Some(t), Permission::Search),
+            HistoryScope::Instance(t, _) => (Some(t), Permission::Read),
+        };
+        match resource_type {
+            Some(t) => self.access.require(t, permission)?,
+            None if self
+                .access
+                .grant()
+                .types_with(Permission::Search)
+                .is_some_and(|t| t.is_empty()) =>
+            {
+                return Err(crate::StoreError::Forbidden(
+                    "the access token grants no search of any resource type".into(),
+                ))
+            }
+            None => {}
+        }
+        let mut count = Sql::on(self.dialect());
+        count.push("SELECT COUNT(*) AS n FROM resource_versions v");
+        self.history_filter(query, &snapshot, &mut count);
+        let total = count.get_result::<crate::search::Count>(self.conn)?.n;
+        let mut page = Sql::on(self.dialect());
+        page.push(
+            "SELECT v.resource_type, v.id, v.version_id, v.last_updated, v.method, v.body \
+             FROM resource_versions v",
+        );
+        self.history_filter(query, &snapshot, &mut page);
+        page.push(" ORDER BY v.seq DESC LIMIT ")
+            .int(query.count)
+            .push(" OFFSET ")
+            .int(query.offset);
+        let rows: Vec<HistoryRow> = page.load(self.conn)?;
         Ok(HistoryPage {
             entries: rows
                 .into_iter()
-                .map(crate::versions::VersionRow::version)
+                .map(|row| {
+                    Ok(StoredVersion {
+                        resource_type: row.resource_type,
+                        id: row.id,
+                        version_id: row.version_id,
+                        last_updated: row.last_updated,
+                        method: crate::versions::Method::parse(&row.method),
+                        body: crate::body::decode_opt(row.body)?,
+                    })
+                })
                 .collect::<Result<_>>()?,
             total,
             snapshot,

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::schema::{resource_versions as v, resources as r};
 use crate::versions::Tx;
-use crate::{Result, Store};
+use crate::{Result, Store, StoreError};
 
 /// Resources reindexed per transaction.
 const BATCH: i64 = 500;
@@ -109,9 +109,42 @@ impl JobRow {
 const JOB_COLUMNS: &str =
     "id, kind, types, status, cursor, done, total, error, created, params, position, parts";
 
+impl Tx<'_> {
+    /// Whether the principal of this transaction may see job `id`: the
+    /// one that started it (an open server's jobs are anyone's). An
+    /// unknown job is nobody's.
+    pub(crate) fn owns_job(&mut self, id: &str) -> Result<bool> {
+        #[derive(QueryableByName)]
+        struct Owner {
+            #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+            requester: Option<String>,
+        }
+        let Some(me) = self.access.owner() else {
+            return Ok(self.access.is_everything());
+        };
+        let row: Option<Owner> = Sql::with_binds(
+            "SELECT requester FROM jobs WHERE id = ?",
+            vec![Bind::Text(id.to_owned())],
+        )
+        .get_result(self.conn)
+        .optional()?;
+        Ok(row.is_some_and(|r| r.requester.as_deref() == Some(me)))
+    }
+}
+
 impl Store {
     /// Queues a reindex of `types` (every type when empty).
     pub fn start_reindex(&self, types: &[String]) -> Result<String> {
+        // It rewrites every resource's index: an administrative grant.
+        if !self
+            .access
+            .grant()
+            .is_system_wide(hearth_auth::Permission::Update)
+        {
+            return Err(StoreError::Forbidden(
+                "$reindex needs system-level update of every type (system/*.u, system/*.cruds or system/*.write)".into(),
+            ));
+        }
         let id = uuid::Uuid::new_v4().to_string();
         let now = hearth_model::datetime::now_ms();
         let (job_id, types) = (id.clone(), types.to_vec());
@@ -134,7 +167,11 @@ impl Store {
         Ok(id)
     }
 
+    /// A job, if this handle's principal may see it (see [`Tx::owns_job`]).
     pub fn job(&self, id: &str) -> Result<Option<Job>> {
+        if !self.read_with(|tx| tx.owns_job(id))? {
+            return Ok(None);
+        }
         let mut conn = self.pool.get()?;
         let row: Option<JobRow> = Sql::with_binds(
             &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"),

@@ -6,6 +6,7 @@
 //! the [`Store`] shorthands, one transaction each) and inside a caller's
 //! transaction (transaction Bundles run many of them in one [`Store::write`]).
 
+mod access;
 pub mod backup;
 mod body;
 mod budget;
@@ -24,6 +25,8 @@ mod group_commit;
 mod history;
 mod index_rows;
 mod jobs;
+mod keys;
+mod patients;
 mod schema;
 pub mod search;
 mod statement;
@@ -33,6 +36,7 @@ pub mod testing;
 mod ucum;
 mod versions;
 
+pub use access::{check_filter, Access};
 pub use budget::{Budget, CancelOnDrop, Spent};
 pub use connection::{without_password, Database, StoreOptions, Synchronous};
 pub use document::Document;
@@ -70,6 +74,9 @@ pub struct Store {
     _lock: Option<Arc<backup::StoreLock>>,
     /// What the store counts as it works (see [`Store::stats`]).
     counters: Arc<stats::Counters>,
+    /// The grant reads and writes through this handle are held to (see
+    /// [`Store::under`]).
+    access: Access,
 }
 
 #[derive(Clone)]
@@ -148,6 +155,7 @@ impl Store {
             budget: None,
             _lock: lock,
             counters,
+            access: Access::everything(),
         })
     }
 
@@ -161,6 +169,21 @@ impl Store {
             budget: Some(budget),
             ..self.clone()
         }
+    }
+
+    /// This store, with everything read or written through it held to
+    /// `access`: a request's handlers use such a handle, so what a token
+    /// grants is enforced where the data is read, whatever the path.
+    pub fn under(&self, access: Access) -> Store {
+        Store {
+            access,
+            ..self.clone()
+        }
+    }
+
+    /// The grant of this handle.
+    pub fn access(&self) -> &Access {
+        &self.access
     }
 
     /// [`Store::open`] for an SQLite file.
@@ -247,6 +270,7 @@ impl Store {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
+        let f = self.held(f);
         PendingWrite(match &self.writes {
             Writes::Grouped { writer, .. } => match writer.write_later(resources, f) {
                 Ok(pending) => Later::Queued(pending),
@@ -258,6 +282,18 @@ impl Store {
         })
     }
 
+    /// `f`, run under this handle's grant.
+    fn held<T, E>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_>) -> std::result::Result<T, E> + Send + 'static,
+    ) -> impl FnOnce(&mut Tx<'_>) -> std::result::Result<T, E> + Send + 'static {
+        let access = self.access.clone();
+        move |tx: &mut Tx<'_>| {
+            tx.access = access;
+            f(tx)
+        }
+    }
+
     fn write_as<T, E>(
         &self,
         f: impl FnOnce(&mut Tx<'_>) -> std::result::Result<T, E> + Send + 'static,
@@ -267,6 +303,7 @@ impl Store {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
+        let f = self.held(f);
         match &self.writes {
             Writes::Grouped { writer, .. } => writer.write(f, alone),
             // Each write on PostgreSQL is alone in its transaction.
@@ -311,6 +348,7 @@ impl Store {
     {
         type Boxed<T, E> =
             std::pin::Pin<Box<dyn std::future::Future<Output = std::result::Result<T, E>> + Send>>;
+        let f = self.held(f);
         match &self.writes {
             Writes::Grouped { writer, .. } => Box::pin(writer.write_async(f, alone)) as Boxed<T, E>,
             Writes::Direct { .. } => {
@@ -356,7 +394,11 @@ impl Store {
         let custom = self.custom_params();
         // Reads write no full text.
         let mut text = full_text::PendingText::default();
-        let read = |conn: &mut db::Db| f(&mut Tx::new(conn, custom, &mut text));
+        let read = |conn: &mut db::Db| {
+            let mut tx = Tx::new(conn, custom, &mut text);
+            tx.access = self.access.clone();
+            f(&mut tx)
+        };
         match (&self.budget, &self.writes, conn.backend_pid) {
             (Some(budget), Writes::Direct { canceller, .. }, Some(pid)) if long => {
                 canceller.run(&mut conn, pid, budget, read)
@@ -384,7 +426,9 @@ impl Store {
         }
         let mut conn = self.pool.try_get()?;
         let mut text = full_text::PendingText::default();
-        Some(Tx::new(&mut conn, self.custom_params(), &mut text).read(resource_type, id))
+        let mut tx = Tx::new(&mut conn, self.custom_params(), &mut text);
+        tx.access = self.access.clone();
+        Some(tx.read(resource_type, id))
     }
 
     /// One version of a resource.
@@ -436,6 +480,7 @@ impl Store {
         if query.count_only {
             return self.read_long(|tx| tx.count(query));
         }
+        let query = &*self.access.held(query, &self.custom_params())?;
         if let Some(results) = self.read_long(|tx| tx.keyset_page(query, page))? {
             return Ok(results);
         }

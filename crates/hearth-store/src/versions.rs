@@ -13,6 +13,9 @@ use crate::db::{on_backend, Abort, Db, Dialect};
 use crate::document::Document;
 use crate::full_text::PendingText;
 use crate::index_rows;
+use hearth_auth::Permission;
+
+use crate::access::Access;
 use crate::schema::{resource_versions as v, resources as r};
 use crate::statement::{Bind, Sql};
 use crate::{Result, StoreError};
@@ -129,10 +132,17 @@ pub struct Tx<'c> {
     /// Rows this write changed that do not stay its own: undone by a
     /// savepoint, or full text of earlier writes written on their behalf.
     pub(crate) not_its_own_changes: i64,
+    /// The grant the transaction's reads and writes are held to (set from
+    /// the `Store` handle that began it).
+    pub(crate) access: Access,
+    /// `$everything`'s reads, held to the grant (see `search/everything.rs`).
+    pub(crate) everything_grant: Option<Vec<crate::search::GrantGroup>>,
 }
 
 struct Current {
     res_key: i64,
+    /// The current version's row.
+    seq: i64,
     version_id: i64,
     last_updated: i64,
     deleted: bool,
@@ -152,6 +162,8 @@ impl<'c> Tx<'c> {
             custom,
             text,
             not_its_own_changes: 0,
+            access: Access::everything(),
+            everything_grant: None,
         }
     }
 
@@ -168,11 +180,13 @@ impl<'c> Tx<'c> {
         let before = self.conn.changes().map_err(StoreError::from)?;
         let mark = self.text.mark();
         let custom = self.custom.clone();
+        let access = self.access.clone();
         let text = &mut *self.text;
         let mut inner_state = (false, 0);
         // A nested diesel transaction is a savepoint.
         let result = self.conn.transaction::<_, Abort<E>, _>(|c| {
             let mut inner = Tx::new(c, custom, text);
+            inner.access = access;
             let result = f(&mut inner);
             inner_state = (inner.search_parameters_written, inner.not_its_own_changes);
             result.map_err(Abort::Refused)
@@ -236,7 +250,73 @@ impl<'c> Tx<'c> {
         Document::new(resource, self.custom.clone())
     }
 
+    /// The current version of a resource, if the grant lets it be read:
+    /// a resource of a type not granted is refused; one outside the
+    /// grant's limits is not found, as if absent.
     pub fn read(&mut self, resource_type: &str, id: &str) -> Result<StoredVersion> {
+        self.access.require(resource_type, Permission::Read)?;
+        let read = self.read_current(resource_type, id);
+        self.held(resource_type, id, Permission::Read, read)
+    }
+
+    /// `read`, if the grant lets the request see it with `permission`;
+    /// a version it may not see is answered as absent.
+    fn held(
+        &mut self,
+        resource_type: &str,
+        id: &str,
+        permission: Permission,
+        read: Result<StoredVersion>,
+    ) -> Result<StoredVersion> {
+        if self.access.is_everything() {
+            return read;
+        }
+        let version_id = match &read {
+            Ok(version) => version.version_id,
+            Err(StoreError::Gone { version_id, .. }) => *version_id,
+            // Whether a hidden resource has such a version is not told.
+            Err(StoreError::VersionNotFound { .. }) => {
+                return Err(StoreError::NotFound {
+                    resource_type: resource_type.to_owned(),
+                    id: id.to_owned(),
+                })
+            }
+            Err(_) => return read,
+        };
+        if self.version_seen(resource_type, id, version_id, permission)? {
+            read
+        } else {
+            Err(StoreError::NotFound {
+                resource_type: resource_type.to_owned(),
+                id: id.to_owned(),
+            })
+        }
+    }
+
+    /// Whether the grant lets the request see this version with
+    /// `permission` (see `Access::versions_clause`).
+    fn version_seen(
+        &mut self,
+        resource_type: &str,
+        id: &str,
+        version_id: i64,
+        permission: Permission,
+    ) -> Result<bool> {
+        let mut sql = Sql::on(self.dialect());
+        sql.push("SELECT COUNT(*) AS n FROM resource_versions v WHERE v.resource_type = ")
+            .text(resource_type)
+            .push(" AND v.id = ")
+            .text(id)
+            .push(" AND v.version_id = ")
+            .int(version_id);
+        self.access
+            .versions_clause([resource_type], permission, &self.custom, &mut sql);
+        Ok(sql.get_result::<crate::search::Count>(self.conn)?.n > 0)
+    }
+
+    /// The current version, whatever the grant: for the store's own use
+    /// inside a write that has already been held to it.
+    fn read_current(&mut self, resource_type: &str, id: &str) -> Result<StoredVersion> {
         let row: Option<VersionRow> = r::table
             .inner_join(v::table.on(v::seq.eq(r::current_seq)))
             .filter(r::resource_type.eq(resource_type).and(r::id.eq(id)))
@@ -253,6 +333,17 @@ impl<'c> Tx<'c> {
     }
 
     pub fn vread(
+        &mut self,
+        resource_type: &str,
+        id: &str,
+        version_id: i64,
+    ) -> Result<StoredVersion> {
+        self.access.require(resource_type, Permission::Read)?;
+        let read = self.vread_any(resource_type, id, version_id);
+        self.held(resource_type, id, Permission::Read, read)
+    }
+
+    fn vread_any(
         &mut self,
         resource_type: &str,
         id: &str,
@@ -292,8 +383,10 @@ impl<'c> Tx<'c> {
     pub fn create(&mut self, document: Document) -> Result<Written> {
         let id = uuid::Uuid::new_v4().to_string();
         let resource_type = document.resource_type.clone();
-        let version =
-            self.write_version(&resource_type, &id, Some(document), None, Method::Post)?;
+        self.require_write(&resource_type, Permission::Create)?;
+        let version = self.written_within(&resource_type, &id, Permission::Create, |tx| {
+            tx.write_version(&resource_type, &id, Some(document), None, Method::Post)
+        })?;
         Ok(Written {
             version,
             created: true,
@@ -340,9 +433,28 @@ impl<'c> Tx<'c> {
         let resource_type = document.resource_type.clone();
         self.lock(&format!("{resource_type}/{id}"))?;
         let current = self.current(&resource_type, id)?;
+        // A resource the grant hides is not found; one it may not
+        // update is refused; creating needs `c`.
+        let exists = current.as_ref().is_some_and(|c| !c.deleted);
+        let permission = if exists {
+            Permission::Update
+        } else {
+            Permission::Create
+        };
+        self.require_write(&resource_type, permission)?;
+        if let Some(c) = current.as_ref().filter(|_| exists) {
+            if !self.access.is_everything()
+                && !self.version_seen(&resource_type, id, c.version_id, Permission::Update)?
+            {
+                return Err(StoreError::NotFound {
+                    resource_type: resource_type.clone(),
+                    id: id.to_owned(),
+                });
+            }
+        }
         check_precondition(if_match, current.as_ref())?;
         if let Some(c) = current.as_ref().filter(|c| unless_same && !c.deleted) {
-            let stored = self.read(&resource_type, id)?;
+            let stored = self.read_current(&resource_type, id)?;
             let same =
                 document
                     .body
@@ -352,8 +464,9 @@ impl<'c> Tx<'c> {
             }
         }
         let created = current.as_ref().is_none_or(|c| c.deleted);
-        let version =
-            self.write_version(&resource_type, id, Some(document), current.as_ref(), method)?;
+        let version = self.written_within(&resource_type, id, permission, |tx| {
+            tx.write_version(&resource_type, id, Some(document), current.as_ref(), method)
+        })?;
         Ok(Some(Written { version, created }))
     }
 
@@ -365,12 +478,20 @@ impl<'c> Tx<'c> {
         id: &str,
         if_match: Option<i64>,
     ) -> Result<Option<StoredVersion>> {
+        self.require_write(resource_type, Permission::Delete)?;
         self.lock(&format!("{resource_type}/{id}"))?;
-        let Some(current) = self.current(resource_type, id)? else {
-            return Err(StoreError::NotFound {
-                resource_type: resource_type.to_owned(),
-                id: id.to_owned(),
-            });
+        let hidden = |tx: &mut Self, c: &Current| -> Result<bool> {
+            Ok(!tx.access.is_everything()
+                && !tx.version_seen(resource_type, id, c.version_id, Permission::Delete)?)
+        };
+        let current = match self.current(resource_type, id)? {
+            Some(c) if !hidden(self, &c)? => c,
+            _ => {
+                return Err(StoreError::NotFound {
+                    resource_type: resource_type.to_owned(),
+                    id: id.to_owned(),
+                })
+            }
         };
         check_precondition(if_match, Some(&current))?;
         if current.deleted {
@@ -380,20 +501,77 @@ impl<'c> Tx<'c> {
             .map(Some)
     }
 
+    /// Refuses a write the grant does not allow. A SearchParameter
+    /// changes how the server searches for everyone: writing one needs
+    /// system-level scopes.
+    fn require_write(&self, resource_type: &str, permission: Permission) -> Result<()> {
+        self.access.require(resource_type, permission)?;
+        if resource_type == "SearchParameter"
+            && !self
+                .access
+                .grant()
+                .is_system_level(resource_type, permission)
+        {
+            return Err(StoreError::Forbidden(format!(
+                "writing a SearchParameter needs system-level scopes (system/SearchParameter.{})",
+                permission.letter()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Runs `write` (of version of `resource_type`/`id`); under a grant
+    /// limited for `permission`, in a savepoint, refusing and undoing a
+    /// version the grant would not let the request see: a write may not
+    /// put a resource outside the patient's compartment or the granular
+    /// scopes it was allowed by.
+    fn written_within(
+        &mut self,
+        resource_type: &str,
+        id: &str,
+        permission: Permission,
+        write: impl FnOnce(&mut Tx<'_>) -> Result<StoredVersion>,
+    ) -> Result<StoredVersion> {
+        if matches!(
+            self.access.grant().access(resource_type, permission),
+            hearth_auth::TypeAccess::All
+        ) {
+            return write(self);
+        }
+        self.savepoint(|tx| {
+            let version = write(tx)?;
+            if tx.version_seen(resource_type, id, version.version_id, permission)? {
+                Ok(version)
+            } else {
+                Err(StoreError::Forbidden(format!(
+                    "the access token does not allow {resource_type} to be written so: \
+                     the result would be outside the patient's compartment or the granted searches"
+                )))
+            }
+        })
+    }
+
     fn current(&mut self, resource_type: &str, id: &str) -> Result<Option<Current>> {
         let query = r::table
             .filter(r::resource_type.eq(resource_type).and(r::id.eq(id)))
-            .select((r::res_key, r::version_id, r::last_updated, r::deleted));
-        let row: Option<(i64, i64, i64, bool)> =
+            .select((
+                r::res_key,
+                r::current_seq,
+                r::version_id,
+                r::last_updated,
+                r::deleted,
+            ));
+        let row: Option<(i64, i64, i64, i64, bool)> =
             on_backend!(&mut *self.conn, |c| query.get_result(c).optional())?;
-        Ok(
-            row.map(|(res_key, version_id, last_updated, deleted)| Current {
+        Ok(row.map(
+            |(res_key, seq, version_id, last_updated, deleted)| Current {
                 res_key,
+                seq,
                 version_id,
                 last_updated,
                 deleted,
-            }),
-        )
+            },
+        ))
     }
 
     /// Appends a version (a tombstone when `document` is `None`) and points
@@ -419,15 +597,25 @@ impl<'c> Tx<'c> {
             Some(d) => Some(d.under(&self.custom)?),
             None => None,
         };
-        let (body, index, text) = match document {
+        let (body, index, text, patients) = match document {
             Some(Document {
-                body, index, text, ..
-            }) => (
-                Some(body.render(id, version_id, &datetime::format_instant(last_updated))),
-                Some(index),
-                Some(text),
-            ),
-            None => (None, None, None),
+                body,
+                index,
+                text,
+                mut patients,
+                ..
+            }) => {
+                if resource_type == "Patient" {
+                    patients.push(id.to_owned());
+                }
+                (
+                    Some(body.render(id, version_id, &datetime::format_instant(last_updated))),
+                    Some(index),
+                    Some(text),
+                    Some(patients),
+                )
+            }
+            None => (None, None, None, None),
         };
         let deleted = body.is_none();
         let version = diesel::insert_into(v::table)
@@ -441,6 +629,12 @@ impl<'c> Tx<'c> {
             ))
             .returning(v::seq);
         let seq: i64 = on_backend!(&mut *self.conn, |c| version.get_result(c))?;
+        match (&patients, current) {
+            (Some(patients), _) => crate::patients::insert(self.conn, seq, patients)?,
+            // A deletion belongs to whom the version before it did.
+            (None, Some(c)) => crate::patients::copy(self.conn, seq, c.seq)?,
+            (None, None) => {}
+        }
         let res_key = match current {
             None => {
                 let resource = diesel::insert_into(r::table)

@@ -63,6 +63,14 @@ impl Tx<'_> {
     /// The keys of everything, in order: the patients, their compartments'
     /// resources, then what those refer to.
     fn everything_keys(&mut self, query: &Everything) -> Result<Vec<i64>> {
+        self.access
+            .require("Patient", hearth_auth::Permission::Read)?;
+        self.everything_grant = self.access.groups(
+            hearth_model::structure::resource_types(),
+            hearth_auth::Permission::Read,
+            &self.custom,
+            query.base.as_deref(),
+        );
         // What `_type` and `_since` leave in the answer; references are
         // followed from every resource in scope all the same.
         let shown = |(key, resource_type, updated): &(i64, String, i64)| -> Option<i64> {
@@ -144,6 +152,12 @@ impl Tx<'_> {
             "SELECT r.res_key AS res_key, r.resource_type AS resource_type, \
              r.last_updated AS last_updated FROM resources r WHERE NOT r.deleted",
         );
+        // Only what the request may read is in the answer, and only it
+        // is followed: what a hidden resource refers to is not told.
+        if let Some(groups) = &self.everything_grant {
+            s.push(" AND ");
+            sql::granted(groups, "r.res_key", query.base.as_deref(), false, &mut s);
+        }
         if dated && (query.start.is_some() || query.end.is_some()) {
             // A resource with dates must have one in the range.
             let (start, end) = (

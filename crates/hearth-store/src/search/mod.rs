@@ -12,7 +12,9 @@ mod sql;
 pub use everything::Everything;
 pub use keyset::{pages_by_cursor, Cursor, KeysetPage};
 pub use parse::{parse, ParseOptions};
+pub(crate) use run::Count;
 pub use run::{SearchPage, SearchResults};
+pub(crate) use sql::conditions_sql;
 pub(crate) use sql::filter as filter_sql;
 
 use hearth_model::datetime::Range;
@@ -41,6 +43,9 @@ pub struct SearchQuery {
     /// The most resources `_include` and `_revinclude` add to a page;
     /// `None` for [`DEFAULT_MAX_INCLUDES`].
     pub max_includes: Option<usize>,
+    /// What `_include` and `_revinclude` may add under the request's
+    /// grant (set by `access.rs`; `None`: anything).
+    pub(crate) included_grant: Option<Vec<GrantGroup>>,
 }
 
 /// The most resources `_include` and `_revinclude` add to one page unless
@@ -59,6 +64,10 @@ impl SearchQuery {
                     conditions.iter().any(uses)
                 }
                 Condition::Values { .. } | Condition::Missing { .. } => false,
+                Condition::Granted(groups) => groups
+                    .iter()
+                    .flat_map(|g| g.limits.iter().flatten())
+                    .any(|l| l.conditions.iter().any(uses)),
             }
         }
         self.conditions.iter().any(uses)
@@ -105,6 +114,26 @@ pub enum Condition {
     Any(Vec<Condition>),
     /// `_text` (column `narrative`) or `_content` (column `content`).
     Text(crate::full_text::TextQuery),
+    /// What the request's grant lets it see (added by `access.rs`, never
+    /// parsed): a resource whose type is in one of the groups and, for a
+    /// limited group, is within one of its limits. No group, nothing.
+    Granted(Vec<GrantGroup>),
+}
+
+/// Resource types a grant treats alike.
+#[derive(Debug, Clone)]
+pub struct GrantGroup {
+    pub types: Vec<String>,
+    /// `None`: every resource of these types.
+    pub limits: Option<Vec<GrantLimit>>,
+}
+
+/// One limit of a grant: resources of a patient (their current version
+/// belongs to them: `version_patients`) that meet every condition.
+#[derive(Debug, Clone)]
+pub struct GrantLimit {
+    pub patient: Option<String>,
+    pub conditions: Vec<Condition>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -51,7 +51,7 @@ pub(super) struct Key {
 }
 
 #[derive(QueryableByName)]
-pub(super) struct Count {
+pub(crate) struct Count {
     #[diesel(sql_type = BigInt)]
     pub n: i64,
 }
@@ -60,6 +60,8 @@ pub(super) struct Count {
 struct Snapshot {
     #[diesel(sql_type = Binary)]
     res_keys: Vec<u8>,
+    #[diesel(sql_type = Nullable<Text>)]
+    grant_key: Option<String>,
 }
 
 #[derive(QueryableByName)]
@@ -106,6 +108,7 @@ fn decode(bytes: &[u8]) -> Vec<i64> {
 impl Tx<'_> {
     /// How many resources match (`_summary=count`).
     pub(crate) fn count(&mut self, query: &SearchQuery) -> Result<SearchResults> {
+        let query = &*self.access.clone().held(query, &self.custom)?;
         if query.uses_full_text() {
             self.apply_pending_text()?;
         }
@@ -120,6 +123,7 @@ impl Tx<'_> {
     /// it sees the transaction's own writes, and a result larger than a
     /// page is kept as a snapshot for its paging links.
     pub fn search(&mut self, query: &SearchQuery, page: &SearchPage) -> Result<SearchResults> {
+        let query = &*self.access.clone().held(query, &self.custom)?;
         if query.count_only {
             return self.count(query);
         }
@@ -191,6 +195,7 @@ impl Tx<'_> {
     /// lock of [`Tx::matching`]: for lookups that write nothing on what
     /// they find (resolving a conditional reference).
     pub fn find(&mut self, query: &SearchQuery, limit: i64) -> Result<Vec<StoredVersion>> {
+        let query = &*self.access.clone().held(query, &self.custom)?;
         let keys = self.keys(query, Some(limit))?;
         Ok(self
             .current_versions(&keys)?
@@ -276,26 +281,31 @@ impl Tx<'_> {
         )
         .execute(self.conn)?;
         Sql::with_binds(
-            "INSERT INTO search_snapshots (id, created, total, res_keys) VALUES (?, ?, ?, ?)",
+            "INSERT INTO search_snapshots (id, created, total, res_keys, grant_key) VALUES (?, ?, ?, ?, ?)",
             vec![
                 Bind::Text(id.clone()),
                 Bind::Int(now),
                 Bind::Int(keys.len() as i64),
                 Bind::Bytes(encode(keys)),
+                Bind::OptText(self.access.key().map(str::to_owned)),
             ],
         )
         .execute(self.conn)?;
         Ok(id)
     }
 
+    /// A snapshot's keys, if it was made under this transaction's grant:
+    /// a paging link followed under another grant runs the search afresh.
     fn load_snapshot(&mut self, id: &str) -> Result<Option<Vec<i64>>> {
         let found: Option<Snapshot> = Sql::with_binds(
-            "SELECT res_keys FROM search_snapshots WHERE id = ?",
+            "SELECT res_keys, grant_key FROM search_snapshots WHERE id = ?",
             vec![Bind::Text(id.to_owned())],
         )
         .get_result(self.conn)
         .optional()?;
-        Ok(found.map(|s| decode(&s.res_keys)))
+        Ok(found
+            .filter(|s| s.grant_key.as_deref() == self.access.key())
+            .map(|s| decode(&s.res_keys)))
     }
 
     /// The current versions of `keys`, in that order, skipping resources
@@ -364,8 +374,7 @@ impl Tx<'_> {
                 // Rows beyond this many can only be keys already seen or
                 // resources past the limit.
                 let limit = (max - order.len() + seen.len() + 1) as i64;
-                let keys =
-                    self.linked(include, &frontier, query.base.as_deref(), limit, reverse)?;
+                let keys = self.linked(include, &frontier, query, limit, reverse)?;
                 let complete = (keys.len() as i64) < limit;
                 for key in keys {
                     if seen.insert(key) {
@@ -401,10 +410,11 @@ impl Tx<'_> {
         &mut self,
         include: &Include,
         keys: &[i64],
-        base: Option<&str>,
+        query: &SearchQuery,
         limit: i64,
         reverse: bool,
     ) -> Result<Vec<i64>> {
+        let base = query.base.as_deref();
         let mut s = Sql::on(self.dialect());
         if reverse {
             // The page's keys drive, each target's references found through
@@ -443,6 +453,12 @@ impl Tx<'_> {
             " AND ref.res_key IN "
         })
         .ints(keys);
+        // Only what the request may read is added.
+        if let Some(groups) = &query.included_grant {
+            s.push(" AND ");
+            let column = if reverse { "ref.res_key" } else { "t.res_key" };
+            sql::granted(groups, column, base, false, &mut s);
+        }
         s.push(" LIMIT ").int(limit);
         let rows: Vec<Key> = s.load(self.conn)?;
         Ok(rows.into_iter().map(|k| k.res_key).collect())

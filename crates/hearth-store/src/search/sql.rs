@@ -5,7 +5,7 @@
 use hearth_model::datetime::Range;
 use hearth_model::search_params::ParamType;
 
-use super::{Condition, Modifier, Prefix, SearchQuery, SearchValue, SortKey};
+use super::{Condition, GrantGroup, Modifier, Prefix, SearchQuery, SearchValue, SortKey};
 use crate::db::Dialect;
 pub(crate) use crate::statement::Sql;
 
@@ -320,6 +320,8 @@ pub(crate) fn selectivity_rank(condition: &Condition) -> u8 {
         Condition::Chain { .. } | Condition::Has { .. } | Condition::All(_) | Condition::Any(_) => {
             2
         }
+        // Checked last; it selects only when nothing else does.
+        Condition::Granted(_) => 5,
     }
 }
 
@@ -578,6 +580,7 @@ pub(super) fn predicate(
             }
             .push(")");
         }
+        Condition::Granted(groups) => granted(groups, column, base, driving, sql),
         Condition::All(conditions) | Condition::Any(conditions) => {
             let join = match condition {
                 Condition::All(_) => " AND ",
@@ -590,6 +593,93 @@ pub(super) fn predicate(
             sql.push(")");
         }
     }
+}
+
+/// ` AND …` for each of `conditions`, checked on the resource whose key is
+/// `column`.
+pub(crate) fn conditions_sql(
+    conditions: &[Condition],
+    column: &str,
+    base: Option<&str>,
+    sql: &mut Sql,
+) {
+    for condition in conditions {
+        sql.push(" AND ");
+        predicate(condition, column, base, false, sql);
+    }
+}
+
+/// The grant's condition on the resource whose key is `column`. Driving
+/// (nothing else selects): when every group is limited to patients, the
+/// patients' resources select; otherwise the granted types are read.
+/// Checking: the resource's row, through its key.
+pub(crate) fn granted(
+    groups: &[GrantGroup],
+    column: &str,
+    base: Option<&str>,
+    driving: bool,
+    sql: &mut Sql,
+) {
+    let patients: Option<Vec<&str>> = groups
+        .iter()
+        .map(|g| g.limits.as_deref())
+        .try_fold(Vec::new(), |mut all, limits| {
+            for limit in limits.filter(|l| !l.is_empty())? {
+                let patient = limit.patient.as_deref()?;
+                if !all.contains(&patient) {
+                    all.push(patient);
+                }
+            }
+            Some(all)
+        })
+        .filter(|all| !all.is_empty());
+    match (driving, patients) {
+        (true, Some(patients)) => {
+            sql.push(column).push(
+                " IN (SELECT a.res_key FROM version_patients vp \
+                 JOIN resources a ON a.current_seq = vp.seq WHERE vp.patient_id IN ",
+            );
+            sql.list(&patients).push(" AND ");
+        }
+        (true, None) => {
+            sql.push(column)
+                .push(" IN (SELECT a.res_key FROM resources a WHERE ");
+        }
+        (false, _) => {
+            sql.push("EXISTS (SELECT 1 FROM resources a WHERE a.res_key = ")
+                .push(column)
+                .push(" AND ");
+        }
+    }
+    sql.push("(");
+    if groups.is_empty() {
+        sql.push("FALSE");
+    }
+    joined(sql, groups, " OR ", &mut |sql, group| {
+        sql.push("(a.resource_type IN ").list(&group.types);
+        if let Some(limits) = &group.limits {
+            sql.push(" AND (");
+            if limits.is_empty() {
+                sql.push("FALSE");
+            }
+            joined(sql, limits, " OR ", &mut |sql, limit| {
+                sql.push("(TRUE");
+                if let Some(patient) = &limit.patient {
+                    sql.push(
+                        " AND EXISTS (SELECT 1 FROM version_patients p \
+                         WHERE p.seq = a.current_seq AND p.patient_id = ",
+                    )
+                    .text(patient.as_str())
+                    .push(")");
+                }
+                conditions_sql(&limit.conditions, "a.res_key", base, sql);
+                sql.push(")");
+            });
+            sql.push(")");
+        }
+        sql.push(")");
+    });
+    sql.push("))");
 }
 
 fn component_params(params: &[String], i: usize) -> Vec<String> {

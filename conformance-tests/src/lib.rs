@@ -22,6 +22,10 @@ pub struct Server {
     pub base: String,
     client: reqwest::blocking::Client,
     _local: Option<(hearth::server::Background, std::sync::Arc<TestDatabase>)>,
+    /// The local server's configuration.
+    config: Option<hearth::config::Config>,
+    /// Sent as `Authorization: Bearer` with every request when set.
+    token: std::sync::Mutex<Option<String>>,
 }
 
 impl Server {
@@ -61,7 +65,51 @@ impl Server {
             base: background.base_url.clone(),
             client: client(),
             _local: Some((background, database)),
+            config: Some(config),
+            token: std::sync::Mutex::new(None),
         }
+    }
+
+    /// A fresh local Hearth that requires SMART bearer tokens
+    /// (`auth = "smart"`), on `database`, its base URL configured.
+    pub fn smart_on(
+        database: std::sync::Arc<TestDatabase>,
+        adjust: impl FnOnce(&mut hearth::config::Config),
+    ) -> Server {
+        let port = free_port();
+        Server::on(database, |config| {
+            config.listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+            config.base_url = Some(format!("http://127.0.0.1:{port}"));
+            config.auth = hearth::config::Auth::Smart {
+                issuers: Vec::new(),
+            };
+            adjust(config);
+        })
+    }
+
+    /// An access token for this (SMART) server, as `hearth token` prints.
+    pub fn token(&self, scope: &str, patient: Option<&str>, fhir_user: Option<&str>) -> String {
+        let config = self.config.as_ref().expect("a local Hearth");
+        let args = hearth::token::TokenArgs {
+            scope: scope.to_owned(),
+            patient: patient.map(str::to_owned),
+            client: Some("test-client".to_owned()),
+            fhir_user: fhir_user.map(str::to_owned),
+            expires_in: 600,
+            settings: hearth::config::ServeArgs::default(),
+        };
+        hearth::token::issue(&args, config).expect("a token")
+    }
+
+    /// Sends `token` as the bearer token of every later request (`None`:
+    /// no Authorization header).
+    pub fn use_token(&self, token: Option<&str>) {
+        *self.token.lock().unwrap() = token.map(str::to_owned);
+    }
+
+    /// The local server's configuration.
+    pub fn config(&self) -> &hearth::config::Config {
+        self.config.as_ref().expect("a local Hearth")
     }
 
     /// `url`, a link one node gave, as it would be followed on this node
@@ -79,6 +127,8 @@ impl Server {
             base,
             client: client(),
             _local: None,
+            config: None,
+            token: std::sync::Mutex::new(None),
         }
     }
 
@@ -104,9 +154,11 @@ impl Server {
     /// Starts a request; finish it with [`Request::send`].
     pub fn request(&self, method: &str, path: &str) -> Request {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("HTTP method");
-        Request {
-            inner: self.client.request(method, self.url(path)),
+        let mut inner = self.client.request(method, self.url(path));
+        if let Some(token) = self.token.lock().unwrap().as_deref() {
+            inner = inner.header("Authorization", format!("Bearer {token}"));
         }
+        Request { inner }
     }
 
     pub fn get(&self, path: &str) -> Response {
@@ -207,6 +259,15 @@ impl Server {
             .expect("created id")
             .to_owned()
     }
+}
+
+/// A loopback port nobody listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .expect("its address")
+        .port()
 }
 
 fn client() -> reqwest::blocking::Client {

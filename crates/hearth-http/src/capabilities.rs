@@ -8,8 +8,8 @@ use hearth_model::search_params::{self, CustomParams, ParamType, SearchParam, Su
 use hearth_model::{structure, Value};
 use serde_json::json;
 
-use crate::access::Interaction;
-use crate::context::Fhir;
+use crate::context::{Fhir, Public};
+use crate::error::ApiError;
 use crate::negotiate::{self, Shape};
 
 /// The interactions every resource type supports, as the routes in
@@ -189,7 +189,7 @@ pub fn capability_statement(fhir: &Fhir) -> Value {
         "rest": [{
             "mode": "server",
             "documentation": documentation,
-            "security": {"description": fhir.state.policy.describe()},
+            "security": fhir.state.authorization.security(),
             "resource": *resources(
                 &fhir.store.custom_params(),
                 fhir.state.config.conditional_delete_multiple,
@@ -230,9 +230,21 @@ pub fn capability_statement(fhir: &Fhir) -> Value {
     })
 }
 
-pub async fn metadata(fhir: Fhir) -> HttpResponse {
+/// `GET /.well-known/jwks.json`: the public keys of Hearth's own tokens.
+pub async fn jwks(Public(fhir): Public) -> HttpResponse {
+    match &fhir.state.jwks {
+        Some(jwks) => HttpResponse::Ok()
+            .insert_header((actix_web::http::header::CONTENT_TYPE, "application/json"))
+            .insert_header((actix_web::http::header::CACHE_CONTROL, "max-age=60"))
+            .body(jwks.read().unwrap_or_else(|e| e.into_inner()).to_string()),
+        None => fhir.finish(Err(ApiError::NotFound(
+            "this server issues no tokens of its own (auth = \"none\")".into(),
+        ))),
+    }
+}
+
+pub async fn metadata(Public(fhir): Public) -> HttpResponse {
     let reply = (|| {
-        fhir.access.require(Interaction::Capabilities, None, None)?;
         let shape = match negotiate::param(&fhir.params, "_summary") {
             None | Some("false") => Shape::Full,
             Some(_) => negotiate::shape(&fhir.params)?,

@@ -9,7 +9,6 @@ use hearth_model::resource;
 use hearth_store::search::{self, ParseOptions, SearchQuery};
 use hearth_store::{Method, StoredVersion, Tx};
 
-use crate::access::Interaction;
 use crate::context::{Fhir, PreferReturn};
 use crate::error::ApiError;
 use crate::negotiate;
@@ -112,8 +111,6 @@ pub async fn update(fhir: Fhir, path: web::Path<String>, payload: web::Payload) 
     let resource_type = path.into_inner();
     let reply = async {
         check_type(&resource_type)?;
-        fhir.access
-            .require(Interaction::Update, Some(&resource_type), None)?;
         let query = condition(&fhir, &resource_type, &fhir.params)?;
         let if_match = rest::if_match(&fhir)?;
         let format = negotiate::body_format(&fhir.req)?;
@@ -155,8 +152,6 @@ pub async fn delete(fhir: Fhir, path: web::Path<String>) -> HttpResponse {
     let resource_type = path.into_inner();
     let reply = async {
         check_type(&resource_type)?;
-        fhir.access
-            .require(Interaction::Delete, Some(&resource_type), None)?;
         let query = condition(&fhir, &resource_type, &fhir.params)?;
         let store = fhir.store.clone();
         let multiple = fhir.state.config.conditional_delete_multiple;
@@ -195,8 +190,6 @@ pub async fn patch(fhir: Fhir, path: web::Path<String>, payload: web::Payload) -
     let resource_type = path.into_inner();
     let reply = async {
         check_type(&resource_type)?;
-        fhir.access
-            .require(Interaction::Patch, Some(&resource_type), None)?;
         let query = condition(&fhir, &resource_type, &fhir.params)?;
         let if_match = rest::if_match(&fhir)?;
         let body = fhir.body(payload).await?;

@@ -1,5 +1,6 @@
 //! The per-request context every FHIR handler starts from: negotiated
-//! representation, access context, `Prefer`, the base URL, and the store.
+//! representation, `Prefer`, the base URL, and the store, bounded by the
+//! request's budget and held to its grant (see [`crate::auth`]).
 
 use std::future::{ready, Ready};
 
@@ -9,7 +10,11 @@ use actix_web::{web, FromRequest, HttpRequest};
 use futures_util::StreamExt;
 use hearth_store::{Budget, CancelOnDrop, Store};
 
-use crate::access::{AccessContext, Principal};
+use std::sync::Arc;
+
+use hearth_auth::{Grant, Principal};
+use hearth_store::Access;
+
 use crate::error::ApiError;
 use crate::negotiate::{self, Representation};
 use crate::AppState;
@@ -26,19 +31,23 @@ pub enum PreferReturn {
 pub struct Fhir {
     pub req: HttpRequest,
     pub state: web::Data<AppState>,
-    /// The store, its reads bounded by this request's budget: they stop at
+    /// The store, its reads bounded by this request's budget (they stop at
     /// the time limit, or when the request is dropped because its client
-    /// went away.
+    /// went away) and everything held to the request's grant.
     pub store: Store,
     pub params: Vec<(String, String)>,
     pub rep: Representation,
-    pub access: AccessContext,
+    /// Who the request comes from; `None` on an open server.
+    pub principal: Option<Arc<Principal>>,
     pub prefer_return: PreferReturn,
     _cancel: CancelOnDrop,
 }
 
 impl Fhir {
-    fn from_request(req: &HttpRequest) -> Result<Fhir, ApiError> {
+    /// The context of a request to the FHIR API; `public` for the
+    /// endpoints anyone may read (`/metadata`), whose store is granted
+    /// nothing, so they cannot reach data whatever they do.
+    fn from_request(req: &HttpRequest, public: bool) -> Result<Fhir, ApiError> {
         let state = req
             .app_data::<web::Data<AppState>>()
             .cloned()
@@ -48,15 +57,19 @@ impl Fhir {
             .collect();
         let rep = negotiate::representation(req, &params)?;
         check_host(req, &state.config)?;
-        let access = AccessContext::new(Principal::Anonymous, state.policy.clone());
+        let (access, principal) = if public {
+            (Access::new(Grant::nothing(), None), None)
+        } else {
+            state.authorization.access(req)?
+        };
         let budget = Budget::new(state.config.time_limit);
         Ok(Fhir {
             req: req.clone(),
-            store: state.store.bounded(budget.clone()),
+            store: state.store.bounded(budget.clone()).under(access),
             state,
             params,
             rep,
-            access,
+            principal,
             prefer_return: prefer_return(req),
             _cancel: CancelOnDrop(budget),
         })
@@ -72,7 +85,12 @@ impl Fhir {
             Some(base) => base.trim_end_matches('/').to_owned(),
             None => {
                 let info = self.req.connection_info();
-                format!("{}://{}", info.scheme(), info.host())
+                let scheme = if self.req.conn_data::<crate::server::Secure>().is_some() {
+                    "https"
+                } else {
+                    info.scheme()
+                };
+                format!("{scheme}://{}", info.host())
             }
         }
     }
@@ -165,18 +183,46 @@ impl FromRequest for Fhir {
     type Error = actix_web::Error;
     type Future = Ready<Result<Fhir, actix_web::Error>>;
 
-    /// A request whose context cannot be settled (406, a bad `_pretty`) is
-    /// answered in the best representation that can be told.
+    /// A request whose context cannot be settled (406, a bad `_pretty`, no
+    /// valid token) is answered in the best representation that can be
+    /// told.
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(Fhir::from_request(req).map_err(|error| {
-            let response = negotiate::outcome_response(
-                error.status(),
-                &error.outcome(),
-                negotiate::fallback_representation(req),
-            );
-            actix_web::error::InternalError::from_response(error, response).into()
-        }))
+        ready(Fhir::from_request(req, false).map_err(|error| refused(req, error)))
     }
+}
+
+/// The context of a public endpoint (see [`Fhir::from_request`]).
+pub struct Public(pub Fhir);
+
+impl FromRequest for Public {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Public, actix_web::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(
+            Fhir::from_request(req, true)
+                .map(Public)
+                .map_err(|error| refused(req, error)),
+        )
+    }
+}
+
+fn refused(req: &HttpRequest, error: ApiError) -> actix_web::Error {
+    let mut response = negotiate::outcome_response(
+        error.status(),
+        &error.outcome(),
+        negotiate::fallback_representation(req),
+    );
+    if let ApiError::Unauthorized(description) = &error {
+        if let Ok(value) =
+            header::HeaderValue::from_str(&crate::auth::challenge(description.as_deref()))
+        {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, value);
+        }
+    }
+    actix_web::error::InternalError::from_response(error, response).into()
 }
 
 fn prefer_return(req: &HttpRequest) -> PreferReturn {

@@ -44,6 +44,10 @@ pub enum ApiError {
     MethodNotAllowed(String),
     #[error("{0}")]
     Forbidden(String),
+    /// No bearer token, or one that is not valid (401 with
+    /// `WWW-Authenticate`): the description says what is wrong with it.
+    #[error("{}", .0.as_deref().unwrap_or("this request needs a bearer access token (Authorization: Bearer …)"))]
+    Unauthorized(Option<String>),
     /// An input past one of the size limits (the number of a Bundle's
     /// entries, what a patch would grow a resource to).
     #[error("{0}")]
@@ -147,6 +151,12 @@ impl ApiError {
                 Severity::Error,
             ),
             Forbidden(_) => (StatusCode::FORBIDDEN, IssueCode::Forbidden, Severity::Error),
+            Unauthorized(None) => (StatusCode::UNAUTHORIZED, IssueCode::Login, Severity::Error),
+            Unauthorized(Some(_)) => (
+                StatusCode::UNAUTHORIZED,
+                IssueCode::Security,
+                Severity::Error,
+            ),
             TooLong(_) => (StatusCode::BAD_REQUEST, IssueCode::TooLong, Severity::Error),
             TooComplex(_) => (
                 StatusCode::BAD_REQUEST,

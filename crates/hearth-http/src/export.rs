@@ -10,7 +10,6 @@ use hearth_model::{datetime, Value};
 use hearth_store::{ExportPart, ExportRequest, Job};
 use serde_json::json;
 
-use crate::access::Interaction;
 use crate::context::Fhir;
 use crate::error::ApiError;
 use crate::reply::Reply;
@@ -64,11 +63,6 @@ pub async fn group(fhir: Fhir, path: web::Path<String>) -> HttpResponse {
 }
 
 async fn kick_off(fhir: &Fhir, patient_level: bool, patients: Option<Vec<String>>) -> Reply {
-    fhir.access.require(
-        Interaction::Operation,
-        patient_level.then_some("Patient"),
-        None,
-    )?;
     let prefer_async = fhir
         .req
         .headers()
@@ -195,9 +189,9 @@ pub(crate) fn manifest(fhir: &Fhir, job: &Job, parts: &[ExportPart]) -> Reply {
     let body = json!({
         "transactionTime": datetime::format_instant(job.created),
         "request": request,
-        // Hearth has no authorization yet: the files are fetched as the
-        // status was.
-        "requiresAccessToken": false,
+        // Under SMART the files are fetched with the token that started
+        // the export (they answer only its client).
+        "requiresAccessToken": !fhir.state.authorization.is_open(),
         "output": output,
         "error": [],
     });
@@ -214,7 +208,6 @@ pub(crate) fn manifest(fhir: &Fhir, job: &Job, parts: &[ExportPart]) -> Reply {
 pub async fn file(fhir: Fhir, path: web::Path<(String, String)>) -> HttpResponse {
     let (id, name) = path.into_inner();
     let reply = async {
-        fhir.access.require(Interaction::Operation, None, None)?;
         let n: i64 = name
             .strip_suffix(".ndjson")
             .and_then(|n| n.parse().ok())

@@ -5,7 +5,6 @@ use hearth_model::datetime;
 use hearth_store::{HistoryPage, HistoryQuery, HistoryScope, Method, StoredVersion};
 use serde_json::{json, Map};
 
-use crate::access::Interaction;
 use crate::context::Fhir;
 use crate::error::ApiError;
 use crate::reply::{etag, Reply};
@@ -15,7 +14,7 @@ use crate::spliced::{SplicedBundle, SplicedEntry};
 const PAGING_PARAMS: [&str; 2] = ["_snapshot", "_offset"];
 
 pub async fn system(fhir: Fhir) -> HttpResponse {
-    let reply = history(&fhir, HistoryScope::System, Interaction::HistorySystem).await;
+    let reply = history(&fhir, HistoryScope::System).await;
     fhir.finish(reply)
 }
 
@@ -23,12 +22,7 @@ pub async fn of_type(fhir: Fhir, path: web::Path<String>) -> HttpResponse {
     let resource_type = path.into_inner();
     let reply = async {
         check_type(&resource_type)?;
-        history(
-            &fhir,
-            HistoryScope::Type(resource_type),
-            Interaction::HistoryType,
-        )
-        .await
+        history(&fhir, HistoryScope::Type(resource_type)).await
     }
     .await;
     fhir.finish(reply)
@@ -39,24 +33,13 @@ pub async fn instance(fhir: Fhir, path: web::Path<(String, String)>) -> HttpResp
     let reply = async {
         check_type(&resource_type)?;
         check_id(&id)?;
-        history(
-            &fhir,
-            HistoryScope::Instance(resource_type, id),
-            Interaction::HistoryInstance,
-        )
-        .await
+        history(&fhir, HistoryScope::Instance(resource_type, id)).await
     }
     .await;
     fhir.finish(reply)
 }
 
-async fn history(fhir: &Fhir, scope: HistoryScope, interaction: Interaction) -> Reply {
-    let (resource_type, id) = match &scope {
-        HistoryScope::System => (None, None),
-        HistoryScope::Type(t) => (Some(t.as_str()), None),
-        HistoryScope::Instance(t, i) => (Some(t.as_str()), Some(i.as_str())),
-    };
-    fhir.access.require(interaction, resource_type, id)?;
+async fn history(fhir: &Fhir, scope: HistoryScope) -> Reply {
     let query = history_query(fhir, scope.clone())?;
     let store = fhir.store.clone();
     let q = query.clone();

@@ -1,12 +1,13 @@
 //! The FHIR R4 REST API of Hearth on actix-web.
 //!
 //! Only this crate knows HTTP: media types, headers and status codes. Each
-//! handler takes a [`context::Fhir`] (negotiated representation, access
-//! context, store), asks the access decision point, calls the store on the
-//! blocking pool, and answers through [`context::Fhir::finish`], which
-//! renders any [`error::ApiError`] as an OperationOutcome.
+//! handler takes a [`context::Fhir`] (negotiated representation, the
+//! store held to the request's grant — decided once, in [`auth`], from its
+//! bearer token), calls the store, and answers through
+//! [`context::Fhir::finish`], which renders any [`error::ApiError`] as an
+//! OperationOutcome.
 
-pub mod access;
+pub mod auth;
 pub mod bundle;
 mod capabilities;
 mod conditional;
@@ -33,7 +34,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use hearth_store::Store;
 
-use crate::access::AccessPolicy;
+use crate::auth::Authorization;
 use crate::error::ApiError;
 
 /// What the REST API needs to know from the configuration.
@@ -82,7 +83,12 @@ impl Default for HttpConfig {
 pub struct AppState {
     pub store: Store,
     pub config: HttpConfig,
-    pub policy: Arc<dyn AccessPolicy>,
+    /// How requests are authorized.
+    pub authorization: Authorization,
+    /// Hearth's own signing keys' public halves, as a JWKS
+    /// (`/.well-known/jwks.json`), replaced when the keys rotate; `None`
+    /// without SMART.
+    pub jwks: Option<Arc<std::sync::RwLock<serde_json::Value>>>,
     /// When this server started (the CapabilityStatement's date).
     pub started: String,
     /// `None` when metrics are off.
@@ -90,13 +96,22 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(store: Store, config: HttpConfig, policy: Arc<dyn AccessPolicy>) -> Self {
+    pub fn new(store: Store, config: HttpConfig, authorization: Authorization) -> Self {
         AppState {
             store,
             config,
-            policy,
+            authorization,
+            jwks: None,
             started: hearth_model::datetime::format_instant(hearth_model::datetime::now_ms()),
             metrics: None,
+        }
+    }
+
+    /// The state, publishing `jwks` as Hearth's token keys.
+    pub fn with_jwks(self, jwks: Arc<std::sync::RwLock<serde_json::Value>>) -> Self {
+        AppState {
+            jwks: Some(jwks),
+            ..self
         }
     }
 
@@ -123,6 +138,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
             web::resource("/health/ready")
                 .route(web::get().to(health::ready))
                 .route(web::head().to(health::ready))
+                .default_service(not_allowed("GET, HEAD")),
+        )
+        .service(
+            web::resource("/.well-known/jwks.json")
+                .route(web::get().to(capabilities::jwks))
+                .route(web::head().to(capabilities::jwks))
                 .default_service(not_allowed("GET, HEAD")),
         )
         .service(

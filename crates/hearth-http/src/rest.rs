@@ -6,7 +6,6 @@ use actix_web::{web, HttpResponse};
 use hearth_model::{json_patch, resource, structure, Format, Value};
 use hearth_store::{Method, StoreError, StoredVersion, Tx, Written};
 
-use crate::access::Interaction;
 use crate::context::{parse_work, Fhir};
 use crate::error::ApiError;
 use crate::negotiate;
@@ -96,8 +95,6 @@ pub async fn read(fhir: Fhir, path: web::Path<(String, String)>) -> HttpResponse
     let (resource_type, id) = path.into_inner();
     let reply = async {
         check_instance(&resource_type, &id)?;
-        fhir.access
-            .require(Interaction::Read, Some(&resource_type), Some(&id))?;
         let store = fhir.store.clone();
         let version = match store.read_now(&resource_type, &id) {
             Some(version) => version?,
@@ -118,7 +115,6 @@ pub async fn vread(fhir: Fhir, path: web::Path<(String, String, String)>) -> Htt
             .ok()
             .filter(|v| *v > 0)
             .ok_or_else(|| ApiError::NotFound(format!("{resource_type}/{id}/_history/{vid} is not known: version ids are positive integers")))?;
-        fhir.access.require(Interaction::VRead, Some(&resource_type), Some(&id))?;
         let store = fhir.store.clone();
         let version = web::block(move || store.vread(&resource_type, &id, version_id)).await??;
         read_reply(&fhir, &version)
@@ -150,8 +146,6 @@ pub async fn create(fhir: Fhir, path: web::Path<String>, payload: web::Payload) 
     let resource_type = path.into_inner();
     let reply = async {
         check_type(&resource_type)?;
-        fhir.access
-            .require(Interaction::Create, Some(&resource_type), None)?;
         let format = negotiate::body_format(&fhir.req)?;
         let body = fhir.body(payload).await?;
         let condition = crate::conditional::if_none_exist(&fhir, &resource_type)?;
@@ -198,8 +192,6 @@ pub async fn update(
     let (resource_type, id) = path.into_inner();
     let reply = async {
         check_instance(&resource_type, &id)?;
-        fhir.access
-            .require(Interaction::Update, Some(&resource_type), Some(&id))?;
         let if_match = if_match(&fhir)?;
         let format = negotiate::body_format(&fhir.req)?;
         let body = fhir.body(payload).await?;
@@ -315,8 +307,6 @@ pub async fn patch(
     let (resource_type, id) = path.into_inner();
     let reply = async {
         check_instance(&resource_type, &id)?;
-        fhir.access
-            .require(Interaction::Patch, Some(&resource_type), Some(&id))?;
         let if_match = if_match(&fhir)?;
         let body = fhir.body(payload).await?;
         let document = patch_document(&fhir, &body)?;
@@ -382,8 +372,6 @@ pub async fn delete(fhir: Fhir, path: web::Path<(String, String)>) -> HttpRespon
     let (resource_type, id) = path.into_inner();
     let reply = async {
         check_instance(&resource_type, &id)?;
-        fhir.access
-            .require(Interaction::Delete, Some(&resource_type), Some(&id))?;
         let if_match = if_match(&fhir)?;
         let store = fhir.store.clone();
         let (rt, rid) = (resource_type.clone(), id.clone());

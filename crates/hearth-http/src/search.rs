@@ -12,7 +12,6 @@ use hearth_store::search::{
 use hearth_store::StoredVersion;
 use serde_json::{json, Map};
 
-use crate::access::Interaction;
 use crate::context::Fhir;
 use crate::error::ApiError;
 use crate::negotiate::{self, Shape};
@@ -124,25 +123,14 @@ async fn run(
     fhir.json(&searchset(fhir, fhir.req.path(), &query, &params, &results, &shape).to_json())
 }
 
-/// Asks the access decision point, and reads a search's query, the shape
-/// of its entries and the page asked for.
+/// Reads a search's query, the shape of its entries and the page asked
+/// for. (The store holds it to the request's grant.)
 pub(crate) fn prepare(
     fhir: &Fhir,
     types: &[String],
     params: &[(String, String)],
     compartment: Option<(String, String)>,
 ) -> Result<(SearchQuery, Shape, SearchPage), ApiError> {
-    let interaction = if types.len() == 1 && compartment.is_none() {
-        Interaction::SearchType
-    } else {
-        Interaction::SearchSystem
-    };
-    for t in types {
-        fhir.access.require(interaction, Some(t), None)?;
-    }
-    if types.is_empty() {
-        fhir.access.require(interaction, None, None)?;
-    }
     let config = &fhir.state.config;
     let options = ParseOptions {
         strict: strict_handling(fhir),

@@ -49,14 +49,68 @@ pub struct Transport {
 /// Where `GET /metrics` is served when not beside the API.
 pub struct MetricsListener(pub TcpListener);
 
-/// Serves the FHIR API on `listener` until the returned server is stopped.
+/// The HTTPS listener and its rustls configuration.
+pub struct TlsListener(pub TcpListener, pub Arc<rustls::ServerConfig>);
+
+/// Marks a connection served over TLS (its requests' scheme is https).
+#[derive(Debug, Clone, Copy)]
+pub struct Secure;
+
+/// A connection: plain, or TLS once its handshake is done.
+pub(crate) enum Connection {
+    Plain(actix_rt::net::TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<actix_rt::net::TcpStream>>),
+}
+
+impl AsyncRead for Connection {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Connection::Plain(io) => Pin::new(io).poll_read(cx, buf),
+            Connection::Tls(io) => Pin::new(io.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Connection {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Connection::Plain(io) => Pin::new(io).poll_write(cx, buf),
+            Connection::Tls(io) => Pin::new(io.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Connection::Plain(io) => Pin::new(io).poll_flush(cx),
+            Connection::Tls(io) => Pin::new(io.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Connection::Plain(io) => Pin::new(io).poll_shutdown(cx),
+            Connection::Tls(io) => Pin::new(io.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Serves the FHIR API on `listener` (HTTP) and `tls` (HTTPS) until the
+/// returned server is stopped.
 pub fn serve(
-    listener: TcpListener,
+    listener: Option<TcpListener>,
+    tls: Option<TlsListener>,
     state: web::Data<AppState>,
     transport: &Transport,
     metrics_listener: Option<MetricsListener>,
 ) -> io::Result<actix_server::Server> {
-    let addr = listener.local_addr()?;
     let t = transport.clone();
     let workers = t.workers.max(1);
     let mut builder = actix_server::Server::build();
@@ -71,48 +125,91 @@ pub fn serve(
                 .tcp()
         })?;
     }
-    let server = builder
+    builder = builder
         .workers(workers)
         .max_concurrent_connections(t.max_connections.div_ceil(workers).max(1))
         .worker_max_blocking_threads(t.max_blocking_threads.max(1))
         // On SIGINT or SIGTERM: stop accepting, let requests in flight
         // finish, and after this long drop them (which cancels their
         // database work).
-        .shutdown_timeout(t.shutdown_timeout.as_secs())
-        .listen("hearth", listener, move || {
+        .shutdown_timeout(t.shutdown_timeout.as_secs());
+    // One service for both listeners; HTTPS connections are handed on
+    // once their handshake is done (within the header timeout).
+    let service = |addr: std::net::SocketAddr, acceptor: Option<tokio_rustls::TlsAcceptor>| {
+        let state = state.clone();
+        let t = t.clone();
+        move || {
             let state = state.clone();
             let metrics = state.metrics.clone();
+            let acceptor = acceptor.clone();
             let app = App::new()
                 .wrap(RequestLog::new(metrics.clone()))
                 .configure(move |cfg| crate::configure(cfg, state));
+            let secure = acceptor.is_some();
+            let handshake_timeout = t.header_timeout;
             fn_service(move |io: actix_rt::net::TcpStream| {
                 let metrics = metrics.clone();
+                let acceptor = acceptor.clone();
                 async move {
                     io.set_nodelay(true).map_err(DispatchError::Io)?;
                     let peer = io.peer_addr().ok();
-                    Ok::<_, DispatchError>((Outcomes::new(io, metrics), peer))
+                    let connection = match acceptor {
+                        None => Connection::Plain(io),
+                        Some(acceptor) => {
+                            let accepted =
+                                tokio::time::timeout(handshake_timeout, acceptor.accept(io))
+                                    .await
+                                    .map_err(|_| {
+                                        DispatchError::Io(io::Error::new(
+                                            io::ErrorKind::TimedOut,
+                                            "TLS handshake timed out",
+                                        ))
+                                    })?
+                                    .map_err(DispatchError::Io)?;
+                            Connection::Tls(Box::new(accepted))
+                        }
+                    };
+                    Ok::<_, DispatchError>((Outcomes::new(connection, metrics), peer))
                 }
             })
-            .and_then(
-                HttpService::<Outcomes<actix_rt::net::TcpStream>, _, _, _, _>::build()
-                    .keep_alive(if t.keep_alive.is_zero() {
-                        KeepAlive::Disabled
-                    } else {
-                        KeepAlive::Timeout(t.keep_alive)
-                    })
-                    .client_request_timeout(t.header_timeout)
-                    .client_disconnect_timeout(Duration::from_secs(1))
-                    // A client that closes its side has given up: the
-                    // request is dropped, and with it its database work.
-                    .h1_allow_half_closed(false)
-                    .local_addr(addr)
-                    // Links name the request's Host (a request without
-                    // one is refused), never this default.
-                    .h1(map_config(app, |_| AppConfig::default())),
-            )
-        })?
-        .run();
-    Ok(server)
+            .and_then({
+                let http = HttpService::<Outcomes<Connection>, _, _, _, _>::build()
+                    // Requests over TLS know their scheme is https (links).
+                    .on_connect_ext(
+                        |io: &Outcomes<Connection>, ext: &mut actix_http::Extensions| {
+                            if matches!(io.io, Connection::Tls(_)) {
+                                ext.insert(Secure);
+                            }
+                        },
+                    );
+                let http = if secure { http.secure() } else { http };
+                http.keep_alive(if t.keep_alive.is_zero() {
+                    KeepAlive::Disabled
+                } else {
+                    KeepAlive::Timeout(t.keep_alive)
+                })
+                .client_request_timeout(t.header_timeout)
+                .client_disconnect_timeout(Duration::from_secs(1))
+                // A client that closes its side has given up: the
+                // request is dropped, and with it its database work.
+                .h1_allow_half_closed(false)
+                .local_addr(addr)
+                // Links name the request's Host (a request without
+                // one is refused), never this default.
+                .h1(map_config(app, |_| AppConfig::default()))
+            })
+        }
+    };
+    if let Some(listener) = listener {
+        let addr = listener.local_addr()?;
+        builder = builder.listen("hearth", listener, service(addr, None))?;
+    }
+    if let Some(TlsListener(listener, config)) = tls {
+        let addr = listener.local_addr()?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        builder = builder.listen("hearth-tls", listener, service(addr, Some(acceptor)))?;
+    }
+    Ok(builder.run())
 }
 
 /// A connection whose bodiless error answers from the HTTP layer (400,

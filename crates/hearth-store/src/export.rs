@@ -164,19 +164,19 @@ impl Store {
         let (job_id, request) = (id.clone(), request.clone());
         let owner = self.access.owner().map(str::to_owned);
         self.write(move |tx| -> Result<()> {
-            let types = if request.types.is_empty() {
-                // Of every type, those the grant lets the client read.
-                tx.stored_types()?
-                    .into_iter()
+            // The job runs later, without the request's grant: so it may
+            // export only types granted whole. Limits (to a patient, to a
+            // search) are not carried into the job. Without `_type`: every
+            // type the grant lets the client read, of those stored.
+            let asked: Vec<String> = if request.types.is_empty() {
+                hearth_model::structure::resource_types()
                     .filter(|t| tx.access.grant().allows_some(t, Permission::Read))
+                    .map(str::to_owned)
                     .collect()
             } else {
                 request.types.clone()
             };
-            // The job runs later, without the request's grant: so it may
-            // export only types granted whole. Limits (to a patient, to a
-            // search) are not carried into the job.
-            for t in &types {
+            for t in &asked {
                 match tx.access.grant().access(t, Permission::Read) {
                     TypeAccess::All => {}
                     TypeAccess::None => return Err(crate::access::forbidden(t, Permission::Read)),
@@ -188,6 +188,23 @@ impl Store {
                     }
                 }
             }
+            let types = if request.types.is_empty() {
+                let stored = tx.stored_types()?;
+                if tx.access.is_everything() {
+                    stored
+                } else {
+                    // Never empty: a job without types exports every type.
+                    let granted: Vec<String> =
+                        stored.into_iter().filter(|t| asked.contains(t)).collect();
+                    if granted.is_empty() {
+                        asked
+                    } else {
+                        granted
+                    }
+                }
+            } else {
+                asked
+            };
             // Patient level: the types of the Patient compartment.
             let types: Vec<String> = types
                 .into_iter()

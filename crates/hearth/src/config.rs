@@ -85,6 +85,21 @@ pub struct ServeArgs {
     /// 127.0.0.1:9090).
     #[arg(long, env = "HEARTH_METRICS_LISTEN")]
     pub metrics_listen: Option<String>,
+    /// Authorization: smart (bearer tokens required) or none (every
+    /// request allowed) [default: none on a loopback address, else it must
+    /// be set].
+    #[arg(long, env = "HEARTH_AUTH")]
+    pub auth: Option<String>,
+    /// Address and port of the HTTPS listener (needs --tls-cert and
+    /// --tls-key).
+    #[arg(long, env = "HEARTH_TLS_LISTEN")]
+    pub tls_listen: Option<String>,
+    /// The TLS certificate chain, PEM.
+    #[arg(long, env = "HEARTH_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The TLS private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "HEARTH_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// The file form; every key is optional and unknown keys are errors.
@@ -115,6 +130,33 @@ struct FileConfig {
     max_includes: Option<usize>,
     metrics: Option<String>,
     metrics_listen: Option<String>,
+    auth: Option<String>,
+    tls_listen: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    /// Issuers whose tokens are trusted besides Hearth's own.
+    #[serde(default)]
+    issuers: Vec<hearth_auth::ExternalIssuer>,
+}
+
+/// How requests are authorized (see `hearth_http::auth`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Auth {
+    /// Bearer tokens required: Hearth's own and `issuers`'.
+    Smart {
+        issuers: Vec<hearth_auth::ExternalIssuer>,
+    },
+    /// Every request allowed; `chosen` is false when nobody set it (a
+    /// loopback listener without configuration), which is warned about.
+    None { chosen: bool },
+}
+
+/// The HTTPS listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tls {
+    pub listen: SocketAddr,
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,7 +168,10 @@ pub enum LogFormat {
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub listen: SocketAddr,
+    /// The plain HTTP listener; `None` (`listen = "off"`) with HTTPS only.
+    pub listen: Option<SocketAddr>,
+    pub tls: Option<Tls>,
+    pub auth: Auth,
     pub data_dir: PathBuf,
     pub base_url: Option<String>,
     pub max_body_bytes: usize,
@@ -171,7 +216,7 @@ impl Config {
     /// directory of the caller's.
     pub fn for_tests(data_dir: &Path) -> Config {
         Config {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
             data_dir: data_dir.to_owned(),
             workers: 2,
             ..Config::load(&ServeArgs::default()).expect("the defaults are valid")
@@ -187,13 +232,53 @@ impl Config {
         let listen_text =
             pick(&args.listen, &file.listen).unwrap_or_else(|| "127.0.0.1:8080".into());
         let listen =
-            listen_text
-                .parse()
-                .map_err(|e: std::net::AddrParseError| ConfigError::Invalid {
-                    name: "listen address",
-                    value: listen_text.clone(),
-                    reason: format!("{e}; expected host:port such as 127.0.0.1:8080"),
-                })?;
+            match listen_text.as_str() {
+                "off" => None,
+                text => Some(text.parse().map_err(|e: std::net::AddrParseError| {
+                    ConfigError::Invalid {
+                        name: "listen address",
+                        value: listen_text.clone(),
+                        reason: format!("{e}; expected host:port such as 127.0.0.1:8080, or off"),
+                    }
+                })?),
+            };
+        let tls = match (
+            pick(&args.tls_listen, &file.tls_listen),
+            pick(&args.tls_cert, &file.tls_cert),
+            pick(&args.tls_key, &file.tls_key),
+        ) {
+            (None, None, None) => None,
+            (Some(listen), Some(cert), Some(key)) => Some(Tls {
+                listen: listen.parse().map_err(|e: std::net::AddrParseError| {
+                    ConfigError::Invalid {
+                        name: "TLS listen address",
+                        value: listen.clone(),
+                        reason: format!("{e}; expected host:port such as 0.0.0.0:8443"),
+                    }
+                })?,
+                cert,
+                key,
+            }),
+            (listen, cert, key) => {
+                return Err(ConfigError::Invalid {
+                    name: "TLS settings",
+                    value: format!(
+                        "tls_listen {}, tls_cert {}, tls_key {}",
+                        if listen.is_some() { "set" } else { "unset" },
+                        if cert.is_some() { "set" } else { "unset" },
+                        if key.is_some() { "set" } else { "unset" },
+                    ),
+                    reason: "HTTPS needs all three: tls_listen, tls_cert and tls_key".into(),
+                })
+            }
+        };
+        if listen.is_none() && tls.is_none() {
+            return Err(ConfigError::Invalid {
+                name: "listen address",
+                value: "off".into(),
+                reason: "with HTTP off, set tls_listen, tls_cert and tls_key".into(),
+            });
+        }
         let base_url = pick(&args.base_url, &file.base_url);
         if let Some(url) = &base_url {
             if !(url.starts_with("http://") || url.starts_with("https://"))
@@ -302,8 +387,51 @@ impl Config {
                     })
             })
             .transpose()?;
+        let loopback_only = listen
+            .iter()
+            .chain(tls.iter().map(|t| &t.listen))
+            .all(|a| a.ip().is_loopback());
+        let auth = match pick(&args.auth, &file.auth).as_deref() {
+            Some("smart") => {
+                if base_url.is_none() {
+                    return Err(ConfigError::Invalid {
+                        name: "auth",
+                        value: "smart".into(),
+                        reason: "tokens are issued for, and must name, this server's base URL: set base_url".into(),
+                    });
+                }
+                Auth::Smart {
+                    issuers: file.issuers.clone(),
+                }
+            }
+            Some("none") => Auth::None { chosen: true },
+            None if loopback_only => Auth::None { chosen: false },
+            None => {
+                return Err(ConfigError::Invalid {
+                    name: "auth",
+                    value: "(unset)".into(),
+                    reason: "Hearth listens beyond this machine without authorization: set auth = \"smart\" (bearer tokens required) or, for a network where every client is trusted, auth = \"none\"".into(),
+                })
+            }
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "auth",
+                    value: other.into(),
+                    reason: "use smart or none".into(),
+                })
+            }
+        };
+        if !file.issuers.is_empty() && !matches!(auth, Auth::Smart { .. }) {
+            return Err(ConfigError::Invalid {
+                name: "issuers",
+                value: format!("{} configured", file.issuers.len()),
+                reason: "external issuers are trusted only with auth = \"smart\"".into(),
+            });
+        }
         Ok(Config {
             listen,
+            tls,
+            auth,
             data_dir: pick(&args.data_dir, &file.data_dir)
                 .unwrap_or_else(|| PathBuf::from("hearth-data")),
             base_url: base_url.map(|u| u.trim_end_matches('/').to_owned()),
@@ -370,7 +498,8 @@ mod tests {
     #[test]
     fn defaults_listen_on_loopback_8080_with_data_in_hearth_data() {
         let c = Config::load(&ServeArgs::default()).unwrap();
-        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.listen.unwrap().to_string(), "127.0.0.1:8080");
+        assert_eq!(c.auth, Auth::None { chosen: false });
         assert_eq!(
             c.database(),
             Database::Sqlite(PathBuf::from("hearth-data/hearth.db"))
@@ -389,7 +518,7 @@ mod tests {
             ..ServeArgs::default()
         };
         let c = Config::load(&args).unwrap();
-        assert_eq!((c.listen.port(), c.workers), (9000, 5));
+        assert_eq!((c.listen.unwrap().port(), c.workers), (9000, 5));
 
         std::fs::write(&file, "lisen = \"x\"\n").unwrap();
         let err = Config::load(&args).unwrap_err().to_string();
@@ -403,6 +532,71 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("invalid listen address"));
+    }
+
+    #[test]
+    fn listening_beyond_loopback_needs_auth_to_be_chosen() {
+        let with = |listen: &str, auth: Option<&str>, base: Option<&str>| {
+            Config::load(&ServeArgs {
+                listen: Some(listen.into()),
+                auth: auth.map(str::to_owned),
+                base_url: base.map(str::to_owned),
+                ..ServeArgs::default()
+            })
+        };
+        let err = with("0.0.0.0:8080", None, None).unwrap_err().to_string();
+        assert!(err.contains("auth = \"smart\""), "{err}");
+        assert_eq!(
+            with("0.0.0.0:8080", Some("none"), None).unwrap().auth,
+            Auth::None { chosen: true }
+        );
+        assert!(matches!(
+            with(
+                "0.0.0.0:8080",
+                Some("smart"),
+                Some("https://fhir.example.org")
+            )
+            .unwrap()
+            .auth,
+            Auth::Smart { .. }
+        ));
+        let err = with("127.0.0.1:8080", Some("smart"), None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("base_url"), "{err}");
+        assert!(with("[::1]:8080", None, None).is_ok());
+        let err = with("127.0.0.1:8080", Some("oauth"), None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("smart or none"), "{err}");
+    }
+
+    #[test]
+    fn https_needs_its_address_certificate_and_key() {
+        let tls = Config::load(&ServeArgs {
+            tls_listen: Some("127.0.0.1:8443".into()),
+            tls_cert: Some("cert.pem".into()),
+            tls_key: Some("key.pem".into()),
+            listen: Some("off".into()),
+            ..ServeArgs::default()
+        })
+        .unwrap();
+        assert_eq!(tls.listen, None);
+        assert_eq!(tls.tls.unwrap().listen.port(), 8443);
+        let err = Config::load(&ServeArgs {
+            tls_listen: Some("127.0.0.1:8443".into()),
+            ..ServeArgs::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("needs all three"), "{err}");
+        let err = Config::load(&ServeArgs {
+            listen: Some("off".into()),
+            ..ServeArgs::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("tls_listen"), "{err}");
     }
 
     #[test]

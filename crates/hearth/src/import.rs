@@ -149,7 +149,11 @@ pub fn run(args: &ImportArgs, config: &Config) -> Result<Summary, ImportError> {
             base: config
                 .base_url
                 .clone()
-                .unwrap_or_else(|| format!("http://{}", config.listen)),
+                .unwrap_or_else(|| match (config.listen, &config.tls) {
+                    (Some(addr), _) => format!("http://{addr}"),
+                    (None, Some(tls)) => format!("https://{}", tls.listen),
+                    (None, None) => "http://localhost".to_owned(),
+                }),
         },
     };
     let threads = args

@@ -7,3 +7,4 @@ pub mod explain;
 pub mod import;
 mod progress;
 pub mod server;
+pub mod token;

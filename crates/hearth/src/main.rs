@@ -30,6 +30,10 @@ enum Command {
     /// Replace the SQLite store by a backup; refused while a server or an
     /// import uses the store.
     Restore(hearth::backup::RestoreArgs),
+    /// Print an access token signed by this server's key, for operators
+    /// and service accounts, e.g. `hearth token --scope "patient/*.rs"
+    /// --patient 123`.
+    Token(hearth::token::TokenArgs),
     /// Print the database's plan for searches, e.g.
     /// `hearth explain 'Observation?code=http://loinc.org|8867-4'`.
     Explain {
@@ -66,6 +70,23 @@ fn main() -> std::process::ExitCode {
         Command::Import(args) => import(&args),
         Command::Backup(args) => backup(&args),
         Command::Restore(args) => restore(&args),
+        Command::Token(args) => token(&args),
+    }
+}
+
+fn token(args: &hearth::token::TokenArgs) -> std::process::ExitCode {
+    let Some(config) = load(&args.settings) else {
+        return std::process::ExitCode::from(2);
+    };
+    match hearth::token::issue(args, &config) {
+        Ok(token) => {
+            println!("{token}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("hearth: {e}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }
 
@@ -165,10 +186,18 @@ fn serve(args: &ServeArgs) -> std::process::ExitCode {
         let hearth::server::Bound {
             server,
             addr,
+            tls_addr,
             worker,
+            keys,
         } = hearth::server::bind(&config)?;
+        let shown = |a: Option<std::net::SocketAddr>| a.map_or("off".to_owned(), |a| a.to_string());
         tracing::info!(
-            listen = %addr,
+            listen = %shown(addr),
+            tls_listen = %shown(tls_addr),
+            auth = match config.auth {
+                hearth::config::Auth::Smart { .. } => "smart",
+                hearth::config::Auth::None { .. } => "none",
+            },
             database = %config.database().describe(),
             workers = config.workers,
             "Hearth is serving FHIR R4"
@@ -177,6 +206,7 @@ fn serve(args: &ServeArgs) -> std::process::ExitCode {
         // accepting, finishes requests in flight, then returns.
         server.await?;
         drop(worker);
+        drop(keys);
         tracing::info!("Hearth stopped");
         Ok::<(), hearth::server::ServeError>(())
     });

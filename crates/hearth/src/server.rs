@@ -5,12 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web;
-use hearth_http::access::AllowAll;
-use hearth_http::server::{MetricsListener, Transport};
+use hearth_auth::Verifier;
+use hearth_http::auth::Authorization;
+use hearth_http::server::{MetricsListener, TlsListener, Transport};
 use hearth_http::{AppState, HttpConfig};
 use hearth_store::{Store, StoreError};
 
-use crate::config::Config;
+use crate::config::{Auth, Config, Tls};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -23,9 +24,13 @@ pub enum ServeError {
     },
     #[error("the server failed: {0}")]
     Io(#[from] std::io::Error),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("authorization: {0}")]
+    Auth(String),
 }
 
-fn state(config: &Config) -> Result<web::Data<AppState>, ServeError> {
+fn state(config: &Config) -> Result<(web::Data<AppState>, Option<KeyWatch>), ServeError> {
     let store = Store::open(&config.database(), &config.store)?;
     let http = HttpConfig {
         base_url: config.base_url.clone(),
@@ -40,9 +45,127 @@ fn state(config: &Config) -> Result<web::Data<AppState>, ServeError> {
         metrics_route: config.metrics_listen.is_none(),
     };
     let metrics = config.metrics.then(hearth_http::metrics::Metrics::new);
-    Ok(web::Data::new(
-        AppState::new(store, http, Arc::new(AllowAll)).with_metrics(metrics),
-    ))
+    let (authorization, watch) = match &config.auth {
+        Auth::None { chosen } => {
+            let warning = (!chosen).then(|| {
+                "auth is not configured, so Hearth is open to every client of this machine's loopback address; set auth = \"smart\" (or, knowingly, auth = \"none\")".to_owned()
+            });
+            if let Some(w) = &warning {
+                tracing::warn!("{w}");
+            }
+            (Authorization::Open { warning }, None)
+        }
+        Auth::Smart { issuers } => {
+            let base = config.base_url.as_deref().unwrap_or_default();
+            let keys = store.signing_keys()?;
+            let verifier =
+                Arc::new(Verifier::new(base, &keys, issuers.clone()).map_err(ServeError::Auth)?);
+            let jwks = Arc::new(std::sync::RwLock::new(hearth_auth::keys::jwks(&keys)));
+            let watch = KeyWatch::start(store.clone(), verifier.clone(), jwks.clone());
+            (Authorization::Smart(verifier), Some((watch, jwks)))
+        }
+    };
+    let mut state = AppState::new(store, http, authorization).with_metrics(metrics);
+    let watch = match watch {
+        Some((watch, jwks)) => {
+            state = state.with_jwks(jwks);
+            Some(watch)
+        }
+        None => None,
+    };
+    Ok((web::Data::new(state), watch))
+}
+
+/// Keeps the verifier's keys current on its own thread until dropped:
+/// Hearth's own (another node may rotate them) every few seconds, and the
+/// external issuers' when their cache lifetime ends.
+pub struct KeyWatch {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl KeyWatch {
+    fn start(
+        store: Store,
+        verifier: Arc<Verifier>,
+        jwks: Arc<std::sync::RwLock<serde_json::Value>>,
+    ) -> KeyWatch {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut known: Vec<String> = Vec::new();
+            while !flag.load(Ordering::Relaxed) {
+                match store.signing_keys() {
+                    Ok(keys) => {
+                        let kids: Vec<String> = keys.iter().map(|k| k.kid.clone()).collect();
+                        if kids != known {
+                            verifier.set_own_keys(&keys);
+                            *jwks.write().unwrap_or_else(|e| e.into_inner()) =
+                                hearth_auth::keys::jwks(&keys);
+                            known = kids;
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "reading the signing keys failed"),
+                }
+                verifier.refresh_stale();
+                for _ in 0..20 {
+                    if flag.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        });
+        KeyWatch {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for KeyWatch {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The rustls configuration of the HTTPS listener: TLS 1.3 and 1.2,
+/// HTTP/1.1.
+fn tls_config(tls: &Tls) -> Result<Arc<rustls::ServerConfig>, ServeError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&tls.cert)
+        .and_then(|certs| certs.collect())
+        .map_err(|e| {
+            ServeError::Tls(format!(
+                "reading the certificate {}: {e}",
+                tls.cert.display()
+            ))
+        })?;
+    if certs.is_empty() {
+        return Err(ServeError::Tls(format!(
+            "{} holds no certificate",
+            tls.cert.display()
+        )));
+    }
+    let key = PrivateKeyDer::from_pem_file(&tls.key).map_err(|e| {
+        ServeError::Tls(format!(
+            "reading the private key {}: {e}",
+            tls.key.display()
+        ))
+    })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| ServeError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| ServeError::Tls(e.to_string()))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
 }
 
 /// Runs background jobs (`$reindex`) on its own thread until dropped.
@@ -82,24 +205,35 @@ impl Drop for JobWorker {
 }
 
 /// A bound server: run it by awaiting `server`; `worker` runs background
-/// jobs while it lives.
+/// jobs and `keys` keeps the token keys current while they live.
 pub struct Bound {
     pub server: actix_web::dev::Server,
-    pub addr: std::net::SocketAddr,
+    /// Where HTTP is served, and HTTPS.
+    pub addr: Option<std::net::SocketAddr>,
+    pub tls_addr: Option<std::net::SocketAddr>,
     pub worker: JobWorker,
+    pub keys: Option<KeyWatch>,
 }
 
-/// Binds the listener and starts the job worker. The server is not yet
+/// Binds the listeners and starts the job worker. The server is not yet
 /// awaited; `addr` is where it listens (useful when the port was 0).
 pub fn bind(config: &Config) -> Result<Bound, ServeError> {
-    let state = state(config)?;
+    let tls = config.tls.as_ref().map(tls_config).transpose()?;
+    let (state, keys) = state(config)?;
     let worker = JobWorker::start(state.store.clone());
-    let listener =
-        std::net::TcpListener::bind(config.listen).map_err(|source| ServeError::Bind {
-            addr: config.listen,
-            source,
-        })?;
-    let addr = listener.local_addr()?;
+    let listen = |addr: std::net::SocketAddr| {
+        std::net::TcpListener::bind(addr).map_err(|source| ServeError::Bind { addr, source })
+    };
+    let listener = config.listen.map(listen).transpose()?;
+    let addr = listener.as_ref().map(|l| l.local_addr()).transpose()?;
+    let tls_listener = match (&config.tls, tls) {
+        (Some(t), Some(server_config)) => Some(TlsListener(listen(t.listen)?, server_config)),
+        _ => None,
+    };
+    let tls_addr = tls_listener
+        .as_ref()
+        .map(|l| l.0.local_addr())
+        .transpose()?;
     let transport = Transport {
         workers: config.workers,
         // Store calls run on the blocking pool and wait for a pooled
@@ -112,25 +246,33 @@ pub fn bind(config: &Config) -> Result<Bound, ServeError> {
         shutdown_timeout: config.shutdown_timeout,
     };
     let metrics_listener = match config.metrics_listen.filter(|_| config.metrics) {
-        Some(addr) => Some(MetricsListener(
-            std::net::TcpListener::bind(addr)
-                .map_err(|source| ServeError::Bind { addr, source })?,
-        )),
+        Some(addr) => Some(MetricsListener(listen(addr)?)),
         None => None,
     };
     Ok(Bound {
-        server: hearth_http::server::serve(listener, state, &transport, metrics_listener)?,
+        server: hearth_http::server::serve(
+            listener,
+            tls_listener,
+            state,
+            &transport,
+            metrics_listener,
+        )?,
         addr,
+        tls_addr,
         worker,
+        keys,
     })
 }
 
 /// A server running on its own thread, for tests and embedding.
 pub struct Background {
+    /// The HTTP listener's URL (the HTTPS one's without HTTP).
     pub base_url: String,
+    pub tls_addr: Option<std::net::SocketAddr>,
     handle: actix_web::dev::ServerHandle,
     thread: Option<std::thread::JoinHandle<()>>,
     _worker: JobWorker,
+    _keys: Option<KeyWatch>,
 }
 
 impl Background {
@@ -139,7 +281,9 @@ impl Background {
         let Bound {
             server,
             addr,
+            tls_addr,
             worker,
+            keys,
         } = bind(config)?;
         let handle = server.handle();
         let thread = std::thread::spawn(move || {
@@ -147,11 +291,18 @@ impl Background {
             // Errors after start-up end the thread; tests see connection errors.
             let _ = runtime.block_on(server);
         });
+        let base_url = match (addr, tls_addr) {
+            (Some(addr), _) => format!("http://{addr}"),
+            (None, Some(addr)) => format!("https://{addr}"),
+            (None, None) => unreachable!("the configuration has a listener"),
+        };
         Ok(Background {
-            base_url: format!("http://{addr}"),
+            base_url,
+            tls_addr,
             handle,
             thread: Some(thread),
             _worker: worker,
+            _keys: keys,
         })
     }
 }

@@ -4,7 +4,6 @@
 use base64::Engine;
 use hearth_model::{resource, Value};
 
-use crate::access::Interaction;
 use crate::error::ApiError;
 use crate::rest::{self, PatchDocument};
 
@@ -77,45 +76,6 @@ impl Entry {
             Action::Update { .. } | Action::Patch { .. } => 2,
             Action::Read { .. } | Action::Search { .. } => 3,
         }
-    }
-
-    /// The interaction and resource the access decision is asked about.
-    pub(crate) fn access(&self) -> (Interaction, Option<&str>, Option<&str>) {
-        match &self.action {
-            Action::Read {
-                resource_type,
-                id,
-                version,
-                ..
-            } => {
-                let interaction = if version.is_some() {
-                    Interaction::VRead
-                } else {
-                    Interaction::Read
-                };
-                (interaction, Some(resource_type), Some(id))
-            }
-            Action::Search { resource_type, .. } => match resource_type {
-                Some(t) => (Interaction::SearchType, Some(t), None),
-                None => (Interaction::SearchSystem, None, None),
-            },
-            Action::Create { resource, .. } => {
-                (Interaction::Create, resource::resource_type(resource), None)
-            }
-            Action::Update { target, .. } => target_access(Interaction::Update, target),
-            Action::Patch { target, .. } => target_access(Interaction::Patch, target),
-            Action::Delete { target, .. } => target_access(Interaction::Delete, target),
-        }
-    }
-}
-
-fn target_access(
-    interaction: Interaction,
-    target: &Target,
-) -> (Interaction, Option<&str>, Option<&str>) {
-    match target {
-        Target::Id(t, id) => (interaction, Some(t), Some(id)),
-        Target::Condition(t, _) => (interaction, Some(t), None),
     }
 }
 

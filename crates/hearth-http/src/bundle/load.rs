@@ -90,7 +90,7 @@ enum Write {
         id: String,
         document: Box<Document>,
         /// `ifNoneExist`, checked again inside the transaction.
-        condition: Option<SearchQuery>,
+        condition: Option<Box<SearchQuery>>,
         method: Method,
     },
     Delete {
@@ -290,7 +290,7 @@ impl Loader {
             index,
             id,
             document: Box::new(document),
-            condition,
+            condition: condition.map(Box::new),
             method,
         })
     }

@@ -119,8 +119,6 @@ fn prepare(
     value: Value,
 ) -> Result<Prepared, ApiError> {
     let entry = entry::read(index, value, &fhir.base())?;
-    let (interaction, resource_type, id) = entry.access();
-    fhir.access.require(interaction, resource_type, id)?;
     let condition = match &entry.action {
         Action::Create {
             resource,

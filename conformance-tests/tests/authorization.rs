@@ -48,6 +48,17 @@ fn forged(server: &Server, header: Value, claims: Value) -> String {
     )
 }
 
+/// The `kid` of a token's header.
+fn kid(token: &str) -> String {
+    let header: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(token.split('.').next().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    header["kid"].as_str().unwrap().to_owned()
+}
+
 fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -202,6 +213,122 @@ both_backends! {
         assert_eq!(kick.status, 202, "{}", kick.text());
     }
 
+    fn conditional_interactions_and_bundle_entries_are_held_to_the_grant() {
+        let server = smart();
+        let admin = server.token("system/*.cruds", None, None);
+        server.use_token(Some(&admin));
+        let a = server.create(&json!({"resourceType": "Patient", "identifier": [{"system": "urn:t", "value": "pa"}]}));
+        let b = server.create(&json!({"resourceType": "Patient", "identifier": [{"system": "urn:t", "value": "pb"}]}));
+        let obs = |patient: &str, id: &str| json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+            "identifier": [{"system": "urn:o", "value": id}], "subject": {"reference": format!("Patient/{patient}")}});
+        let theirs = server.create(&obs(&b, "ob"));
+        let write = server.token("patient/*.cruds", Some(&a), None);
+        server.use_token(Some(&write));
+        // If-None-Exist cannot see b's Observation: a new one is created,
+        // and b's is not returned.
+        let created = server.request("POST", "Observation").header("If-None-Exist", "identifier=urn:o|ob").json(&obs(&a, "ob")).send();
+        assert_eq!(created.status, 201, "{}", created.text());
+        assert_ne!(created.json()["id"], theirs.as_str());
+        // Conditional update and delete find only a's.
+        let updated = server.request("PUT", "Observation?identifier=urn:o|ob").json(&obs(&a, "ob")).send();
+        assert_eq!(updated.status, 200, "{}", updated.text());
+        assert_ne!(updated.json()["id"], theirs.as_str());
+        server.request("DELETE", "Observation?identifier=urn:o|ob").send();
+        // A conditional patch of b's finds nothing.
+        let patched = server.request("PATCH", &format!("Observation?_id={theirs}"))
+            .body("application/json-patch+json", r#"[{"op":"replace","path":"/status","value":"cancelled"}]"#).send();
+        assert!(patched.status == 404 || patched.status == 412, "{}", patched.text());
+        // A transaction's conditional reference cannot resolve to b.
+        let transaction = json!({"resourceType": "Bundle", "type": "transaction", "entry": [{
+            "fullUrl": "urn:uuid:6f1b5c3e-0000-4000-8000-000000000001",
+            "resource": obs("x", "t1"),
+            "request": {"method": "POST", "url": "Observation"}
+        }]});
+        let mut transaction = transaction;
+        transaction["entry"][0]["resource"]["subject"]["reference"] = json!("Patient?identifier=urn:t|pb");
+        let response = server.post("", &transaction);
+        assert!(response.status >= 400, "{}", response.text());
+        assert!(!response.text().contains(&b), "{}", response.text());
+        // A batch's read of b's data: that entry is not found.
+        let batch = json!({"resourceType": "Bundle", "type": "batch", "entry": [
+            {"request": {"method": "GET", "url": format!("Observation/{theirs}")}},
+            {"request": {"method": "GET", "url": format!("Patient/{a}")}},
+            {"request": {"method": "GET", "url": "Observation?identifier=urn:o|ob"}}
+        ]});
+        let response = server.post("", &batch);
+        assert_eq!(response.status, 200, "{}", response.text());
+        let body = response.json();
+        assert!(body["entry"][0]["response"]["status"].as_str().unwrap().starts_with("404"), "{body}");
+        assert!(body["entry"][1]["response"]["status"].as_str().unwrap().starts_with("200"), "{body}");
+        assert_eq!(body["entry"][2]["resource"]["total"], 0, "{body}");
+        // b's Observation is unchanged.
+        server.use_token(Some(&admin));
+        let still = server.read_json(&format!("Observation/{theirs}"));
+        assert_eq!(still["status"], "final");
+        assert_eq!(still["meta"]["versionId"], "1");
+    }
+
+    fn hearth_import_uploads_to_a_smart_server_with_a_token() {
+        let server = smart();
+        let dir = tempfile_dir();
+        let file = dir.join("one.json");
+        std::fs::write(&file, json!({"resourceType": "Bundle", "type": "transaction", "entry": [{
+            "resource": {"resourceType": "Patient", "id": "uploaded"},
+            "request": {"method": "PUT", "url": "Patient/uploaded"}
+        }]}).to_string()).unwrap();
+        let upload = |token: Option<String>| {
+            let args = hearth::import::ImportArgs {
+                settings: Default::default(),
+                url: Some(server.base.clone()),
+                token,
+                threads: Some(1),
+                paths: vec![file.clone()],
+            };
+            hearth::import::run(&args, server.config()).unwrap()
+        };
+        assert!(!upload(None).failed.is_empty(), "no token: refused");
+        assert!(!upload(Some(server.token("system/*.rs", None, None))).failed.is_empty(), "read scopes: refused");
+        assert!(upload(Some(server.token("system/*.cu", None, None))).failed.is_empty());
+        server.use_token(Some(&server.token("system/*.rs", None, None)));
+        server.get("Patient/uploaded").assert_status(200);
+    }
+
+    fn keys_rotate_and_retire_on_a_running_server() {
+        let server = smart();
+        let old = server.token("system/*.rs", None, None);
+        let keys = |command: hearth::keys::KeysCommand| {
+            hearth::keys::run(&hearth::keys::KeysArgs { command, settings: Default::default() }, server.config()).unwrap()
+        };
+        server.use_token(Some(&old));
+        server.get("Patient").assert_status(200);
+        keys(hearth::keys::KeysCommand::Rotate);
+        let new = server.token("system/*.rs", None, None);
+        assert_ne!(kid(&old), kid(&new), "the new key signs");
+        // Within 2 s the server knows the new key, and still the old one.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        server.use_token(Some(&new));
+        while server.get("Patient").status != 200 {
+            assert!(std::time::Instant::now() < deadline, "the new key was not picked up");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        server.use_token(Some(&old));
+        server.get("Patient").assert_status(200);
+        server.use_token(None);
+        assert_eq!(server.read_json(".well-known/jwks.json")["keys"].as_array().unwrap().len(), 2);
+        // Retiring the old key ends its tokens within 2 s.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        keys(hearth::keys::KeysCommand::Retire { older_than: 1 });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        server.use_token(Some(&old));
+        while server.get("Patient").status != 401 {
+            assert!(std::time::Instant::now() < deadline, "the retired key still verifies");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        server.use_token(Some(&new));
+        server.get("Patient").assert_status(200);
+        assert!(keys(hearth::keys::KeysCommand::List).contains("(signs)"));
+    }
+
     fn exports_answer_only_the_client_that_started_them() {
         let server = smart();
         let admin = server.token("system/*.rs", None, None);
@@ -289,6 +416,7 @@ fn world() -> Option<World> {
             ..Default::default()
         },
         url: None,
+        token: None,
         threads: Some(2),
         paths,
     };

@@ -48,10 +48,25 @@ fn manifest(server: &Server, status_url: &str) -> Value {
 /// each file holds resources of its type, one per line.
 fn downloaded(server: &Server, manifest: &Value) -> Vec<String> {
     let mut out = Vec::new();
-    for file in manifest["output"].as_array().expect("output") {
-        let response = server.get(file["url"].as_str().unwrap());
+    for (i, file) in manifest["output"]
+        .as_array()
+        .expect("output")
+        .iter()
+        .enumerate()
+    {
+        // As Bulk Data clients ask for them (the IG's default, and the
+        // short form).
+        let accept = ["application/fhir+ndjson", "application/ndjson", "*/*"][i % 3];
+        let response = server
+            .request("GET", file["url"].as_str().unwrap())
+            .accept(accept)
+            .send();
         response.assert_status(200);
-        assert_eq!(response.content_type(), "application/fhir+ndjson");
+        assert_eq!(
+            response.content_type(),
+            "application/fhir+ndjson",
+            "Accept: {accept}"
+        );
         let text = response.text();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len() as i64, file["count"].as_i64().unwrap());
@@ -72,6 +87,34 @@ fn observation(subject: &str, code: &str) -> Value {
     json!({"resourceType": "Observation", "status": "final",
            "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
            "subject": {"reference": format!("Patient/{subject}")}})
+}
+
+both_backends! {
+    fn patient_level_types_must_be_in_the_compartment_and_the_statement_says_bulk_data() {
+        let server = Server::start();
+        let response = server
+            .request("GET", "Patient/$export?_type=Organization")
+            .header("Prefer", "respond-async")
+            .send();
+        let outcome = response.assert_error(400);
+        assert!(outcome.to_string().contains("Organization"), "{outcome}");
+        let statement = server.read_json("metadata");
+        assert!(
+            statement["instantiates"].as_array().unwrap().iter()
+                .any(|u| u == "http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"),
+            "{}", statement["instantiates"]
+        );
+        let resources = statement["rest"][0]["resource"].as_array().unwrap();
+        for (t, name) in [("Patient", "patient-export"), ("Group", "group-export")] {
+            let operations = resources.iter().find(|r| r["type"] == t).unwrap()["operation"].clone();
+            for wanted in ["export", name] {
+                assert!(
+                    operations.as_array().unwrap().iter().any(|o| o["name"] == wanted),
+                    "{t}: {operations}"
+                );
+            }
+        }
+    }
 }
 
 both_backends! {

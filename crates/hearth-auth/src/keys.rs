@@ -22,7 +22,7 @@ pub struct SigningKey {
     /// The public point's coordinates, base64url.
     x: String,
     y: String,
-    /// When the key was made, in seconds since the epoch.
+    /// When the key was made, in milliseconds since the epoch.
     pub created_at: i64,
 }
 

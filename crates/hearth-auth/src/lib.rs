@@ -15,7 +15,7 @@ pub use grant::{Grant, Limit, TypeAccess};
 pub use keys::SigningKey;
 pub use principal::Principal;
 pub use scope::{Level, Permission, Permissions, Scope, ScopeError, Scopes};
-pub use token::{ExternalIssuer, Signer, TokenError, TokenRequest, Verifier};
+pub use token::{ExternalIssuer, Signer, TokenError, TokenRequest, Verified, Verifier};
 
 /// SHA-256 of `bytes`.
 pub fn digest(bytes: &[u8]) -> [u8; 32] {

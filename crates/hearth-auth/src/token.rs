@@ -138,13 +138,41 @@ struct External {
     fetched: Mutex<Option<(Instant, Duration)>>,
 }
 
+/// A verified token: its principal, and what the request may do, worked
+/// out once per token (and remembered with it).
+#[derive(Debug)]
+pub struct Verified {
+    pub principal: Principal,
+    pub grant: Arc<crate::Grant>,
+    /// `Principal::owner`.
+    pub owner: Arc<str>,
+}
+
+impl std::ops::Deref for Verified {
+    type Target = Principal;
+
+    fn deref(&self) -> &Principal {
+        &self.principal
+    }
+}
+
+impl Verified {
+    fn of(principal: Principal) -> Verified {
+        Verified {
+            grant: Arc::new(crate::Grant::of(&principal)),
+            owner: principal.owner().into(),
+            principal,
+        }
+    }
+}
+
 /// Verifies bearer tokens. One per server, shared by its workers.
 pub struct Verifier {
     /// Hearth's base URL: the issuer of its own tokens and their audience.
     base: String,
     own: RwLock<HashMap<String, DecodingKey>>,
     external: Vec<External>,
-    cache: Mutex<HashMap<[u8; 32], Arc<Principal>>>,
+    cache: Mutex<HashMap<[u8; 32], Arc<Verified>>>,
     http: Option<reqwest::blocking::Client>,
 }
 
@@ -201,17 +229,19 @@ impl Verifier {
         Ok(verifier)
     }
 
-    /// Replaces Hearth's own verification keys (after a rotation).
+    /// Replaces Hearth's own verification keys (after a rotation). The
+    /// tokens remembered are verified again: a retired key's stop working.
     pub fn set_own_keys(&self, keys: &[SigningKey]) {
         let map = keys
             .iter()
             .map(|k| (k.kid.clone(), k.decoding_key()))
             .collect();
         *self.own.write().unwrap_or_else(|e| e.into_inner()) = map;
+        self.forget();
     }
 
     /// Verifies `token` at `now` (seconds since the epoch).
-    pub fn verify(&self, token: &str, now: i64) -> Result<Arc<Principal>, TokenError> {
+    pub fn verify(&self, token: &str, now: i64) -> Result<Arc<Verified>, TokenError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenError::Malformed);
         }
@@ -229,7 +259,7 @@ impl Verifier {
                 return Ok(principal.clone());
             }
         }
-        let principal = Arc::new(self.verify_uncached(token, now)?);
+        let principal = Arc::new(Verified::of(self.verify_uncached(token, now)?));
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() >= CACHE_ENTRIES {
             cache.clear();

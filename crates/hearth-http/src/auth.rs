@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use actix_web::http::header;
 use actix_web::HttpRequest;
-use hearth_auth::{Grant, Principal, Verifier};
+use hearth_auth::{Verified, Verifier};
 use hearth_store::Access;
 
 use crate::error::ApiError;
@@ -53,18 +53,18 @@ impl Authorization {
     }
 
     /// The access of `req`, from its `Authorization` header.
-    pub fn access(&self, req: &HttpRequest) -> Result<(Access, Option<Arc<Principal>>), ApiError> {
+    pub fn access(&self, req: &HttpRequest) -> Result<(Access, Option<Arc<Verified>>), ApiError> {
         let Authorization::Smart(verifier) = self else {
             // Open: everything, whatever the request carries.
             return Ok((Access::everything(), None));
         };
         let token = bearer_token(req)?;
         let now = hearth_model::datetime::now_ms() / 1000;
-        let principal = verifier
+        let verified = verifier
             .verify(token, now)
             .map_err(|e| ApiError::Unauthorized(Some(e.to_string())))?;
-        let access = Access::new(Grant::of(&principal), Some(principal.owner()));
-        Ok((access, Some(principal)))
+        let access = Access::shared(verified.grant.clone(), Some(verified.owner.clone()));
+        Ok((access, Some(verified)))
     }
 }
 

@@ -128,6 +128,11 @@ fn resource(t: &str, custom: &CustomParams, multiple_delete: bool) -> Value {
             "name": "export",
             "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export",
             "documentation": "Bulk Data export of the Patient compartment of every patient (Prefer: respond-async)",
+        }, {
+            // Bulk Data 1.0's name for it, which clients still look for.
+            "name": "patient-export",
+            "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export",
+            "documentation": "The same as export: GET Patient/$export",
         }]);
     }
     if t == "Group" {
@@ -135,6 +140,10 @@ fn resource(t: &str, custom: &CustomParams, multiple_delete: bool) -> Value {
             "name": "export",
             "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export",
             "documentation": "Bulk Data export of the Patient compartments of the Group's Patient members (Prefer: respond-async)",
+        }, {
+            "name": "group-export",
+            "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export",
+            "documentation": "The same as export: GET Group/[id]/$export",
         }]);
     }
     if !unsupported.is_empty() {
@@ -181,6 +190,7 @@ pub fn capability_statement(fhir: &Fhir) -> Value {
         "date": fhir.state.started,
         "publisher": "Hearth",
         "kind": "instance",
+        "instantiates": ["http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"],
         "software": {"name": "Hearth", "version": env!("CARGO_PKG_VERSION")},
         "implementation": {"description": "Hearth FHIR R4 server", "url": base},
         "fhirVersion": "4.0.1",

@@ -12,7 +12,7 @@ use hearth_store::{Budget, CancelOnDrop, Store};
 
 use std::sync::Arc;
 
-use hearth_auth::{Grant, Principal};
+use hearth_auth::{Grant, Verified};
 use hearth_store::Access;
 
 use crate::error::ApiError;
@@ -38,16 +38,16 @@ pub struct Fhir {
     pub params: Vec<(String, String)>,
     pub rep: Representation,
     /// Who the request comes from; `None` on an open server.
-    pub principal: Option<Arc<Principal>>,
+    pub principal: Option<Arc<Verified>>,
     pub prefer_return: PreferReturn,
     _cancel: CancelOnDrop,
 }
 
 impl Fhir {
-    /// The context of a request to the FHIR API; `public` for the
-    /// endpoints anyone may read (`/metadata`), whose store is granted
-    /// nothing, so they cannot reach data whatever they do.
-    fn from_request(req: &HttpRequest, public: bool) -> Result<Fhir, ApiError> {
+    /// The context of a request to the FHIR API; for a `Public` endpoint
+    /// (`/metadata`) the store is granted nothing, so it cannot reach data
+    /// whatever it does; a `File` is not negotiated (errors are FHIR JSON).
+    fn from_request(req: &HttpRequest, kind: Kind) -> Result<Fhir, ApiError> {
         let state = req
             .app_data::<web::Data<AppState>>()
             .cloned()
@@ -55,9 +55,12 @@ impl Fhir {
         let params: Vec<(String, String)> = form_urlencoded::parse(req.query_string().as_bytes())
             .into_owned()
             .collect();
-        let rep = negotiate::representation(req, &params)?;
+        let rep = match kind {
+            Kind::File => Representation::default(),
+            _ => negotiate::representation(req, &params)?,
+        };
         check_host(req, &state.config)?;
-        let (access, principal) = if public {
+        let (access, principal) = if kind == Kind::Public {
             (Access::new(Grant::nothing(), None), None)
         } else {
             state.authorization.access(req)?
@@ -187,7 +190,31 @@ impl FromRequest for Fhir {
     /// valid token) is answered in the best representation that can be
     /// told.
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(Fhir::from_request(req, false).map_err(|error| refused(req, error)))
+        ready(Fhir::from_request(req, Kind::Api).map_err(|error| refused(req, error)))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Api,
+    Public,
+    File,
+}
+
+/// The context of a file download (Bulk Data NDJSON): authorized as the
+/// API, but not negotiated.
+pub struct Files(pub Fhir);
+
+impl FromRequest for Files {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Files, actix_web::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(
+            Fhir::from_request(req, Kind::File)
+                .map(Files)
+                .map_err(|error| refused(req, error)),
+        )
     }
 }
 
@@ -200,7 +227,7 @@ impl FromRequest for Public {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(
-            Fhir::from_request(req, true)
+            Fhir::from_request(req, Kind::Public)
                 .map(Public)
                 .map_err(|error| refused(req, error)),
         )

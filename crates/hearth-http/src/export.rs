@@ -10,7 +10,7 @@ use hearth_model::{datetime, Value};
 use hearth_store::{ExportPart, ExportRequest, Job};
 use serde_json::json;
 
-use crate::context::Fhir;
+use crate::context::{Fhir, Files};
 use crate::error::ApiError;
 use crate::reply::Reply;
 use crate::rest::{check_id, check_type};
@@ -101,6 +101,18 @@ async fn kick_off(fhir: &Fhir, patient_level: bool, patients: Option<Vec<String>
             check_type(t).map_err(|_| {
                 ApiError::bad_request(format!("_type '{t}' is not a resource type"))
             })?;
+            // A patient-level export is of the Patient compartment.
+            if patient_level
+                && t != "Patient"
+                && hearth_model::compartments::params("Patient", t).is_none()
+            {
+                return Err(ApiError::BadRequest {
+                    message: format!(
+                        "_type '{t}' is not in the Patient compartment, which a Patient or Group export is of"
+                    ),
+                    expression: vec!["_type".into()],
+                });
+            }
             types.push(t.to_owned());
         }
     }
@@ -204,8 +216,9 @@ pub(crate) fn manifest(fhir: &Fhir, job: &Job, parts: &[ExportPart]) -> Reply {
         .body(body.to_string()))
 }
 
-/// `GET /_export/{id}/{n}.ndjson`
-pub async fn file(fhir: Fhir, path: web::Path<(String, String)>) -> HttpResponse {
+/// `GET /_export/{id}/{n}.ndjson`, whatever the `Accept` (Bulk Data
+/// clients ask for `application/fhir+ndjson`).
+pub async fn file(Files(fhir): Files, path: web::Path<(String, String)>) -> HttpResponse {
     let (id, name) = path.into_inner();
     let reply = async {
         let n: i64 = name

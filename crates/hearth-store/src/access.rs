@@ -21,9 +21,9 @@ pub struct Access {
     /// Who the request comes from, as jobs record their owner: a job is
     /// seen and cancelled only by the principal that started it.
     owner: Option<Arc<str>>,
-    /// A digest of the grant: a paging snapshot made under one grant is
-    /// not paged under another.
-    key: Option<Arc<str>>,
+    /// A digest of the grant, made when first needed: a paging snapshot
+    /// made under one grant is not paged under another.
+    key: Arc<std::sync::OnceLock<Option<String>>>,
 }
 
 impl Default for Access {
@@ -38,18 +38,23 @@ impl Access {
         Access {
             grant: Arc::new(Grant::everything()),
             owner: None,
-            key: None,
+            key: Default::default(),
         }
     }
 
     /// The access of a request from `owner` (see `Principal::owner`)
     /// under `grant`.
     pub fn new(grant: Grant, owner: Option<String>) -> Access {
-        let key = (!grant.is_everything()).then(|| ring_digest(&format!("{grant:?}")).into());
+        Access::shared(Arc::new(grant), owner.map(Into::into))
+    }
+
+    /// [`Access::new`] of a grant and owner already shared (remembered
+    /// with a verified token).
+    pub fn shared(grant: Arc<Grant>, owner: Option<Arc<str>>) -> Access {
         Access {
-            grant: Arc::new(grant),
-            owner: owner.map(Into::into),
-            key,
+            grant,
+            owner,
+            key: Default::default(),
         }
     }
 
@@ -66,7 +71,11 @@ impl Access {
     }
 
     pub(crate) fn key(&self) -> Option<&str> {
-        self.key.as_deref()
+        self.key
+            .get_or_init(|| {
+                (!self.grant.is_everything()).then(|| ring_digest(&format!("{:?}", self.grant)))
+            })
+            .as_deref()
     }
 
     /// Refuses unless `permission` on `resource_type` is granted at all.

@@ -35,7 +35,7 @@ impl Store {
     /// Adds a new key, which signs from now on (rotation); the older ones
     /// still verify the tokens they signed.
     pub fn add_signing_key(&self) -> Result<SigningKey> {
-        let key = SigningKey::generate(hearth_model::datetime::now_ms() / 1000);
+        let key = SigningKey::generate(hearth_model::datetime::now_ms());
         let stored = key.clone();
         self.write(move |tx| -> Result<()> {
             // Several nodes starting on an empty database: the first wins.
@@ -54,7 +54,7 @@ impl Store {
         Ok(key)
     }
 
-    /// Removes keys made before `before` (seconds), keeping the newest:
+    /// Removes keys made before `before` (ms since the epoch), keeping the newest:
     /// the tokens they signed no longer verify.
     pub fn retire_signing_keys(&self, before: i64) -> Result<usize> {
         self.write(move |tx| -> Result<usize> {

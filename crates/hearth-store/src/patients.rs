@@ -113,6 +113,49 @@ pub(crate) fn fill_if_stale(conn: &mut Db) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::TestDatabase;
+    use crate::{Store, StoreOptions};
+
+    crate::both_backends! {
+        fn a_store_from_before_gets_its_versions_patients_on_opening() {
+            let db = TestDatabase::new();
+            let store = Store::open(&db.database, &StoreOptions::default()).unwrap();
+            let obs = |subject: &str| serde_json::json!({"resourceType": "Observation", "status": "final",
+                "code": {"text": "x"}, "subject": {"reference": subject}});
+            let id = store.create(obs("Patient/a")).unwrap().version.id;
+            store.update(&id, obs("Patient/b"), None, crate::Method::Put).unwrap();
+            store.delete("Observation", &id, None).unwrap();
+            let rows = |store: &Store| -> Vec<(i64, String)> {
+                #[derive(diesel::QueryableByName)]
+                struct Row {
+                    #[diesel(sql_type = diesel::sql_types::BigInt)]
+                    seq: i64,
+                    #[diesel(sql_type = diesel::sql_types::Text)]
+                    patient_id: String,
+                }
+                let rows: Vec<Row> = store
+                    .read_with(|tx| Ok(Sql::new("SELECT seq, patient_id FROM version_patients ORDER BY seq, patient_id").load(tx.conn)?))
+                    .unwrap();
+                rows.into_iter().map(|r| (r.seq, r.patient_id)).collect()
+            };
+            let written = rows(&store);
+            let patients: Vec<&str> = written.iter().map(|(_, p)| p.as_str()).collect();
+            // Version 1 is a's, 2 is b's, and the deletion b's.
+            assert_eq!(patients, ["a", "b", "b"]);
+            // As a store written before the rows existed.
+            store
+                .write(|tx| -> crate::Result<()> {
+                    diesel::sql_query("DELETE FROM version_patients").execute(tx.conn)?;
+                    diesel::sql_query("DELETE FROM store_meta WHERE key = 'patients_version'").execute(tx.conn)?;
+                    Ok(())
+                })
+                .unwrap();
+            assert!(rows(&store).is_empty());
+            drop(store);
+            let reopened = Store::open(&db.database, &StoreOptions::default()).unwrap();
+            assert_eq!(rows(&reopened), written);
+        }
+    }
 
     #[test]
     fn a_stored_body_belongs_to_the_patients_it_links_to() {

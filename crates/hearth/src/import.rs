@@ -35,6 +35,11 @@ pub struct ImportArgs {
     /// batch Bundles) instead of writing the database.
     #[arg(long)]
     pub url: Option<String>,
+    /// With --url: the bearer access token to send (a server with
+    /// auth = "smart" needs one with write scopes, e.g. from `hearth
+    /// token --scope "system/*.cu"`).
+    #[arg(long, env = "HEARTH_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
     /// Threads that read and prepare files at once [default: cores].
     #[arg(long)]
     pub threads: Option<usize>,
@@ -128,6 +133,19 @@ enum Target {
     },
 }
 
+/// `Authorization: Bearer <token>` for every upload, marked sensitive so
+/// that no log or debug output shows it.
+fn bearer(token: Option<&str>) -> Result<reqwest::header::HeaderMap, String> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = token {
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.trim()))
+            .map_err(|_| "the token is not a valid header value".to_owned())?;
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    Ok(headers)
+}
+
 pub fn run(args: &ImportArgs, config: &Config) -> Result<Summary, ImportError> {
     let jobs = files(&args.paths)?;
     if jobs.is_empty() {
@@ -138,6 +156,12 @@ pub fn run(args: &ImportArgs, config: &Config) -> Result<Summary, ImportError> {
             base: url.trim_end_matches('/').to_owned(),
             client: reqwest::blocking::Client::builder()
                 .timeout(Duration::from_secs(600))
+                .default_headers(bearer(args.token.as_deref()).map_err(|message| {
+                    ImportError::Path {
+                        path: PathBuf::from(url),
+                        message,
+                    }
+                })?)
                 .build()
                 .map_err(|e| ImportError::Path {
                     path: PathBuf::from(url),

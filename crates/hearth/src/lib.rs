@@ -5,6 +5,7 @@ pub mod backup;
 pub mod config;
 pub mod explain;
 pub mod import;
+pub mod keys;
 mod progress;
 pub mod server;
 pub mod token;

@@ -34,6 +34,8 @@ enum Command {
     /// and service accounts, e.g. `hearth token --scope "patient/*.rs"
     /// --patient 123`.
     Token(hearth::token::TokenArgs),
+    /// Manage the token signing keys: list, rotate, retire.
+    Keys(hearth::keys::KeysArgs),
     /// Print the database's plan for searches, e.g.
     /// `hearth explain 'Observation?code=http://loinc.org|8867-4'`.
     Explain {
@@ -71,6 +73,23 @@ fn main() -> std::process::ExitCode {
         Command::Backup(args) => backup(&args),
         Command::Restore(args) => restore(&args),
         Command::Token(args) => token(&args),
+        Command::Keys(args) => keys(&args),
+    }
+}
+
+fn keys(args: &hearth::keys::KeysArgs) -> std::process::ExitCode {
+    let Some(config) = load(&args.settings) else {
+        return std::process::ExitCode::from(2);
+    };
+    match hearth::keys::run(args, &config) {
+        Ok(report) => {
+            print!("{report}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("hearth: {e}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }
 
@@ -182,33 +201,39 @@ fn serve(args: &ServeArgs) -> std::process::ExitCode {
         return std::process::ExitCode::from(2);
     };
     init_tracing(&config);
-    let result = actix_web::rt::System::new().block_on(async {
-        let hearth::server::Bound {
-            server,
-            addr,
-            tls_addr,
-            worker,
-            keys,
-        } = hearth::server::bind(&config)?;
-        let shown = |a: Option<std::net::SocketAddr>| a.map_or("off".to_owned(), |a| a.to_string());
-        tracing::info!(
-            listen = %shown(addr),
-            tls_listen = %shown(tls_addr),
-            auth = match config.auth {
-                hearth::config::Auth::Smart { .. } => "smart",
-                hearth::config::Auth::None { .. } => "none",
-            },
-            database = %config.database().describe(),
-            workers = config.workers,
-            "Hearth is serving FHIR R4"
-        );
-        // actix-web stops gracefully on SIGINT and SIGTERM: it stops
-        // accepting, finishes requests in flight, then returns.
-        server.await?;
-        drop(worker);
-        drop(keys);
-        tracing::info!("Hearth stopped");
-        Ok::<(), hearth::server::ServeError>(())
+    let system = actix_web::rt::System::new();
+    // Bound before the runtime runs: opening the store may write (the
+    // first signing key), which waits for its commit.
+    let result = hearth::server::bind(&config).and_then(|bound| {
+        system.block_on(async move {
+            let hearth::server::Bound {
+                server,
+                addr,
+                tls_addr,
+                worker,
+                keys,
+            } = bound;
+            let shown =
+                |a: Option<std::net::SocketAddr>| a.map_or("off".to_owned(), |a| a.to_string());
+            tracing::info!(
+                listen = %shown(addr),
+                tls_listen = %shown(tls_addr),
+                auth = match config.auth {
+                    hearth::config::Auth::Smart { .. } => "smart",
+                    hearth::config::Auth::None { .. } => "none",
+                },
+                database = %config.database().describe(),
+                workers = config.workers,
+                "Hearth is serving FHIR R4"
+            );
+            // actix-web stops gracefully on SIGINT and SIGTERM: it stops
+            // accepting, finishes requests in flight, then returns.
+            server.await?;
+            drop(worker);
+            drop(keys);
+            tracing::info!("Hearth stopped");
+            Ok::<(), hearth::server::ServeError>(())
+        })
     });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

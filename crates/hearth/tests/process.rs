@@ -214,3 +214,83 @@ fn a_graceful_shutdown_ends_within_its_timeout_with_requests_in_flight() {
     );
     drop(slow);
 }
+
+both_backends! {
+    /// The binary as an operator runs it under SMART: `hearth serve --auth
+    /// smart` on a fresh store (which makes its first signing key),
+    /// `hearth token` for a patient, a read with it, and none without.
+    fn serve_with_smart_and_a_token_from_the_command_line() {
+        let database = TestDatabase::new();
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::blocking::Client::new();
+        let smart = [OsStr::new("--auth"), OsStr::new("smart"), OsStr::new("--base-url"), OsStr::new(&base)];
+        let mut server = spawn_with(&database, port, &smart);
+        wait_ready(&client, &base);
+        let token = |scope: &str, patient: Option<&str>| -> String {
+            let (dir, url) = (database.dir(), database.url());
+            let mut command = Command::new(env!("CARGO_BIN_EXE_hearth"));
+            command
+                .args(["token", "--scope", scope, "--auth", "smart", "--base-url", &base])
+                .arg("--data-dir")
+                .arg(&dir)
+                .args(["--database-url", &url]);
+            if let Some(p) = patient {
+                command.args(["--patient", p]);
+            }
+            let output = command.output().unwrap();
+            assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+            String::from_utf8(output.stdout).unwrap().trim().to_owned()
+        };
+        let admin = token("system/*.cruds", None);
+        let put = |id: &str| {
+            client
+                .put(format!("{base}/Patient/{id}"))
+                .bearer_auth(&admin)
+                .header("Content-Type", "application/fhir+json")
+                .body(format!(r#"{{"resourceType":"Patient","id":"{id}"}}"#))
+                .send()
+                .unwrap()
+                .status()
+        };
+        assert_eq!(put("p1"), 201);
+        assert_eq!(put("p2"), 201);
+        let mine = token("patient/*.rs", Some("p1"));
+        let read = |id: &str, token: Option<&str>| {
+            let mut request = client.get(format!("{base}/Patient/{id}"));
+            if let Some(t) = token {
+                request = request.bearer_auth(t);
+            }
+            request.send().unwrap()
+        };
+        assert_eq!(read("p1", Some(&mine)).status(), 200);
+        assert_eq!(read("p2", Some(&mine)).status(), 404);
+        let refused = read("p1", None);
+        assert_eq!(refused.status(), 401);
+        assert!(refused.headers().get("www-authenticate").is_some());
+        // A malformed scope is refused with its reason, and no token.
+        let output = Command::new(env!("CARGO_BIN_EXE_hearth"))
+            .args(["token", "--scope", "patient/Observation.sr", "--patient", "p1", "--auth", "smart", "--base-url", &base])
+            .arg("--data-dir")
+            .arg(database.dir())
+            .args(["--database-url", &database.url()])
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        assert!(output.stdout.is_empty());
+        assert!(String::from_utf8_lossy(&output.stderr).contains("order"));
+        server.kill().unwrap();
+        server.wait().unwrap();
+    }
+}
+
+#[test]
+fn listening_beyond_loopback_without_auth_is_refused() {
+    let output = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("auth = \"smart\""), "{stderr}");
+}

@@ -101,22 +101,6 @@ pub struct HistoryPage {
     pub snapshot: HistorySnapshot,
 }
 
-#[derive(diesel::QueryableByName)]
-struct HistoryRow {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    resource_type: String,
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    id: String,
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    version_id: i64,
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    last_updated: i64,
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    method: String,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Binary>)]
-    body: Option<Vec<u8>>,
-}
-
 impl Tx<'_> {
     /// `WHERE` for the versions of a history (alias `v`), held to the
     /// transaction's grant: an instance's history needs `r` on its type,
@@ -247,20 +231,11 @@ impl Tx<'_> {
             .int(query.count)
             .push(" OFFSET ")
             .int(query.offset);
-        let rows: Vec<HistoryRow> = page.load(self.conn)?;
+        let rows: Vec<crate::versions::NamedVersionRow> = page.load(self.conn)?;
         Ok(HistoryPage {
             entries: rows
                 .into_iter()
-                .map(|row| {
-                    Ok(StoredVersion {
-                        resource_type: row.resource_type,
-                        id: row.id,
-                        version_id: row.version_id,
-                        last_updated: row.last_updated,
-                        method: crate::versions::Method::parse(&row.method),
-                        body: crate::body::decode_opt(row.body)?,
-                    })
-                })
+                .map(crate::versions::NamedVersionRow::version)
                 .collect::<Result<_>>()?,
             total,
             snapshot,

@@ -40,6 +40,9 @@ pub(crate) struct Sql {
     marks: Cow<'static, [usize]>,
     /// The SQL the text is built for, where the backends differ.
     pub dialect: Dialect,
+    /// Set for a statement whose text takes few forms, run often: the
+    /// connection keeps it prepared, by its text (see [`Sql::reused`]).
+    reused: bool,
 }
 
 /// A statement's text that never varies, with its binds' places found
@@ -69,6 +72,15 @@ impl Sql {
             text: Cow::Owned(text.to_owned()),
             ..Sql::default()
         }
+    }
+
+    /// This statement, kept prepared by its connection under its text:
+    /// for statements run on every request whose text takes few forms (a
+    /// grant's checks, whose values are binds). Texts that vary with the
+    /// request's values must not be, or the cache grows without bound.
+    pub fn reused(mut self) -> Sql {
+        self.reused = true;
+        self
     }
 
     /// An empty statement, to be built in `dialect`.
@@ -235,8 +247,11 @@ where
 
 impl QueryFragment<Backend> for Sql {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Backend>) -> QueryResult<()> {
-        // The text varies from one call to the next.
-        out.unsafe_to_cache_prepared();
+        // The text varies from one call to the next, unless it is known
+        // to take few forms.
+        if !self.reused {
+            out.unsafe_to_cache_prepared();
+        }
         walk(self, &mut out)
     }
 }

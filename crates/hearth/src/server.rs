@@ -42,7 +42,10 @@ fn state(config: &Config) -> Result<(web::Data<AppState>, Option<KeyWatch>), Ser
         body_timeout: config.body_timeout,
         max_bundle_entries: config.max_bundle_entries,
         max_includes: config.max_includes,
-        metrics_route: config.metrics_listen.is_none(),
+        // Under SMART every route of the API's listener needs a token,
+        // which a scraper has not: metrics are then served on
+        // `metrics_listen` only.
+        metrics_route: config.metrics_listen.is_none() && matches!(config.auth, Auth::None { .. }),
     };
     let metrics = config.metrics.then(hearth_http::metrics::Metrics::new);
     let (authorization, watch) = match &config.auth {

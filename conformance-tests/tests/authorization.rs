@@ -762,6 +762,10 @@ both_backends! {
         // A system search is of the granted types.
         let all = world.clean("?_count=1000");
         assert!(names(&all).iter().all(|n| n.starts_with("Observation/") || n.starts_with("Patient/")));
+        // $everything holds only the granted types, all of them A's.
+        let record = everything(&world.server, &a);
+        assert!(record.iter().all(|n| n.starts_with("Observation/") || n.starts_with("Patient/")), "{record:?}");
+        assert_eq!(record.iter().filter(|n| n.starts_with("Observation/")).count(), world.a_count("Observation"));
 
         let lab = "http://terminology.hl7.org/CodeSystem/observation-category|laboratory";
         world.server.use_token(Some(&world.server.token("system/*.rs", None, None)));

@@ -165,8 +165,6 @@ pub struct Tx<'c> {
     /// The grant the transaction's reads and writes are held to (set from
     /// the `Store` handle that began it).
     pub(crate) access: Access,
-    /// `$everything`'s reads, held to the grant (see `search/everything.rs`).
-    pub(crate) everything_grant: Option<Vec<crate::search::GrantGroup>>,
 }
 
 struct Current {
@@ -193,7 +191,6 @@ impl<'c> Tx<'c> {
             text,
             not_its_own_changes: 0,
             access: Access::everything(),
-            everything_grant: None,
         }
     }
 

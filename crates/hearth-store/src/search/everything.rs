@@ -65,12 +65,30 @@ impl Tx<'_> {
     fn everything_keys(&mut self, query: &Everything) -> Result<Vec<i64>> {
         self.access
             .require("Patient", hearth_auth::Permission::Read)?;
-        self.everything_grant = self.access.groups(
+        let groups = self.access.groups(
             hearth_model::structure::resource_types(),
             hearth_auth::Permission::Read,
             &self.custom,
             query.base.as_deref(),
         );
+        // A grant of every type, limited to the one patient asked for and
+        // no more: the patient and their compartment are theirs by the
+        // same rule (`patients_of`), so only what they refer to is checked.
+        let own_record = groups.as_deref().is_some_and(|groups| {
+            let every_type = groups.iter().map(|g| g.types.len()).sum::<usize>()
+                == hearth_model::structure::resource_types().count();
+            let patient_only = groups.iter().all(|g| match &g.limits {
+                None => true,
+                Some(limits) => matches!(
+                    (limits.as_slice(), query.patients.as_deref()),
+                    ([limit], Some([asked])) if limit.conditions.is_empty()
+                        && limit.patient.as_deref() == Some(asked.as_str())
+                ),
+            });
+            every_type && patient_only
+        });
+        let compartment_grant = if own_record { None } else { groups.as_deref() };
+        let referred_grant = groups.as_deref();
         // What `_type` and `_since` leave in the answer; references are
         // followed from every resource in scope all the same.
         let shown = |(key, resource_type, updated): &(i64, String, i64)| -> Option<i64> {
@@ -82,7 +100,7 @@ impl Tx<'_> {
         let mut seen: HashSet<i64> = HashSet::new();
 
         // The patients.
-        let mut s = self.live_resources(query, false);
+        let mut s = self.live_resources(query, false, compartment_grant);
         s.push(" AND r.resource_type = 'Patient'");
         if let Some(ids) = &query.patients {
             s.push(" AND r.id IN ").list(ids);
@@ -101,7 +119,7 @@ impl Tx<'_> {
         let params: Vec<String> = hearth_model::compartments::members("Patient")
             .flat_map(|(t, codes)| codes.iter().map(move |c| format!("{t}.{c}")))
             .collect();
-        let mut s = self.live_resources(query, true);
+        let mut s = self.live_resources(query, true, compartment_grant);
         s.push(" AND r.res_key IN (SELECT ref.res_key FROM idx_reference ref WHERE ref.param IN ")
             .list(&params)
             .push(" AND ref.target_type = 'Patient'");
@@ -109,7 +127,12 @@ impl Tx<'_> {
             s.push(" AND ref.target_id IN ").list(ids);
         }
         s.push(" AND ");
-        sql::local_reference(&mut s, "ref.url", query.base.as_deref());
+        if own_record {
+            // As `patients_of` counts them: relative references only.
+            s.push("ref.url IS NULL");
+        } else {
+            sql::local_reference(&mut s, "ref.url", query.base.as_deref());
+        }
         s.push(") ORDER BY r.res_key");
         let members = self.rows_of(s)?;
         keys.extend(
@@ -123,7 +146,7 @@ impl Tx<'_> {
         let referring: Vec<i64> = patients.iter().chain(&members).map(|r| r.0).collect();
         let mut referred = Vec::new();
         for chunk in referring.chunks(CHUNK) {
-            let mut s = self.live_resources(query, false);
+            let mut s = self.live_resources(query, false, referred_grant);
             s.push(
                 " AND r.res_key IN (SELECT t.res_key FROM idx_reference ref JOIN resources t \
                  ON t.resource_type = ref.target_type AND t.id = ref.target_id WHERE ref.res_key IN ",
@@ -146,7 +169,13 @@ impl Tx<'_> {
 
     /// The live resources (key, type, lastUpdated), and with `dated` only
     /// those `start`/`end` leave in.
-    fn live_resources(&self, query: &Everything, dated: bool) -> Sql {
+    /// The live resources (held to `grant`, when given) …
+    fn live_resources(
+        &self,
+        query: &Everything,
+        dated: bool,
+        grant: Option<&[super::GrantGroup]>,
+    ) -> Sql {
         let mut s = Sql::on(self.dialect());
         s.push(
             "SELECT r.res_key AS res_key, r.resource_type AS resource_type, \
@@ -154,7 +183,7 @@ impl Tx<'_> {
         );
         // Only what the request may read is in the answer, and only it
         // is followed: what a hidden resource refers to is not told.
-        if let Some(groups) = &self.everything_grant {
+        if let Some(groups) = grant {
             s.push(" AND ");
             sql::granted(groups, "r.res_key", query.base.as_deref(), false, &mut s);
         }

@@ -612,7 +612,9 @@ pub(crate) fn conditions_sql(
 /// The grant's condition on the resource whose key is `column`. Driving
 /// (nothing else selects): when every group is limited to patients, the
 /// patients' resources select; otherwise the granted types are read.
-/// Checking: the resource's row, through its key.
+/// Checking: on the row itself when `column` is the key of a `resources`
+/// row of the statement (`r`, a search's; `c`, a chain's target; `t`, an
+/// include's), otherwise on the resource's row, found through its key.
 pub(crate) fn granted(
     groups: &[GrantGroup],
     column: &str,
@@ -633,30 +635,48 @@ pub(crate) fn granted(
             Some(all)
         })
         .filter(|all| !all.is_empty());
-    match (driving, patients) {
-        (true, Some(patients)) => {
+    match (driving, patients, column) {
+        (true, Some(patients), _) => {
             sql.push(column).push(
                 " IN (SELECT a.res_key FROM version_patients vp \
                  JOIN resources a ON a.current_seq = vp.seq WHERE vp.patient_id IN ",
             );
             sql.list(&patients).push(" AND ");
+            groups_clause(groups, "a", base, sql);
+            sql.push(")");
         }
-        (true, None) => {
+        (true, None, _) => {
             sql.push(column)
                 .push(" IN (SELECT a.res_key FROM resources a WHERE ");
+            groups_clause(groups, "a", base, sql);
+            sql.push(")");
         }
-        (false, _) => {
+        (false, _, "r.res_key" | "c.res_key" | "t.res_key") => {
+            groups_clause(groups, &column[..1], base, sql);
+        }
+        (false, _, _) => {
             sql.push("EXISTS (SELECT 1 FROM resources a WHERE a.res_key = ")
                 .push(column)
                 .push(" AND ");
+            groups_clause(groups, "a", base, sql);
+            sql.push(")");
         }
     }
+}
+
+/// `(…)`: the resources row `row` is of a group's types and, for a limited
+/// group, within one of its limits.
+fn groups_clause(groups: &[GrantGroup], row: &str, base: Option<&str>, sql: &mut Sql) {
     sql.push("(");
     if groups.is_empty() {
         sql.push("FALSE");
     }
+    let key = format!("{row}.res_key");
     joined(sql, groups, " OR ", &mut |sql, group| {
-        sql.push("(a.resource_type IN ").list(&group.types);
+        sql.push("(")
+            .push(row)
+            .push(".resource_type IN ")
+            .list(&group.types);
         if let Some(limits) = &group.limits {
             sql.push(" AND (");
             if limits.is_empty() {
@@ -665,21 +685,20 @@ pub(crate) fn granted(
             joined(sql, limits, " OR ", &mut |sql, limit| {
                 sql.push("(TRUE");
                 if let Some(patient) = &limit.patient {
-                    sql.push(
-                        " AND EXISTS (SELECT 1 FROM version_patients p \
-                         WHERE p.seq = a.current_seq AND p.patient_id = ",
-                    )
-                    .text(patient.as_str())
-                    .push(")");
+                    sql.push(" AND EXISTS (SELECT 1 FROM version_patients p WHERE p.seq = ")
+                        .push(row)
+                        .push(".current_seq AND p.patient_id = ")
+                        .text(patient.as_str())
+                        .push(")");
                 }
-                conditions_sql(&limit.conditions, "a.res_key", base, sql);
+                conditions_sql(&limit.conditions, &key, base, sql);
                 sql.push(")");
             });
             sql.push(")");
         }
         sql.push(")");
     });
-    sql.push("))");
+    sql.push(")");
 }
 
 fn component_params(params: &[String], i: usize) -> Vec<String> {

@@ -190,7 +190,7 @@ impl FromRequest for Fhir {
     /// valid token) is answered in the best representation that can be
     /// told.
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(Fhir::from_request(req, Kind::Api).map_err(|error| refused(req, error)))
+        extract(req, Kind::Api, |fhir| fhir)
     }
 }
 
@@ -210,11 +210,7 @@ impl FromRequest for Files {
     type Future = Ready<Result<Files, actix_web::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(
-            Fhir::from_request(req, Kind::File)
-                .map(Files)
-                .map_err(|error| refused(req, error)),
-        )
+        extract(req, Kind::File, Files)
     }
 }
 
@@ -226,12 +222,21 @@ impl FromRequest for Public {
     type Future = Ready<Result<Public, actix_web::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(
-            Fhir::from_request(req, Kind::Public)
-                .map(Public)
-                .map_err(|error| refused(req, error)),
-        )
+        extract(req, Kind::Public, Public)
     }
+}
+
+/// The context of `req` as `kind`, wrapped; or its refusal, answered.
+fn extract<T>(
+    req: &HttpRequest,
+    kind: Kind,
+    wrap: fn(Fhir) -> T,
+) -> Ready<Result<T, actix_web::Error>> {
+    ready(
+        Fhir::from_request(req, kind)
+            .map(wrap)
+            .map_err(|error| refused(req, error)),
+    )
 }
 
 fn refused(req: &HttpRequest, error: ApiError) -> actix_web::Error {

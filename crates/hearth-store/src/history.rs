@@ -231,11 +231,11 @@ impl Tx<'_> {
             .int(query.count)
             .push(" OFFSET ")
             .int(query.offset);
-        let rows: Vec<crate::versions::NamedVersionRow> = page.load(self.conn)?;
+        let rows: Vec<crate::versions::VersionRow> = page.load(self.conn)?;
         Ok(HistoryPage {
             entries: rows
                 .into_iter()
-                .map(crate::versions::NamedVersionRow::version)
+                .map(crate::versions::VersionRow::version)
                 .collect::<Result<_>>()?,
             total,
             snapshot,

@@ -78,32 +78,10 @@ pub struct Written {
     pub created: bool,
 }
 
-#[derive(Queryable)]
+/// A version row, read by position (diesel's query builder) or by column
+/// name (run-time SQL).
+#[derive(Queryable, diesel::QueryableByName)]
 pub(crate) struct VersionRow {
-    resource_type: String,
-    id: String,
-    version_id: i64,
-    last_updated: i64,
-    method: String,
-    body: Option<Vec<u8>>,
-}
-
-impl VersionRow {
-    pub(crate) fn version(self) -> Result<StoredVersion> {
-        Ok(StoredVersion {
-            resource_type: self.resource_type,
-            id: self.id,
-            version_id: self.version_id,
-            last_updated: self.last_updated,
-            method: Method::parse(&self.method),
-            body: body::decode_opt(self.body)?,
-        })
-    }
-}
-
-/// A version row read by column name (from run-time SQL).
-#[derive(diesel::QueryableByName)]
-pub(crate) struct NamedVersionRow {
     #[diesel(sql_type = diesel::sql_types::Text)]
     resource_type: String,
     #[diesel(sql_type = diesel::sql_types::Text)]
@@ -118,7 +96,7 @@ pub(crate) struct NamedVersionRow {
     body: Option<Vec<u8>>,
 }
 
-impl NamedVersionRow {
+impl VersionRow {
     pub(crate) fn version(self) -> Result<StoredVersion> {
         Ok(StoredVersion {
             resource_type: self.resource_type,
@@ -301,7 +279,7 @@ impl<'c> Tx<'c> {
         .text(id);
         self.access
             .versions_clause([resource_type], Permission::Read, &self.custom, &mut sql);
-        let row: Option<NamedVersionRow> = sql.reused().get_result(self.conn).optional()?;
+        let row: Option<VersionRow> = sql.reused().get_result(self.conn).optional()?;
         match row {
             Some(row) => live(row.version()?),
             None => Err(StoreError::NotFound {

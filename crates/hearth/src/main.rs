@@ -1,5 +1,7 @@
 //! `hearth`: the Hearth FHIR R4 server.
 
+use std::process::ExitCode;
+
 use clap::{Parser, Subcommand};
 use hearth::config::{Config, LogFormat, ServeArgs};
 use tracing_subscriber::EnvFilter;
@@ -64,86 +66,87 @@ fn init_tracing(config: &Config) {
     }
 }
 
-fn main() -> std::process::ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(&args),
-        Command::Explain { args, searches } => explain(&args, &searches),
-        Command::Import(args) => import(&args),
-        Command::Backup(args) => backup(&args),
-        Command::Restore(args) => restore(&args),
-        Command::Token(args) => token(&args),
-        Command::Keys(args) => keys(&args),
-    }
-}
-
-fn keys(args: &hearth::keys::KeysArgs) -> std::process::ExitCode {
-    let Some(config) = load(&args.settings) else {
-        return std::process::ExitCode::from(2);
-    };
-    match hearth::keys::run(args, &config) {
-        Ok(report) => {
-            print!("{report}");
-            std::process::ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("hearth: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
-}
-
-fn token(args: &hearth::token::TokenArgs) -> std::process::ExitCode {
-    let Some(config) = load(&args.settings) else {
-        return std::process::ExitCode::from(2);
-    };
-    match hearth::token::issue(args, &config) {
-        Ok(token) => {
-            println!("{token}");
-            std::process::ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("hearth: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
-}
-
-fn backup(args: &hearth::backup::BackupArgs) -> std::process::ExitCode {
-    let Some(config) = load(&args.settings) else {
-        return std::process::ExitCode::from(2);
-    };
-    match hearth::backup::run_backup(args, &config) {
-        Ok(summary) => {
-            println!(
-                "backed up {}",
-                hearth::backup::describe(&args.dest, &summary)
+        Command::Explain { args, searches } => with_config(
+            &args,
+            |config| hearth::explain::plans(config, &searches),
+            |report| print!("{report}"),
+        ),
+        Command::Import(args) => {
+            let mut complete = true;
+            let code = with_config(
+                &args.settings,
+                |config| {
+                    init_tracing(config);
+                    hearth::import::run(&args, config)
+                },
+                |summary| {
+                    print!("{summary}");
+                    complete = summary.failed.is_empty();
+                },
             );
-            std::process::ExitCode::SUCCESS
+            if complete {
+                code
+            } else {
+                ExitCode::FAILURE
+            }
         }
-        Err(e) => {
-            eprintln!("hearth: {e}");
-            std::process::ExitCode::FAILURE
-        }
+        Command::Backup(args) => with_config(
+            &args.settings,
+            |config| hearth::backup::run_backup(&args, config),
+            |summary| {
+                println!(
+                    "backed up {}",
+                    hearth::backup::describe(&args.dest, &summary)
+                )
+            },
+        ),
+        Command::Restore(args) => with_config(
+            &args.settings,
+            |config| hearth::backup::run_restore(&args, config),
+            |(dest, summary)| {
+                println!(
+                    "restored {} from {}",
+                    hearth::backup::describe(&dest, &summary),
+                    args.src.display()
+                )
+            },
+        ),
+        Command::Token(args) => with_config(
+            &args.settings,
+            |config| hearth::token::issue(&args, config),
+            |token| println!("{token}"),
+        ),
+        Command::Keys(args) => with_config(
+            &args.settings,
+            |config| hearth::keys::run(&args, config),
+            |report| print!("{report}"),
+        ),
     }
 }
 
-fn restore(args: &hearth::backup::RestoreArgs) -> std::process::ExitCode {
-    let Some(config) = load(&args.settings) else {
-        return std::process::ExitCode::from(2);
+/// Runs a command under the configuration `settings` make: exit code 2
+/// when it is not valid, 1 when the command fails (after saying why), and
+/// otherwise 0 once `done` has shown the result.
+fn with_config<T, E: std::fmt::Display>(
+    settings: &ServeArgs,
+    run: impl FnOnce(&Config) -> Result<T, E>,
+    done: impl FnOnce(T),
+) -> ExitCode {
+    let Some(config) = load(settings) else {
+        return ExitCode::from(2);
     };
-    match hearth::backup::run_restore(args, &config) {
-        Ok((dest, summary)) => {
-            println!(
-                "restored {} from {}",
-                hearth::backup::describe(&dest, &summary),
-                args.src.display()
-            );
-            std::process::ExitCode::SUCCESS
+    match run(&config) {
+        Ok(value) => {
+            done(value);
+            ExitCode::SUCCESS
         }
         Err(e) => {
             eprintln!("hearth: {e}");
-            std::process::ExitCode::FAILURE
+            ExitCode::FAILURE
         }
     }
 }
@@ -159,46 +162,9 @@ fn load(args: &ServeArgs) -> Option<Config> {
     }
 }
 
-fn import(args: &hearth::import::ImportArgs) -> std::process::ExitCode {
-    let Some(config) = load(&args.settings) else {
-        return std::process::ExitCode::from(2);
-    };
-    init_tracing(&config);
-    match hearth::import::run(args, &config) {
-        Ok(summary) => {
-            print!("{summary}");
-            if summary.failed.is_empty() {
-                std::process::ExitCode::SUCCESS
-            } else {
-                std::process::ExitCode::FAILURE
-            }
-        }
-        Err(e) => {
-            eprintln!("hearth: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
-}
-
-fn explain(args: &ServeArgs, searches: &[String]) -> std::process::ExitCode {
+fn serve(args: &ServeArgs) -> ExitCode {
     let Some(config) = load(args) else {
-        return std::process::ExitCode::from(2);
-    };
-    match hearth::explain::plans(&config, searches) {
-        Ok(report) => {
-            print!("{report}");
-            std::process::ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("hearth: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
-}
-
-fn serve(args: &ServeArgs) -> std::process::ExitCode {
-    let Some(config) = load(args) else {
-        return std::process::ExitCode::from(2);
+        return ExitCode::from(2);
     };
     init_tracing(&config);
     let system = actix_web::rt::System::new();
@@ -236,11 +202,11 @@ fn serve(args: &ServeArgs) -> std::process::ExitCode {
         })
     });
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "Hearth could not run");
             eprintln!("hearth: {e}");
-            std::process::ExitCode::FAILURE
+            ExitCode::FAILURE
         }
     }
 }

@@ -329,6 +329,53 @@ both_backends! {
         assert!(keys(hearth::keys::KeysCommand::List).contains("(signs)"));
     }
 
+    fn browsers_may_call_from_the_configured_origins() {
+        let app = "https://app.example.org";
+        let server = Server::smart_on(Arc::new(TestDatabase::new()), |config| {
+            config.cors = hearth_http::cors::Origins::new(vec![app.into()]).unwrap();
+        });
+        let preflight = |origin: &str, path: &str| {
+            server
+                .request("OPTIONS", path)
+                .header("Origin", origin)
+                .header("Access-Control-Request-Method", "GET")
+                .header("Access-Control-Request-Headers", "authorization")
+                .send()
+        };
+        let ok = preflight(app, "Patient");
+        assert_eq!(ok.status, 204, "{}", ok.text());
+        assert_eq!(ok.header("access-control-allow-origin"), Some(app));
+        assert!(ok.header("access-control-allow-headers").unwrap().contains("Authorization"));
+        assert!(ok.header("access-control-allow-methods").unwrap().contains("PUT"));
+        preflight("https://evil.example.org", "Patient").assert_error(403);
+        // Discovery answers any origin.
+        let discovery = preflight("https://evil.example.org", "metadata");
+        assert_eq!(discovery.status, 204);
+        assert_eq!(discovery.header("access-control-allow-origin"), Some("*"));
+        // The request itself: allowed origins get the headers, others not.
+        let token = server.token("system/*.rs", None, None);
+        server.use_token(Some(&token));
+        let allowed = server.request("GET", "Patient").header("Origin", app).send();
+        allowed.assert_status(200);
+        assert_eq!(allowed.header("access-control-allow-origin"), Some(app));
+        assert!(allowed.header("access-control-expose-headers").unwrap().contains("Location"));
+        assert!(allowed.header("vary").unwrap().contains("Origin"));
+        let other = server.request("GET", "Patient").header("Origin", "https://evil.example.org").send();
+        assert_eq!(other.header("access-control-allow-origin"), None);
+        // A 401 to an allowed origin is readable by its script.
+        server.use_token(None);
+        let refused = server.request("GET", "Patient").header("Origin", app).send();
+        refused.assert_error(401);
+        assert_eq!(refused.header("access-control-allow-origin"), Some(app));
+        let metadata = server.request("GET", "metadata").header("Origin", "https://evil.example.org").send();
+        assert_eq!(metadata.header("access-control-allow-origin"), Some("*"));
+        assert_eq!(metadata.json()["rest"][0]["security"]["cors"], true);
+        // Without cors_origins, the API answers no origin.
+        let closed = smart();
+        closed.request("OPTIONS", "Patient").header("Origin", app).header("Access-Control-Request-Method", "GET").send().assert_error(403);
+        assert_eq!(closed.read_json("metadata")["rest"][0]["security"]["cors"], false);
+    }
+
     fn exports_answer_only_the_client_that_started_them() {
         let server = smart();
         let admin = server.token("system/*.rs", None, None);

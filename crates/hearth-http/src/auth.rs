@@ -28,18 +28,19 @@ impl Authorization {
         matches!(self, Authorization::Open { .. })
     }
 
-    /// `rest.security` of the CapabilityStatement.
-    pub fn security(&self) -> serde_json::Value {
+    /// `rest.security` of the CapabilityStatement; `cors`: whether
+    /// browsers may call the API from some origin.
+    pub fn security(&self, cors: bool) -> serde_json::Value {
         match self {
             Authorization::Open { warning } => serde_json::json!({
-                "cors": false,
+                "cors": cors,
                 "description": match warning {
                     Some(w) => format!("No authorization: every request is allowed. {w}"),
                     None => "No authorization (auth = \"none\"): every request is allowed. Run it only where every client is trusted.".to_owned(),
                 },
             }),
             Authorization::Smart(_) => serde_json::json!({
-                "cors": false,
+                "cors": cors,
                 "service": [{
                     "coding": [{
                         "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",

@@ -199,7 +199,7 @@ pub fn capability_statement(fhir: &Fhir) -> Value {
         "rest": [{
             "mode": "server",
             "documentation": documentation,
-            "security": fhir.state.authorization.security(),
+            "security": fhir.state.authorization.security(fhir.state.config.cors.any_configured()),
             "resource": *resources(
                 &fhir.store.custom_params(),
                 fhir.state.config.conditional_delete_multiple,

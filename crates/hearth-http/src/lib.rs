@@ -12,6 +12,7 @@ pub mod bundle;
 mod capabilities;
 mod conditional;
 pub mod context;
+pub mod cors;
 pub mod error;
 mod everything;
 mod export;
@@ -60,6 +61,8 @@ pub struct HttpConfig {
     /// Whether `GET /metrics` is served beside the API (when metrics are
     /// on and have no listener of their own).
     pub metrics_route: bool,
+    /// The origins browsers may call the API from (discovery answers any).
+    pub cors: cors::Origins,
 }
 
 impl Default for HttpConfig {
@@ -75,6 +78,7 @@ impl Default for HttpConfig {
             max_bundle_entries: 5000,
             max_includes: 1000,
             metrics_route: true,
+            cors: cors::Origins::default(),
         }
     }
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use actix_http::error::DispatchError;
 use actix_http::{HttpService, KeepAlive};
-use actix_service::{fn_service, map_config, ServiceFactoryExt};
+use actix_service::{fn_service, map_config, Service, ServiceFactoryExt};
 use actix_web::dev::AppConfig;
 use actix_web::{web, App};
 use hearth_model::{IssueCode, OperationOutcome, Severity};
@@ -142,7 +142,25 @@ pub fn serve(
             let state = state.clone();
             let metrics = state.metrics.clone();
             let acceptor = acceptor.clone();
+            let origins = state.config.cors.clone();
             let app = App::new()
+                // Inside the request log, so preflights are logged too.
+                .wrap_fn(move |req, srv| {
+                    let origins = origins.clone();
+                    let (answered, call) = match crate::cors::preflight(&origins, &req) {
+                        Some(response) => (Some(req.into_response(response)), None),
+                        None => (None, Some(srv.call(req))),
+                    };
+                    async move {
+                        let mut response = match (answered, call) {
+                            (Some(response), _) => response,
+                            (None, Some(call)) => call.await?.map_into_boxed_body(),
+                            (None, None) => unreachable!("a request is answered or called"),
+                        };
+                        crate::cors::decorate(&origins, &mut response);
+                        Ok(response)
+                    }
+                })
                 .wrap(RequestLog::new(metrics.clone()))
                 .configure(move |cfg| crate::configure(cfg, state));
             let secure = acceptor.is_some();

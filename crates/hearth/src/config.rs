@@ -100,6 +100,10 @@ pub struct ServeArgs {
     /// The TLS private key, PEM (PKCS#8, PKCS#1 or SEC1).
     #[arg(long, env = "HEARTH_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
+    /// Origins browsers may call the API from, comma-separated
+    /// (https://app.example.org), or * for any.
+    #[arg(long, env = "HEARTH_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Option<Vec<String>>,
 }
 
 /// The file form; every key is optional and unknown keys are errors.
@@ -134,6 +138,7 @@ struct FileConfig {
     tls_listen: Option<String>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    cors_origins: Option<Vec<String>>,
     /// Issuers whose tokens are trusted besides Hearth's own.
     #[serde(default)]
     issuers: Vec<hearth_auth::ExternalIssuer>,
@@ -170,6 +175,8 @@ pub enum LogFormat {
 pub struct Config {
     /// The plain HTTP listener; `None` (`listen = "off"`) with HTTPS only.
     pub listen: Option<SocketAddr>,
+    /// The origins browsers may call the API from.
+    pub cors: hearth_http::cors::Origins,
     pub tls: Option<Tls>,
     pub auth: Auth,
     pub data_dir: PathBuf,
@@ -428,8 +435,20 @@ impl Config {
                 reason: "external issuers are trusted only with auth = \"smart\"".into(),
             });
         }
+        let cors = hearth_http::cors::Origins::new(
+            pick(&args.cors_origins, &file.cors_origins).unwrap_or_default(),
+        )
+        .map_err(|reason| ConfigError::Invalid {
+            name: "cors_origins",
+            value: format!(
+                "{:?}",
+                pick(&args.cors_origins, &file.cors_origins).unwrap_or_default()
+            ),
+            reason,
+        })?;
         Ok(Config {
             listen,
+            cors,
             tls,
             auth,
             data_dir: pick(&args.data_dir, &file.data_dir)

@@ -46,6 +46,7 @@ fn state(config: &Config) -> Result<(web::Data<AppState>, Option<KeyWatch>), Ser
         // which a scraper has not: metrics are then served on
         // `metrics_listen` only.
         metrics_route: config.metrics_listen.is_none() && matches!(config.auth, Auth::None { .. }),
+        cors: config.cors.clone(),
     };
     let metrics = config.metrics.then(hearth_http::metrics::Metrics::new);
     let (authorization, watch) = match &config.auth {

@@ -90,6 +90,39 @@ fn observation(subject: &str, code: &str) -> Value {
 }
 
 both_backends! {
+    fn lenient_handling_passes_over_what_it_cannot_honour_and_reports_it() {
+        let server = Server::start();
+        if !server.is_local() {
+            return;
+        }
+        server.create(&patient("Lenient"));
+        let kick = server
+            .request("GET", "$export?_type=Patient,Nonsense&_elements=id&_typeFilter=Patient?nonsense=1")
+            .header("Prefer", "respond-async, handling=lenient")
+            .send();
+        assert_eq!(kick.status, 202, "{}", kick.text());
+        let status = kick.header("content-location").unwrap().to_owned();
+        let manifest = manifest(&server, &status);
+        let errors = manifest["error"].as_array().unwrap();
+        assert_eq!(errors.len(), 1, "{manifest}");
+        assert_eq!(errors[0]["type"], "OperationOutcome");
+        let file = server.request("GET", errors[0]["url"].as_str().unwrap()).accept("application/fhir+ndjson").send();
+        file.assert_status(200);
+        let outcomes: Vec<Value> = file.text().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(outcomes.len(), 3, "{}", file.text());
+        assert!(outcomes.iter().all(|o| o["resourceType"] == "OperationOutcome" && o["issue"][0]["severity"] == "warning"));
+        let text = file.text();
+        assert!(text.contains("_elements") && text.contains("Nonsense") && text.contains("nonsense"), "{text}");
+        // What could be honoured was: the Patients.
+        assert!(manifest["output"].as_array().unwrap().iter().all(|o| o["type"] == "Patient"));
+        // The same without lenient handling: 400.
+        let strict = server
+            .request("GET", "$export?_elements=id")
+            .header("Prefer", "respond-async")
+            .send();
+        strict.assert_error(400);
+    }
+
     fn patient_level_types_must_be_in_the_compartment_and_the_statement_says_bulk_data() {
         let server = Server::start();
         let response = server

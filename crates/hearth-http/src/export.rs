@@ -75,15 +75,27 @@ async fn kick_off(fhir: &Fhir, patient_level: bool, patients: Option<Vec<String>
             "$export runs asynchronously: send Prefer: respond-async",
         ));
     }
-    if let Some((name, _)) = fhir
+    // Under `Prefer: handling=lenient` what cannot be honoured is passed
+    // over and reported in the manifest's `error` file instead.
+    let lenient = crate::search::lenient_handling(fhir);
+    let mut warnings: Vec<String> = Vec::new();
+    let mut refuse = |error: ApiError| -> Result<(), ApiError> {
+        if lenient {
+            warnings.push(error.to_string());
+            Ok(())
+        } else {
+            Err(error)
+        }
+    };
+    for (name, _) in fhir
         .params
         .iter()
-        .find(|(k, _)| !PARAMS.contains(&k.as_str()))
+        .filter(|(k, _)| !PARAMS.contains(&k.as_str()))
     {
-        return Err(ApiError::BadRequest {
+        refuse(ApiError::BadRequest {
             message: format!("$export does not support the parameter '{name}'"),
             expression: vec![name.clone()],
-        });
+        })?;
     }
     if let Some(format) = fhir.param("_outputFormat") {
         if !matches!(
@@ -98,23 +110,32 @@ async fn kick_off(fhir: &Fhir, patient_level: bool, patients: Option<Vec<String>
     let mut types = Vec::new();
     for (_, value) in fhir.params.iter().filter(|(k, _)| k == "_type") {
         for t in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
-            check_type(t).map_err(|_| {
-                ApiError::bad_request(format!("_type '{t}' is not a resource type"))
-            })?;
+            if check_type(t).is_err() {
+                refuse(ApiError::bad_request(format!(
+                    "_type '{t}' is not a resource type"
+                )))?;
+                continue;
+            }
             // A patient-level export is of the Patient compartment.
             if patient_level
                 && t != "Patient"
                 && hearth_model::compartments::params("Patient", t).is_none()
             {
-                return Err(ApiError::BadRequest {
+                refuse(ApiError::BadRequest {
                     message: format!(
                         "_type '{t}' is not in the Patient compartment, which a Patient or Group export is of"
                     ),
                     expression: vec!["_type".into()],
-                });
+                })?;
+                continue;
             }
             types.push(t.to_owned());
         }
+    }
+    if types.is_empty() && fhir.params.iter().any(|(k, _)| k == "_type") {
+        return Err(ApiError::bad_request(
+            "none of the types of _type can be exported",
+        ));
     }
     let since = fhir
         .param("_since")
@@ -127,9 +148,10 @@ async fn kick_off(fhir: &Fhir, patient_level: bool, patients: Option<Vec<String>
     let mut type_filters = Vec::new();
     for (_, value) in fhir.params.iter().filter(|(k, _)| k == "_typeFilter") {
         for filter in split_filters(value) {
-            hearth_store::parse_type_filter(&filter, fhir.store.custom_params())
-                .map_err(ApiError::bad_request)?;
-            type_filters.push(filter);
+            match hearth_store::parse_type_filter(&filter, fhir.store.custom_params()) {
+                Ok(_) => type_filters.push(filter),
+                Err(e) => refuse(ApiError::bad_request(e))?,
+            }
         }
     }
     let request = ExportRequest {
@@ -138,6 +160,7 @@ async fn kick_off(fhir: &Fhir, patient_level: bool, patients: Option<Vec<String>
         type_filters,
         patients,
         patient_level,
+        warnings,
         request: format!(
             "{}{}",
             fhir.base(),
@@ -180,6 +203,22 @@ fn split_filters(value: &str) -> Vec<String> {
     filters
 }
 
+/// The name of an export's file of warnings.
+const ERRORS: &str = "errors.ndjson";
+
+/// What a lenient kick-off passed over.
+fn warnings(job: &Job) -> Vec<String> {
+    job.params
+        .as_ref()
+        .and_then(|p| p["warnings"].as_array())
+        .map(|w| {
+            w.iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The manifest of a finished export.
 pub(crate) fn manifest(fhir: &Fhir, job: &Job, parts: &[ExportPart]) -> Reply {
     let base = fhir.base();
@@ -205,7 +244,14 @@ pub(crate) fn manifest(fhir: &Fhir, job: &Job, parts: &[ExportPart]) -> Reply {
         // the export (they answer only its client).
         "requiresAccessToken": !fhir.state.authorization.is_open(),
         "output": output,
-        "error": [],
+        "error": if warnings(job).is_empty() {
+            json!([])
+        } else {
+            json!([{
+                "type": "OperationOutcome",
+                "url": format!("{base}/_export/{}/{ERRORS}", job.id),
+            }])
+        },
     });
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "application/json"))
@@ -221,6 +267,27 @@ pub(crate) fn manifest(fhir: &Fhir, job: &Job, parts: &[ExportPart]) -> Reply {
 pub async fn file(Files(fhir): Files, path: web::Path<(String, String)>) -> HttpResponse {
     let (id, name) = path.into_inner();
     let reply = async {
+        if name == ERRORS {
+            // An OperationOutcome per warning, for the client that asked.
+            let store = fhir.store.clone();
+            let lookup = id.clone();
+            let job = web::block(move || store.job(&lookup))
+                .await??
+                .ok_or_else(|| ApiError::NotFound(format!("no export file {id}/{name}")))?;
+            let mut ndjson = String::new();
+            for warning in warnings(&job) {
+                let outcome = hearth_model::OperationOutcome::single(
+                    hearth_model::Severity::Warning,
+                    hearth_model::IssueCode::NotSupported,
+                    warning,
+                );
+                ndjson.push_str(&outcome.to_value().to_string());
+                ndjson.push('\n');
+            }
+            return Ok(HttpResponse::Ok()
+                .insert_header((header::CONTENT_TYPE, NDJSON))
+                .body(ndjson));
+        }
         let n: i64 = name
             .strip_suffix(".ndjson")
             .and_then(|n| n.parse().ok())

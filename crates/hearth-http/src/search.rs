@@ -102,12 +102,22 @@ fn form_params(fhir: &Fhir, body: &[u8]) -> Result<Vec<(String, String)>, ApiErr
 
 /// `Prefer: handling=strict` makes unknown parameters errors.
 fn strict_handling(fhir: &Fhir) -> bool {
+    prefers(fhir, "handling=strict")
+}
+
+/// `Prefer: handling=lenient`: what cannot be honoured is passed over
+/// (and said), not refused.
+pub(crate) fn lenient_handling(fhir: &Fhir) -> bool {
+    prefers(fhir, "handling=lenient")
+}
+
+fn prefers(fhir: &Fhir, preference: &str) -> bool {
     fhir.req
         .headers()
         .get_all("prefer")
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split([',', ';']))
-        .any(|t| t.trim().eq_ignore_ascii_case("handling=strict"))
+        .any(|t| t.trim().eq_ignore_ascii_case(preference))
 }
 
 async fn run(

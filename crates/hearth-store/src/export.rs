@@ -45,6 +45,9 @@ pub struct ExportRequest {
     pub patient_level: bool,
     /// The kick-off request's URL, for the manifest.
     pub request: String,
+    /// What a lenient kick-off (`Prefer: handling=lenient`) passed over,
+    /// for the manifest's `error` file.
+    pub warnings: Vec<String>,
 }
 
 impl ExportRequest {
@@ -55,6 +58,7 @@ impl ExportRequest {
             "patients": self.patients,
             "patientLevel": self.patient_level,
             "request": self.request,
+            "warnings": self.warnings,
         })
     }
 
@@ -75,6 +79,7 @@ impl ExportRequest {
             patients: v["patients"].is_array().then(|| strings(&v["patients"])),
             patient_level: v["patientLevel"].as_bool().unwrap_or(false),
             request: v["request"].as_str().unwrap_or_default().to_owned(),
+            warnings: strings(&v["warnings"]),
         }
     }
 }

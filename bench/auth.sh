@@ -7,7 +7,8 @@
 #   bench/auth.sh                      # N=10000 Patients, 3 rounds of 8 s
 #   ROUNDS=5 DURATION=10s bench/auth.sh
 #
-# Runs, each on the open and on the SMART server:
+# Runs, each on the open and on the SMART server (and, first in each round,
+# bare actix-web serving a fixed Patient body: the ceiling):
 #   any:   GET /Patient/{random}, a user/*.rs token (the grant is whole:
 #          the token is checked, then the read is as open)
 #   own:   GET /Patient/bench-1, a patient/*.rs token for bench-1 (the read
@@ -26,7 +27,10 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/hearth/target}"
 
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 cargo build --release -p hearth --quiet
+cargo build --release -p hearth-http --example bare --quiet
 BIN="$CARGO_TARGET_DIR/release/hearth"
+BARE="$CARGO_TARGET_DIR/release/examples/bare"
+BARE_PORT=${BARE_PORT:-8185}
 
 DATA=$(mktemp -d)
 SMART_BASE="http://127.0.0.1:$SMART_PORT"
@@ -37,7 +41,9 @@ for _ in $(seq 100); do curl -sf "http://127.0.0.1:$OPEN_PORT/metadata" >/dev/nu
 python3 bench/load.py 127.0.0.1 "$OPEN_PORT" "$N" bench/patient.json
 "$BIN" serve "${COMMON[@]}" --listen "127.0.0.1:$SMART_PORT" --auth smart --base-url "$SMART_BASE" &
 SMART_PID=$!
-cleanup() { kill $OPEN_PID $SMART_PID 2>/dev/null; wait 2>/dev/null; rm -rf "$DATA"; }
+"$BARE" "127.0.0.1:$BARE_PORT" bench/patient.json &
+BARE_PID=$!
+cleanup() { kill $OPEN_PID $SMART_PID $BARE_PID 2>/dev/null; wait 2>/dev/null; rm -rf "$DATA"; }
 trap cleanup EXIT
 for _ in $(seq 100); do curl -sf "$SMART_BASE/metadata" >/dev/null && break; sleep 0.1; done
 token() { "$BIN" token "${COMMON[@]}" --auth smart --base-url "$SMART_BASE" "$@"; }
@@ -72,6 +78,7 @@ run() {
 echo "== machine: $(nproc) cores; $N Patients; SQLite; $WORKERS workers each; wrk -t2 -c$CONNECTIONS -d$DURATION; info logging"
 for round in $(seq "$ROUNDS"); do
     echo "-- round $round"
+    run "bare actix" $BARE_PID "http://127.0.0.1:$BARE_PORT" bench/read.lua
     run "open any" $OPEN_PID "http://127.0.0.1:$OPEN_PORT" bench/read.lua
     run "smart any" $SMART_PID "$SMART_BASE" bench/read.lua "$USER_TOKEN"
     run "open own" $OPEN_PID "http://127.0.0.1:$OPEN_PORT" "$DATA/one.lua"

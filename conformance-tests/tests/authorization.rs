@@ -211,6 +211,20 @@ both_backends! {
         server.use_token(Some(&admin));
         let kick = server.request("POST", "$reindex").send();
         assert_eq!(kick.status, 202, "{}", kick.text());
+        // Its status answers the client that started it, and no other.
+        let status = kick.header("content-location").unwrap().to_owned();
+        let polled = server.get(&status);
+        assert!(polled.status == 200 || polled.status == 202, "{}", polled.text());
+        let other_client = hearth::token::issue(
+            &hearth::token::TokenArgs {
+                scope: "system/*.cruds".into(), patient: None, client: Some("other-client".into()),
+                fhir_user: None, expires_in: 600, settings: Default::default(),
+            },
+            server.config(),
+        )
+        .unwrap();
+        server.use_token(Some(&other_client));
+        server.get(&status).assert_error(404);
     }
 
     fn conditional_interactions_and_bundle_entries_are_held_to_the_grant() {

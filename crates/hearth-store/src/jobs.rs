@@ -148,17 +148,19 @@ impl Store {
         let id = uuid::Uuid::new_v4().to_string();
         let now = hearth_model::datetime::now_ms();
         let (job_id, types) = (id.clone(), types.to_vec());
+        let requester = self.access.owner().map(str::to_owned);
         self.write(move |tx| -> Result<()> {
             let total = tx.count_resources(&types)?;
             Sql::with_binds(
-                "INSERT INTO jobs (id, kind, types, status, cursor, done, total, created, updated) \
-                 VALUES (?, 'reindex', ?, 'queued', 0, 0, ?, ?, ?)",
+                "INSERT INTO jobs (id, kind, types, status, cursor, done, total, created, updated, requester) \
+                 VALUES (?, 'reindex', ?, 'queued', 0, 0, ?, ?, ?, ?)",
                 vec![
                     Bind::Text(job_id),
                     Bind::Text(types.join(",")),
                     Bind::Int(total),
                     Bind::Int(now),
                     Bind::Int(now),
+                    Bind::OptText(requester),
                 ],
             )
             .execute(tx.conn)?;

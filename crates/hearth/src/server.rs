@@ -65,7 +65,7 @@ fn state(config: &Config) -> Result<(web::Data<AppState>, Option<KeyWatch>), Ser
             let verifier =
                 Arc::new(Verifier::new(base, &keys, issuers.clone()).map_err(ServeError::Auth)?);
             let jwks = Arc::new(std::sync::RwLock::new(hearth_auth::keys::jwks(&keys)));
-            let watch = KeyWatch::start(store.clone(), verifier.clone(), jwks.clone());
+            let watch = watch_keys(store.clone(), verifier.clone(), jwks.clone());
             (Authorization::Smart(verifier), Some((watch, jwks)))
         }
     };
@@ -80,60 +80,72 @@ fn state(config: &Config) -> Result<(web::Data<AppState>, Option<KeyWatch>), Ser
     Ok((web::Data::new(state), watch))
 }
 
-/// Keeps the verifier's keys current on its own thread until dropped:
-/// Hearth's own (another node may rotate them) every few seconds, and the
-/// external issuers' when their cache lifetime ends.
-pub struct KeyWatch {
+/// A thread that runs a step again and again until dropped: at once when
+/// the step says there is more to do, otherwise after `pause` (a drop
+/// waits at most 100 ms for the pause to end).
+pub struct Periodic {
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl KeyWatch {
-    fn start(
-        store: Store,
-        verifier: Arc<Verifier>,
-        jwks: Arc<std::sync::RwLock<serde_json::Value>>,
-    ) -> KeyWatch {
+impl Periodic {
+    fn start(pause: Duration, mut step: impl FnMut() -> bool + Send + 'static) -> Periodic {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
-            let mut known: Vec<String> = Vec::new();
             while !flag.load(Ordering::Relaxed) {
-                match store.signing_keys() {
-                    Ok(keys) => {
-                        let kids: Vec<String> = keys.iter().map(|k| k.kid.clone()).collect();
-                        if kids != known {
-                            verifier.set_own_keys(&keys);
-                            *jwks.write().unwrap_or_else(|e| e.into_inner()) =
-                                hearth_auth::keys::jwks(&keys);
-                            known = kids;
-                        }
-                    }
-                    Err(e) => tracing::warn!(error = %e, "reading the signing keys failed"),
+                if step() {
+                    continue;
                 }
-                verifier.refresh_stale();
-                for _ in 0..20 {
-                    if flag.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    std::thread::sleep(Duration::from_millis(100));
+                let until = std::time::Instant::now() + pause;
+                while !flag.load(Ordering::Relaxed) && std::time::Instant::now() < until {
+                    std::thread::sleep(Duration::from_millis(100).min(pause));
                 }
             }
         });
-        KeyWatch {
+        Periodic {
             stop,
             thread: Some(thread),
         }
     }
 }
 
-impl Drop for KeyWatch {
+impl Drop for Periodic {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
     }
+}
+
+/// Keeps the verifier's keys current until dropped: Hearth's own (another
+/// node may rotate them) every 2 seconds, and the external issuers' when
+/// their cache lifetime ends.
+pub type KeyWatch = Periodic;
+
+fn watch_keys(
+    store: Store,
+    verifier: Arc<Verifier>,
+    jwks: Arc<std::sync::RwLock<serde_json::Value>>,
+) -> KeyWatch {
+    let mut known: Vec<String> = Vec::new();
+    Periodic::start(Duration::from_secs(2), move || {
+        match store.signing_keys() {
+            Ok(keys) => {
+                let kids: Vec<String> = keys.iter().map(|k| k.kid.clone()).collect();
+                if kids != known {
+                    verifier.set_own_keys(&keys);
+                    *jwks.write().unwrap_or_else(|e| e.into_inner()) =
+                        hearth_auth::keys::jwks(&keys);
+                    known = kids;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "reading the signing keys failed"),
+        }
+        verifier.refresh_stale();
+        false
+    })
 }
 
 /// The rustls configuration of the HTTPS listener: TLS 1.3 and 1.2,
@@ -172,40 +184,20 @@ fn tls_config(tls: &Tls) -> Result<Arc<rustls::ServerConfig>, ServeError> {
     Ok(Arc::new(config))
 }
 
-/// Runs background jobs (`$reindex`) on its own thread until dropped.
-pub struct JobWorker {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
+/// Runs background jobs (`$reindex`, `$export`) until dropped: a batch
+/// after another while there is work, then every 200 ms.
+pub type JobWorker = Periodic;
 
-impl JobWorker {
-    fn start(store: Store) -> JobWorker {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            while !flag.load(Ordering::Relaxed) {
-                match store.run_job_batch() {
-                    Ok(true) => continue,
-                    Ok(false) => {}
-                    Err(e) => tracing::error!(error = %e, "background job failed a batch"),
-                }
-                std::thread::sleep(Duration::from_millis(200));
+fn run_jobs(store: Store) -> JobWorker {
+    Periodic::start(Duration::from_millis(200), move || {
+        match store.run_job_batch() {
+            Ok(more) => more,
+            Err(e) => {
+                tracing::error!(error = %e, "background job failed a batch");
+                false
             }
-        });
-        JobWorker {
-            stop,
-            thread: Some(thread),
         }
-    }
-}
-
-impl Drop for JobWorker {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
+    })
 }
 
 /// A bound server: run it by awaiting `server`; `worker` runs background
@@ -224,7 +216,7 @@ pub struct Bound {
 pub fn bind(config: &Config) -> Result<Bound, ServeError> {
     let tls = config.tls.as_ref().map(tls_config).transpose()?;
     let (state, keys) = state(config)?;
-    let worker = JobWorker::start(state.store.clone());
+    let worker = run_jobs(state.store.clone());
     let listen = |addr: std::net::SocketAddr| {
         std::net::TcpListener::bind(addr).map_err(|source| ServeError::Bind { addr, source })
     };

@@ -258,42 +258,8 @@ impl Access {
         let Some(groups) = self.groups(types, permission, custom, None) else {
             return;
         };
-        sql.push(" AND (");
-        if groups.is_empty() {
-            sql.push("FALSE");
-        }
-        for (i, group) in groups.iter().enumerate() {
-            if i > 0 {
-                sql.push(" OR ");
-            }
-            sql.push("(v.resource_type IN ").list(&group.types);
-            if let Some(limits) = &group.limits {
-                sql.push(" AND (FALSE");
-                for limit in limits {
-                    sql.push(" OR (TRUE");
-                    if let Some(patient) = &limit.patient {
-                        sql.push(
-                            " AND EXISTS (SELECT 1 FROM version_patients p \
-                             WHERE p.seq = v.seq AND p.patient_id = ",
-                        )
-                        .text(patient.as_str())
-                        .push(")");
-                    }
-                    if !limit.conditions.is_empty() {
-                        sql.push(
-                            " AND EXISTS (SELECT 1 FROM resources a WHERE a.resource_type = v.resource_type \
-                             AND a.id = v.id AND a.current_seq = v.seq",
-                        );
-                        search::conditions_sql(&limit.conditions, "a.res_key", None, sql);
-                        sql.push(")");
-                    }
-                    sql.push(")");
-                }
-                sql.push(")");
-            }
-            sql.push(")");
-        }
-        sql.push(")");
+        sql.push(" AND ");
+        search::groups_clause(&groups, search::Checked::Version, None, sql);
     }
 }
 

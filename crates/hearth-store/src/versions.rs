@@ -259,12 +259,12 @@ impl<'c> Tx<'c> {
     /// a resource of a type not granted is refused; one outside the
     /// grant's limits is not found, as if absent.
     pub fn read(&mut self, resource_type: &str, id: &str) -> Result<StoredVersion> {
-        self.access.require(resource_type, Permission::Read)?;
-        if matches!(
-            self.access.grant().access(resource_type, Permission::Read),
-            hearth_auth::TypeAccess::All
-        ) {
-            return self.read_current(resource_type, id);
+        match self.access.grant().access(resource_type, Permission::Read) {
+            hearth_auth::TypeAccess::None => {
+                return Err(crate::access::forbidden(resource_type, Permission::Read))
+            }
+            hearth_auth::TypeAccess::All => return self.read_current(resource_type, id),
+            hearth_auth::TypeAccess::Limited(_) => {}
         }
         // Under limits: the current version, if the grant sees it, in one
         // statement (a read by id is the most frequent request).

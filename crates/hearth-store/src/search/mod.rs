@@ -14,8 +14,8 @@ pub use keyset::{pages_by_cursor, Cursor, KeysetPage};
 pub use parse::{parse, ParseOptions};
 pub(crate) use run::Count;
 pub use run::{SearchPage, SearchResults};
-pub(crate) use sql::conditions_sql;
 pub(crate) use sql::filter as filter_sql;
+pub(crate) use sql::{groups_clause, Checked};
 
 use hearth_model::datetime::Range;
 use hearth_model::search_params::ParamType;

@@ -597,12 +597,7 @@ pub(super) fn predicate(
 
 /// ` AND …` for each of `conditions`, checked on the resource whose key is
 /// `column`.
-pub(crate) fn conditions_sql(
-    conditions: &[Condition],
-    column: &str,
-    base: Option<&str>,
-    sql: &mut Sql,
-) {
+fn conditions_sql(conditions: &[Condition], column: &str, base: Option<&str>, sql: &mut Sql) {
     for condition in conditions {
         sql.push(" AND ");
         predicate(condition, column, base, false, sql);
@@ -642,40 +637,58 @@ pub(crate) fn granted(
                  JOIN resources a ON a.current_seq = vp.seq WHERE vp.patient_id IN ",
             );
             sql.list(&patients).push(" AND ");
-            groups_clause(groups, "a", base, sql);
+            groups_clause(groups, Checked::Resource("a"), base, sql);
             sql.push(")");
         }
         (true, None, _) => {
             sql.push(column)
                 .push(" IN (SELECT a.res_key FROM resources a WHERE ");
-            groups_clause(groups, "a", base, sql);
+            groups_clause(groups, Checked::Resource("a"), base, sql);
             sql.push(")");
         }
         (false, _, "r.res_key" | "c.res_key" | "t.res_key") => {
-            groups_clause(groups, &column[..1], base, sql);
+            groups_clause(groups, Checked::Resource(&column[..1]), base, sql);
         }
         (false, _, _) => {
             sql.push("EXISTS (SELECT 1 FROM resources a WHERE a.res_key = ")
                 .push(column)
                 .push(" AND ");
-            groups_clause(groups, "a", base, sql);
+            groups_clause(groups, Checked::Resource("a"), base, sql);
             sql.push(")");
         }
     }
 }
 
-/// `(…)`: the resources row `row` is of a group's types and, for a limited
-/// group, within one of its limits.
-fn groups_clause(groups: &[GrantGroup], row: &str, base: Option<&str>, sql: &mut Sql) {
+/// What a grant's clause checks: a `resources` row under its alias (its
+/// current version), or the version row `v` of `resource_versions`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Checked<'a> {
+    Resource(&'a str),
+    Version,
+}
+
+/// `(…)`: the checked row is of a group's types and, for a limited group,
+/// within one of its limits: the version belongs to the patient, and the
+/// granular search's conditions hold (on a version: only the current one,
+/// which the index describes).
+pub(crate) fn groups_clause(
+    groups: &[GrantGroup],
+    checked: Checked<'_>,
+    base: Option<&str>,
+    sql: &mut Sql,
+) {
+    let (type_column, seq_column) = match checked {
+        Checked::Resource(row) => (format!("{row}.resource_type"), format!("{row}.current_seq")),
+        Checked::Version => ("v.resource_type".to_owned(), "v.seq".to_owned()),
+    };
     sql.push("(");
     if groups.is_empty() {
         sql.push("FALSE");
     }
-    let key = format!("{row}.res_key");
     joined(sql, groups, " OR ", &mut |sql, group| {
         sql.push("(")
-            .push(row)
-            .push(".resource_type IN ")
+            .push(&type_column)
+            .push(" IN ")
             .list(&group.types);
         if let Some(limits) = &group.limits {
             sql.push(" AND (");
@@ -686,12 +699,25 @@ fn groups_clause(groups: &[GrantGroup], row: &str, base: Option<&str>, sql: &mut
                 sql.push("(TRUE");
                 if let Some(patient) = &limit.patient {
                     sql.push(" AND EXISTS (SELECT 1 FROM version_patients p WHERE p.seq = ")
-                        .push(row)
-                        .push(".current_seq AND p.patient_id = ")
+                        .push(&seq_column)
+                        .push(" AND p.patient_id = ")
                         .text(patient.as_str())
                         .push(")");
                 }
-                conditions_sql(&limit.conditions, &key, base, sql);
+                match checked {
+                    Checked::Resource(row) => {
+                        conditions_sql(&limit.conditions, &format!("{row}.res_key"), base, sql)
+                    }
+                    Checked::Version if !limit.conditions.is_empty() => {
+                        sql.push(
+                            " AND EXISTS (SELECT 1 FROM resources a WHERE a.resource_type = v.resource_type \
+                             AND a.id = v.id AND a.current_seq = v.seq",
+                        );
+                        conditions_sql(&limit.conditions, "a.res_key", base, sql);
+                        sql.push(")");
+                    }
+                    Checked::Version => {}
+                }
                 sql.push(")");
             });
             sql.push(")");

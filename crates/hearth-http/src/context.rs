@@ -178,8 +178,23 @@ pub(crate) async fn parse_work<T: Send + 'static>(
     if len <= PARSE_INLINE_BYTES {
         Ok(f())
     } else {
-        Ok(web::block(f).await?)
+        web::block(f).await.map_err(shutting_down)
     }
+}
+
+/// Runs `f`, a blocking store call, on the blocking pool.
+pub(crate) async fn blocking<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, ApiError> {
+    web::block(f)
+        .await
+        .map_err(shutting_down)?
+        .map_err(Into::into)
+}
+
+/// The blocking pool refuses work only when the server stops.
+pub(crate) fn shutting_down(_: actix_web::error::BlockingError) -> ApiError {
+    ApiError::Unavailable("the server is shutting down".into())
 }
 
 impl FromRequest for Fhir {

@@ -6,11 +6,12 @@ use actix_web::{web, HttpResponse};
 use hearth_model::datetime;
 use hearth_store::search::{Everything, SearchPage, SearchQuery};
 
+use crate::context::blocking;
 use crate::context::Fhir;
 use crate::error::ApiError;
 use crate::negotiate::{self, Shape};
 use crate::reply::Reply;
-use crate::rest::{check_id, check_type};
+use hearth_api::checks::{check_id, check_type};
 
 /// Parameters of the operation (and of paging); others are refused, as an
 /// operation's unknown parameters should be.
@@ -33,7 +34,7 @@ pub async fn instance(fhir: Fhir, path: web::Path<String>) -> HttpResponse {
         // The patient must exist (404) and not be deleted (410).
         let store = fhir.store.clone();
         let lookup = id.clone();
-        web::block(move || store.read("Patient", &lookup)).await??;
+        blocking(move || store.read("Patient", &lookup)).await?;
         run(&fhir, Some(vec![id])).await
     }
     .await;
@@ -59,7 +60,7 @@ async fn run(fhir: &Fhir, patients: Option<Vec<String>>) -> Reply {
     };
     let store = fhir.store.clone();
     let everything = query.clone();
-    let results = web::block(move || store.everything(&everything, &page)).await??;
+    let results = blocking(move || store.everything(&everything, &page)).await?;
     let mut paged = SearchQuery::default();
     paged.count = query.count;
     let bundle = crate::search::searchset(

@@ -10,10 +10,11 @@ use hearth_model::{datetime, Value};
 use hearth_store::{ExportPart, ExportRequest, Job};
 use serde_json::json;
 
+use crate::context::blocking;
 use crate::context::{Fhir, Files};
 use crate::error::ApiError;
 use crate::reply::Reply;
-use crate::rest::{check_id, check_type};
+use hearth_api::checks::{check_id, check_type};
 
 /// The kick-off parameters Hearth supports; any other is refused, as the
 /// Bulk Data specification asks of a server that does not support it.
@@ -44,7 +45,7 @@ pub async fn group(fhir: Fhir, path: web::Path<String>) -> HttpResponse {
         check_id(&id)?;
         let store = fhir.store.clone();
         let lookup = id.clone();
-        let group = web::block(move || store.read("Group", &lookup)).await??;
+        let group = blocking(move || store.read("Group", &lookup)).await?;
         let value: Value = serde_json::from_slice(group.body.as_deref().unwrap_or_default())
             .map_err(|e| ApiError::Internal(format!("stored Group: {e}")))?;
         // The Group's Patient members (relative references).
@@ -168,7 +169,7 @@ async fn kick_off(fhir: &Fhir, patient_level: bool, patients: Option<Vec<String>
         ),
     };
     let store = fhir.store.clone();
-    let id = web::block(move || store.start_export(&request)).await??;
+    let id = blocking(move || store.start_export(&request)).await?;
     let mut response = fhir.information(
         StatusCode::ACCEPTED,
         format!(
@@ -271,8 +272,8 @@ pub async fn file(Files(fhir): Files, path: web::Path<(String, String)>) -> Http
             // An OperationOutcome per warning, for the client that asked.
             let store = fhir.store.clone();
             let lookup = id.clone();
-            let job = web::block(move || store.job(&lookup))
-                .await??
+            let job = blocking(move || store.job(&lookup))
+                .await?
                 .ok_or_else(|| ApiError::NotFound(format!("no export file {id}/{name}")))?;
             let mut ndjson = String::new();
             for warning in warnings(&job) {
@@ -294,8 +295,8 @@ pub async fn file(Files(fhir): Files, path: web::Path<(String, String)>) -> Http
             .ok_or_else(|| ApiError::NotFound(format!("no export file {name}")))?;
         let store = fhir.store.clone();
         let lookup = id.clone();
-        let data = web::block(move || store.export_part(&lookup, n))
-            .await??
+        let data = blocking(move || store.export_part(&lookup, n))
+            .await?
             .ok_or_else(|| ApiError::NotFound(format!("no export file {id}/{name}")))?;
         Ok(HttpResponse::Ok()
             .insert_header((header::CONTENT_TYPE, NDJSON))

@@ -5,11 +5,12 @@ use hearth_model::datetime;
 use hearth_store::{HistoryPage, HistoryQuery, HistoryScope, Method, StoredVersion};
 use serde_json::{json, Map};
 
+use crate::context::blocking;
 use crate::context::Fhir;
 use crate::error::ApiError;
 use crate::reply::{etag, Reply};
-use crate::rest::{check_id, check_type};
 use crate::spliced::{SplicedBundle, SplicedEntry};
+use hearth_api::checks::{check_id, check_type};
 
 const PAGING_PARAMS: [&str; 2] = ["_snapshot", "_offset"];
 
@@ -43,7 +44,7 @@ async fn history(fhir: &Fhir, scope: HistoryScope) -> Reply {
     let query = history_query(fhir, scope.clone())?;
     let store = fhir.store.clone();
     let q = query.clone();
-    let page = web::block(move || store.history(&q)).await??;
+    let page = blocking(move || store.history(&q)).await?;
     if let HistoryScope::Instance(t, i) = &scope {
         if page.total == 0 && query.since.is_none() && query.at.is_none() {
             return Err(ApiError::NotFound(format!("{t}/{i} is not known")));

@@ -8,12 +8,11 @@
 //! OperationOutcome.
 
 pub mod auth;
-pub mod bundle;
+mod bundle;
 mod capabilities;
 mod conditional;
 pub mod context;
 pub mod cors;
-pub mod error;
 mod everything;
 mod export;
 mod health;
@@ -36,6 +35,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use hearth_store::Store;
 
 use crate::auth::Authorization;
+pub use hearth_api::error;
+
 use crate::error::ApiError;
 
 /// What the REST API needs to know from the configuration.
@@ -295,7 +296,11 @@ pub use logging::RequestLog;
 fn not_allowed(allow: &'static str) -> actix_web::Route {
     web::to(move |req: HttpRequest| async move {
         let error = match req.match_info().get("type") {
-            Some(t) if t != "metadata" && t != "_history" && rest::check_type(t).is_err() => {
+            Some(t)
+                if t != "metadata"
+                    && t != "_history"
+                    && hearth_api::checks::check_type(t).is_err() =>
+            {
                 ApiError::UnknownResourceType(t.to_owned())
             }
             _ => ApiError::MethodNotAllowed(format!(

@@ -254,7 +254,7 @@ pub(crate) async fn serve(state: web::Data<AppState>) -> HttpResponse {
             .content_type("text/plain; version=0.0.4; charset=utf-8")
             .body(text),
         Err(e) => {
-            let error = ApiError::from(e);
+            let error = crate::context::shutting_down(e);
             crate::negotiate::outcome_response(error.status(), &error.outcome(), Default::default())
         }
     }

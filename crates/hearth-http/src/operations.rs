@@ -6,10 +6,11 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpResponse};
 use hearth_store::JobStatus;
 
+use crate::context::blocking;
 use crate::context::Fhir;
 use crate::error::ApiError;
 use crate::reply::Reply;
-use crate::rest::check_type;
+use hearth_api::checks::check_type;
 
 pub async fn reindex_system(fhir: Fhir) -> HttpResponse {
     let reply = reindex(&fhir, Vec::new()).await;
@@ -28,7 +29,7 @@ pub async fn reindex_type(fhir: Fhir, path: web::Path<String>) -> HttpResponse {
 
 async fn reindex(fhir: &Fhir, types: Vec<String>) -> Result<HttpResponse, ApiError> {
     let store = fhir.store.clone();
-    let id = web::block(move || store.start_reindex(&types)).await??;
+    let id = blocking(move || store.start_reindex(&types)).await?;
     accepted(fhir, &id, "Reindexing queued", "its progress")
 }
 
@@ -55,7 +56,7 @@ pub async fn cancel(fhir: Fhir, path: web::Path<String>) -> HttpResponse {
     let reply = async {
         let store = fhir.store.clone();
         let lookup = id.clone();
-        if !web::block(move || store.delete_job(&lookup)).await?? {
+        if !blocking(move || store.delete_job(&lookup)).await? {
             return Err(ApiError::NotFound(format!("no asynchronous request {id}")));
         }
         fhir.information(
@@ -75,8 +76,8 @@ pub async fn status(fhir: Fhir, path: web::Path<String>) -> HttpResponse {
     let reply = async {
         let store = fhir.store.clone();
         let lookup = id.clone();
-        let job = web::block(move || store.job(&lookup))
-            .await??
+        let job = blocking(move || store.job(&lookup))
+            .await?
             .ok_or_else(|| ApiError::NotFound(format!("no asynchronous request {id}")))?;
         match job.status {
             JobStatus::Queued | JobStatus::Running => {
@@ -100,7 +101,7 @@ pub async fn status(fhir: Fhir, path: web::Path<String>) -> HttpResponse {
             JobStatus::Done if job.kind == "export" => {
                 let store = fhir.store.clone();
                 let lookup = id.clone();
-                let parts = web::block(move || store.export_parts(&lookup)).await??;
+                let parts = blocking(move || store.export_parts(&lookup)).await?;
                 crate::export::manifest(&fhir, &job, &parts)
             }
             JobStatus::Done => fhir.information(

@@ -12,12 +12,13 @@ use hearth_store::search::{
 use hearth_store::StoredVersion;
 use serde_json::{json, Map};
 
+use crate::context::blocking;
 use crate::context::Fhir;
 use crate::error::ApiError;
 use crate::negotiate::{self, Shape};
 use crate::reply::Reply;
-use crate::rest::{check_id, check_type};
 use crate::spliced::{SplicedBundle, SplicedEntry};
+use hearth_api::checks::{check_id, check_type};
 
 /// Parameters that page an existing search; left out of `self` links of a
 /// fresh search.
@@ -129,7 +130,7 @@ async fn run(
     let (query, shape, page) = prepare(fhir, &types, &params, compartment)?;
     let store = fhir.store.clone();
     let q = query.clone();
-    let results = web::block(move || store.search(&q, &page)).await??;
+    let results = blocking(move || store.search(&q, &page)).await?;
     fhir.json(&searchset(fhir, fhir.req.path(), &query, &params, &results, &shape).to_json())
 }
 

@@ -20,7 +20,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use hearth_http::bundle::{Loaded, Loader, PendingLoad, PreparedFile};
+use hearth_api::load::{Loaded, Loader, PendingLoad, PreparedFile};
 use hearth_store::Store;
 
 use crate::config::{Config, ServeArgs};

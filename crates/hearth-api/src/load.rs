@@ -21,10 +21,9 @@ use hearth_model::{resource, Format, Value};
 use hearth_store::search::{ParseOptions, SearchQuery};
 use hearth_store::{Document, Method, PendingWrite, Store};
 
-use super::entry::{self, Action, Target};
-use super::references::{self, Placeholders};
-use crate::conditional;
-use crate::error::ApiError;
+use crate::interaction::{Entry, Interaction, Target};
+use crate::references::{self, Placeholders};
+use crate::{conditional, ApiError};
 
 /// What loading did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -112,13 +111,7 @@ impl Loader {
     }
 
     fn options(&self) -> ParseOptions {
-        ParseOptions {
-            strict: true,
-            default_count: 2,
-            max_count: 2,
-            base: Some(self.base.clone()),
-            custom: self.store.custom_params(),
-        }
+        conditional::options(&self.base, &self.store)
     }
 
     /// Reads a JSON file: a Bundle of type transaction or batch whose
@@ -155,22 +148,17 @@ impl Loader {
             _ => Vec::new(),
         };
         for (index, value) in entries.into_iter().enumerate() {
-            let entry = entry::read(index, value, &self.base).map_err(|e| e.in_entry(index))?;
+            let entry = Entry::read(index, value, &self.base, &options)?;
             let full_url = entry.full_url.clone();
-            let (resource_type, id, resource, condition, method) = match entry.action {
-                Action::Create {
+            let (resource_type, id, resource, condition, method) = match entry.interaction {
+                Interaction::Create {
                     resource,
                     if_none_exist,
                 } => {
                     let resource_type = resource::resource_type(&resource)
                         .unwrap_or_default()
                         .to_owned();
-                    let condition = if_none_exist
-                        .map(|params| {
-                            conditional::parse_condition(&options, &resource_type, &params)
-                        })
-                        .transpose()
-                        .map_err(|e| e.in_entry(index))?;
+                    let condition = if_none_exist.map(|query| *query);
                     if let Some(query) = &condition {
                         let found = self
                             .store
@@ -193,13 +181,13 @@ impl Loader {
                     let id = stable_id(full_url.as_deref(), &resource);
                     (resource_type, id, resource, condition, Method::Post)
                 }
-                Action::Update {
+                Interaction::Update {
                     target: Target::Id(resource_type, id),
                     resource,
                     if_match: None,
                     only_create: false,
                 } => (resource_type, id, resource, None, Method::Put),
-                Action::Delete {
+                Interaction::Delete {
                     target: Target::Id(resource_type, id),
                     if_match: None,
                 } => {
@@ -307,25 +295,10 @@ impl Loader {
             if let Some(target) = resolved.get(reference) {
                 return Ok(target.clone());
             }
-            let (resource_type, query) = reference.split_once('?').unwrap_or((reference, ""));
-            let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
-                .into_owned()
-                .collect();
-            let condition = conditional::parse_condition(options, resource_type, &params)?;
-            let found = store.read_with(|tx| tx.find(&condition, 2))?;
-            let target = match found.as_slice() {
-                [one] => format!("{}/{}", one.resource_type, one.id),
-                [] => {
-                    return Err(ApiError::PreconditionFailed(format!(
-                        "the conditional reference {reference} matches no resource"
-                    )))
-                }
-                _ => {
-                    return Err(ApiError::PreconditionFailed(format!(
-                        "the conditional reference {reference} matches more than one resource"
-                    )))
-                }
-            };
+            // Looked up in what is committed, before the write.
+            let target = conditional::resolve_reference(options, reference, |query| {
+                Ok(store.read_with(|tx| tx.find(query, 2))?)
+            })?;
             resolved.insert(reference.to_owned(), target.clone());
             Ok(target)
         })
@@ -390,7 +363,7 @@ fn apply(tx: &mut hearth_store::Tx<'_>, writes: Vec<Write>) -> Result<Loaded, Ap
 /// The id an imported resource is stored with: the uuid of a `urn:uuid:`
 /// fullUrl, else its own id, else a new one.
 fn stable_id(full_url: Option<&str>, resource: &Value) -> String {
-    let valid = |id: &str| crate::rest::check_id(id).is_ok();
+    let valid = |id: &str| crate::checks::check_id(id).is_ok();
     if let Some(uuid) = full_url.and_then(|u| u.strip_prefix("urn:uuid:")) {
         if valid(uuid) {
             return uuid.to_owned();

@@ -1,10 +1,10 @@
-//! Every failure of the REST API, and the one table that maps each to an
-//! HTTP status and an OperationOutcome issue. Handlers return these; none
-//! builds an error response by hand.
+//! Every failure of a FHIR interaction, and the one table that maps each
+//! to an HTTP status and an OperationOutcome issue. The REST handlers and
+//! Bundle entries answer with these; none builds an error by hand.
 
-use actix_web::http::StatusCode;
 use hearth_model::{IssueCode, OperationOutcome, ParseError, Severity};
 use hearth_store::StoreError;
+use http::StatusCode;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -258,27 +258,5 @@ impl From<hearth_store::search::SearchError> for ApiError {
                 expression: vec![e.param],
             }
         }
-    }
-}
-
-impl From<actix_web::error::BlockingError> for ApiError {
-    fn from(_: actix_web::error::BlockingError) -> Self {
-        ApiError::Unavailable("the server is shutting down".into())
-    }
-}
-
-/// Errors raised outside a handler (in extractors) are rendered as JSON:
-/// the requested format may be exactly what failed to negotiate.
-impl actix_web::ResponseError for ApiError {
-    fn status_code(&self) -> StatusCode {
-        self.status()
-    }
-
-    fn error_response(&self) -> actix_web::HttpResponse {
-        crate::negotiate::outcome_response(
-            self.status(),
-            &self.outcome(),
-            crate::negotiate::Representation::default(),
-        )
     }
 }

@@ -785,13 +785,65 @@ impl World {
         let all = everything(&self.server, a);
         assert!(all.iter().all(|n| !self.b_data.contains(n)));
         assert!(all.contains(&format!("Patient/{a}")));
-        // $export is not for a patient's token.
+        // A system-level $export is not for a patient's token…
         self.server
             .request("GET", "$export")
             .header("Prefer", "respond-async")
             .send()
             .assert_error(403);
+        // …Patient/$export is, and the job exports A's data only, all of
+        // it: the grant goes with the job.
+        let exported = export(&self.server, "Patient/$export");
+        for n in &exported {
+            assert!(!self.b_data.contains(n), "Patient/$export leaked {n}");
+        }
+        assert!(exported.contains(&format!("Patient/{a}")));
+        assert!(!exported.contains(&format!("Patient/{b}")));
+        for (t, n) in &self.a_counts {
+            let prefix = format!("{t}/");
+            let found = exported.iter().filter(|e| e.starts_with(&prefix)).count();
+            assert_eq!(found, *n, "{t} in Patient/$export");
+        }
     }
+}
+
+/// Runs the export `kick_off` under the server's token to its end and
+/// answers every resource of its files, as `Type/id`.
+fn export(server: &Server, kick_off: &str) -> Vec<String> {
+    let kick = server
+        .request("GET", kick_off)
+        .header("Prefer", "respond-async")
+        .send();
+    assert_eq!(kick.status, 202, "{kick_off}: {}", kick.text());
+    let status = kick.header("content-location").unwrap().to_owned();
+    let started = std::time::Instant::now();
+    let manifest = loop {
+        let r = server.get(&status);
+        if r.status == 200 {
+            break r.json();
+        }
+        assert_eq!(r.status, 202, "{}", r.text());
+        assert!(
+            started.elapsed().as_secs() < 120,
+            "{kick_off} did not finish"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let mut exported = Vec::new();
+    for file in manifest["output"].as_array().unwrap() {
+        let ndjson = server.request("GET", file["url"].as_str().unwrap()).send();
+        assert_eq!(ndjson.status, 200);
+        for line in ndjson.text().lines().filter(|l| !l.is_empty()) {
+            let resource: Value = serde_json::from_str(line).unwrap();
+            exported.push(format!(
+                "{}/{}",
+                resource["resourceType"].as_str().unwrap(),
+                resource["id"].as_str().unwrap()
+            ));
+        }
+    }
+    server.delete(&status).assert_status(202);
+    exported
 }
 
 both_backends! {
@@ -838,6 +890,10 @@ both_backends! {
         assert_eq!(world.counted(&format!("Observation?patient=Patient/{b}&_count=1000")), 0);
         let vital = world.clean("Observation?category=vital-signs&_count=1000");
         assert_eq!(entries(&vital).len(), 0);
+        // Its export holds A's lab results, and nothing else.
+        let exported = export(&world.server, "Patient/$export?_type=Observation");
+        assert_eq!(exported.len(), labs);
+        assert!(exported.iter().all(|n| !world.b_data.contains(n)));
 
         // A system token sees both: the control.
         world.server.use_token(Some(&world.server.token("system/*.rs", None, None)));

@@ -105,6 +105,22 @@ impl Grant {
         self.everything
     }
 
+    /// The part of this grant its `system/` scopes give: what a
+    /// system-level export reaches (Bulk Data kicks off `/$export` under
+    /// `system/` scopes; a user's or a patient's go through `Patient` or
+    /// `Group`).
+    pub fn system_part(&self) -> Grant {
+        Grant {
+            everything: self.everything,
+            rules: self
+                .rules
+                .iter()
+                .filter(|r| r.level == Level::System)
+                .cloned()
+                .collect(),
+        }
+    }
+
     /// What this grant allows of `resource_type` for `permission`. A
     /// patient limit on a type whose resources never belong to a patient
     /// (Practitioner, Organization, …) is no limit: those are readable

@@ -266,7 +266,7 @@ impl Access {
 /// The conditions of a granular scope's search on `resource_type`; `None`
 /// (the limit grants nothing) when they are not a valid search of it: a
 /// token Hearth issued never carries one, an external issuer's might.
-fn filter_conditions(
+pub(crate) fn filter_conditions(
     resource_type: &str,
     filter: &[(String, String)],
     custom: &Arc<CustomParams>,

@@ -169,38 +169,62 @@ impl Store {
         let (job_id, request) = (id.clone(), request.clone());
         let owner = self.access.owner().map(str::to_owned);
         self.write(move |tx| -> Result<()> {
-            // The job runs later, without the request's grant: so it may
-            // export only types granted whole. Limits (to a patient, to a
-            // search) are not carried into the job. Without `_type`: every
-            // type the grant lets the client read, of those stored.
+            // A system-level export reaches what `system/` scopes grant; at
+            // Patient or Group level, what the whole grant does.
+            let grant = if request.patient_level {
+                tx.access.grant().clone()
+            } else {
+                tx.access.grant().system_part()
+            };
+            // Without `_type`: every type the grant lets the client read,
+            // of those stored.
             let asked: Vec<String> = if request.types.is_empty() {
                 hearth_model::structure::resource_types()
-                    .filter(|t| tx.access.grant().allows_some(t, Permission::Read))
+                    .filter(|t| grant.allows_some(t, Permission::Read))
                     .map(str::to_owned)
                     .collect()
             } else {
                 request.types.clone()
             };
+            if asked.is_empty() {
+                return Err(StoreError::Forbidden(
+                    "the access token grants read of no type at system level; /$export needs \
+                     system/ scopes (a patient's or a user's export goes through Patient/$export)"
+                        .into(),
+                ));
+            }
+            // The job runs later, on a thread of its own: the limits of
+            // the grant (to a patient, to a granular search) go with it.
+            let mut limits = serde_json::Map::new();
             for t in &asked {
-                match tx.access.grant().access(t, Permission::Read) {
+                match grant.access(t, Permission::Read) {
                     TypeAccess::All => {}
-                    TypeAccess::None => return Err(crate::access::forbidden(t, Permission::Read)),
-                    TypeAccess::Limited(_) => {
+                    TypeAccess::None if request.patient_level => {
+                        return Err(crate::access::forbidden(t, Permission::Read))
+                    }
+                    TypeAccess::None => {
                         return Err(StoreError::Forbidden(format!(
-                            "the access token grants read of {t} only within limits (a patient, a search); \
-                             an export needs it granted whole (system/ or user/ scopes)"
+                            "the access token does not grant read of {t} at system level; \
+                             /$export needs system/ scopes"
                         )))
+                    }
+                    TypeAccess::Limited(within) => {
+                        let within: Vec<Value> = within
+                            .iter()
+                            .map(|l| json!({"patient": l.patient, "filter": l.filter}))
+                            .collect();
+                        limits.insert(t.clone(), Value::Array(within));
                     }
                 }
             }
             let types = if request.types.is_empty() {
                 let stored = tx.stored_types()?;
-                if tx.access.is_everything() {
+                if grant.is_everything() {
                     stored
                 } else {
-                    // Never empty: a job without types exports every type.
                     let granted: Vec<String> =
                         stored.into_iter().filter(|t| asked.contains(t)).collect();
+                    // Never empty: a job without types exports every type.
                     if granted.is_empty() {
                         asked
                     } else {
@@ -225,6 +249,10 @@ impl Store {
                 count.push(" AND r.resource_type IN ").list(&types);
             }
             let total: Count = count.get_result(tx.conn)?;
+            let mut params = request.to_value();
+            if !limits.is_empty() {
+                params["limits"] = Value::Object(limits);
+            }
             Sql::with_binds(
                 "INSERT INTO jobs (id, kind, types, status, cursor, done, total, created, updated, params, requester) \
                  VALUES (?, 'export', ?, 'queued', 0, 0, ?, ?, ?, ?, ?)",
@@ -234,7 +262,7 @@ impl Store {
                     Bind::Int(total.n),
                     Bind::Int(now),
                     Bind::Int(now),
-                    Bind::Text(request.to_value().to_string()),
+                    Bind::Text(params.to_string()),
                     Bind::OptText(owner),
                 ],
             )
@@ -450,6 +478,22 @@ impl Tx<'_> {
         if request.patient_level {
             self.compartment_condition(&mut s, resource_type, request.patients.as_deref());
         }
+        if let Some(limits) = job.params().as_ref().map(|p| &p["limits"][resource_type]) {
+            if let Some(limits) = limits.as_array() {
+                // Within one of the limits of the grant it was started under.
+                let group = search::GrantGroup {
+                    types: vec![resource_type.to_owned()],
+                    limits: Some(
+                        limits
+                            .iter()
+                            .filter_map(|l| self.export_limit(resource_type, l))
+                            .collect(),
+                    ),
+                };
+                s.push(" AND ");
+                search::groups_clause(&[group], search::Checked::Resource("r"), None, &mut s);
+            }
+        }
         let filters: Vec<search::SearchQuery> = request
             .type_filters
             .iter()
@@ -469,6 +513,21 @@ impl Tx<'_> {
             s.push(")");
         }
         Ok(s)
+    }
+
+    /// A limit an export job carries (`{"patient", "filter"}`); `None`
+    /// (nothing within it) when its search no longer parses.
+    fn export_limit(&self, resource_type: &str, limit: &Value) -> Option<search::GrantLimit> {
+        let filter: Vec<(String, String)> = serde_json::from_value(limit["filter"].clone()).ok()?;
+        Some(search::GrantLimit {
+            patient: limit["patient"].as_str().map(str::to_owned),
+            conditions: crate::access::filter_conditions(
+                resource_type,
+                &filter,
+                &self.custom,
+                None,
+            )?,
+        })
     }
 
     /// Only resources in the Patient compartment (of `patients`).

@@ -2,7 +2,8 @@
 # The cost of SMART authorization on reads by id: one store, two servers on
 # it — one open (auth = none), one requiring tokens (auth = smart) — and
 # wrk against each in turn, ROUNDS times, so both are measured in the same
-# minutes of a noisy machine. Default logging (info), as users run it.
+# minutes of a noisy machine. Default logging (info), as users run it,
+# each server to a file.
 #
 #   bench/auth.sh                      # N=10000 Patients, 3 rounds of 8 s
 #   ROUNDS=5 DURATION=10s bench/auth.sh
@@ -35,11 +36,11 @@ BARE_PORT=${BARE_PORT:-8185}
 DATA=$(mktemp -d)
 SMART_BASE="http://127.0.0.1:$SMART_PORT"
 COMMON=(--data-dir "$DATA" --workers "$WORKERS")
-"$BIN" serve "${COMMON[@]}" --listen "127.0.0.1:$OPEN_PORT" --auth none &
+"$BIN" serve "${COMMON[@]}" --listen "127.0.0.1:$OPEN_PORT" --auth none > "$DATA/open.log" &
 OPEN_PID=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$OPEN_PORT/metadata" >/dev/null && break; sleep 0.1; done
 python3 bench/load.py 127.0.0.1 "$OPEN_PORT" "$N" bench/patient.json
-"$BIN" serve "${COMMON[@]}" --listen "127.0.0.1:$SMART_PORT" --auth smart --base-url "$SMART_BASE" &
+"$BIN" serve "${COMMON[@]}" --listen "127.0.0.1:$SMART_PORT" --auth smart --base-url "$SMART_BASE" > "$DATA/smart.log" &
 SMART_PID=$!
 "$BARE" "127.0.0.1:$BARE_PORT" bench/patient.json &
 BARE_PID=$!

@@ -86,3 +86,24 @@ both_backends! {
         off.request("GET", "metrics").accept(FHIR_JSON).send().assert_error(404);
     }
 }
+
+both_backends! {
+    fn every_answer_carries_a_request_id() {
+        let server = Server::local(|_| {});
+        let first = server.request("GET", "metadata").send();
+        let second = server.request("GET", "Patient/nobody").send();
+        let (a, b) = (first.header("x-request-id").unwrap().to_owned(), second.header("x-request-id").unwrap().to_owned());
+        assert_ne!(a, b, "ids are unique");
+        assert!(a.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-'), "{a}");
+        // A client's own id is kept when it is a short token…
+        let kept = server.request("GET", "metadata").header("X-Request-Id", "trace-42_a").send();
+        assert_eq!(kept.header("x-request-id"), Some("trace-42_a"));
+        // …and replaced when it could carry anything else into the logs.
+        for sent in ["name=Zyxw vutsrq", &"x".repeat(65), ""] {
+            let replaced = server.request("GET", "metadata").header("X-Request-Id", sent).send();
+            let id = replaced.header("x-request-id").unwrap();
+            assert_ne!(id, sent);
+            assert!(id.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-'), "{id}");
+        }
+    }
+}

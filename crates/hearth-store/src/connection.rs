@@ -69,6 +69,11 @@ pub fn without_password(url: &str) -> String {
 /// The page cache of each SQLite connection (8 MB).
 pub(crate) const CACHE_SIZE: &str = "PRAGMA cache_size = -8000";
 
+/// Reads of the database file go through a memory map of up to this many
+/// bytes rather than a system call and a copy per page missing from the
+/// cache (the log's pages are still read).
+pub(crate) const MMAP_SIZE: &str = "PRAGMA mmap_size = 1073741824";
+
 /// Temporary tables and indexes, and statement journals, stay in memory.
 pub(crate) const TEMP_STORE: &str = "PRAGMA temp_store = MEMORY";
 
@@ -209,7 +214,7 @@ impl CustomizeConnection<Conn, diesel::r2d2::Error> for Settings {
                 // is large.
                 format!(
                     "PRAGMA busy_timeout = {}; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON; \
-                     {CACHE_SIZE}; {TEMP_STORE}; \
+                     {CACHE_SIZE}; {MMAP_SIZE}; {TEMP_STORE}; \
                      PRAGMA wal_autocheckpoint = {}; PRAGMA journal_size_limit = {};",
                     self.busy_timeout.as_millis(),
                     crate::checkpoint::WRITER_CHECKPOINT_PAGES,

@@ -6,6 +6,7 @@ pub mod config;
 pub mod explain;
 pub mod import;
 pub mod keys;
+pub mod logs;
 mod progress;
 pub mod server;
 pub mod token;

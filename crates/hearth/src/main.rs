@@ -49,7 +49,10 @@ enum Command {
     },
 }
 
-fn init_tracing(config: &Config) {
+/// Logs to standard output, buffered (see `hearth::logs`): hold what it
+/// answers until the end, which writes the last lines.
+#[must_use]
+fn init_tracing(config: &Config) -> hearth::logs::Flush {
     // actix-http logs each request it cannot read as an error; those are
     // the client's, and `hearth_http::server` logs them as requests.
     let mut directives = config.log_level.clone();
@@ -57,13 +60,19 @@ fn init_tracing(config: &Config) {
         directives.push_str(",actix_http::h1::dispatcher=off");
     }
     let filter = EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("info"));
+    let (writer, flush) = hearth::logs::Buffered::start();
+    // Colours for a terminal; none in a file or a pipe to a log collector.
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false);
+        .with_target(false)
+        .with_ansi(terminal)
+        .with_writer(writer);
     match config.log_format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Text => builder.init(),
     }
+    flush
 }
 
 fn main() -> ExitCode {
@@ -80,7 +89,7 @@ fn main() -> ExitCode {
             let code = with_config(
                 &args.settings,
                 |config| {
-                    init_tracing(config);
+                    let _logs = init_tracing(config);
                     hearth::import::run(&args, config)
                 },
                 |summary| {
@@ -166,7 +175,7 @@ fn serve(args: &ServeArgs) -> ExitCode {
     let Some(config) = load(args) else {
         return ExitCode::from(2);
     };
-    init_tracing(&config);
+    let _logs = init_tracing(&config);
     let system = actix_web::rt::System::new();
     // Bound before the runtime runs: opening the store may write (the
     // first signing key), which waits for its commit.

@@ -133,6 +133,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
         configure_metrics(cfg);
     }
     cfg.app_data(state)
+        // Fixed paths first, then by the number of segments: a read
+        // (`/{type}/{id}`, the most frequent request) is matched after the
+        // other two-segment routes and before the longer ones, so it is
+        // tried against as few patterns as can be.
         .service(
             web::resource("/health/live")
                 .route(web::get().to(health::live))
@@ -152,36 +156,6 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                 .default_service(not_allowed("GET, HEAD")),
         )
         .service(
-            web::resource("/$export")
-                .route(web::get().to(export::system))
-                .default_service(not_allowed("GET")),
-        )
-        .service(
-            web::resource("/Patient/$export")
-                .route(web::get().to(export::patients))
-                .default_service(not_allowed("GET")),
-        )
-        .service(
-            web::resource("/Group/{id}/$export")
-                .route(web::get().to(export::group))
-                .default_service(not_allowed("GET")),
-        )
-        .service(
-            web::resource("/_export/{id}/{file}")
-                .route(web::get().to(export::file))
-                .default_service(not_allowed("GET")),
-        )
-        .service(
-            web::resource("/Patient/$everything")
-                .route(web::get().to(everything::type_level))
-                .default_service(not_allowed("GET")),
-        )
-        .service(
-            web::resource("/Patient/{id}/$everything")
-                .route(web::get().to(everything::instance))
-                .default_service(not_allowed("GET")),
-        )
-        .service(
             web::resource("/metadata")
                 .route(web::get().to(capabilities::metadata))
                 .route(web::head().to(capabilities::metadata))
@@ -195,15 +169,14 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                 .default_service(not_allowed("GET, HEAD, POST")),
         )
         .service(
+            web::resource("/$export")
+                .route(web::get().to(export::system))
+                .default_service(not_allowed("GET")),
+        )
+        .service(
             web::resource("/$reindex")
                 .route(web::post().to(operations::reindex_system))
                 .default_service(not_allowed("POST")),
-        )
-        .service(
-            web::resource("/_async/{id}")
-                .route(web::get().to(operations::status))
-                .route(web::delete().to(operations::cancel))
-                .default_service(not_allowed("GET, DELETE")),
         )
         .service(
             web::resource("/_search")
@@ -217,15 +190,25 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                 .default_service(not_allowed("GET, HEAD")),
         )
         .service(
+            web::resource("/Patient/$export")
+                .route(web::get().to(export::patients))
+                .default_service(not_allowed("GET")),
+        )
+        .service(
+            web::resource("/Patient/$everything")
+                .route(web::get().to(everything::type_level))
+                .default_service(not_allowed("GET")),
+        )
+        .service(
+            web::resource("/_async/{id}")
+                .route(web::get().to(operations::status))
+                .route(web::delete().to(operations::cancel))
+                .default_service(not_allowed("GET, DELETE")),
+        )
+        .service(
             web::resource("/{type}/_history")
                 .route(web::get().to(history::of_type))
                 .route(web::head().to(history::of_type))
-                .default_service(not_allowed("GET, HEAD")),
-        )
-        .service(
-            web::resource("/{type}/{id}/_history")
-                .route(web::get().to(history::instance))
-                .route(web::head().to(history::instance))
                 .default_service(not_allowed("GET, HEAD")),
         )
         .service(
@@ -239,12 +222,6 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                 .default_service(not_allowed("POST")),
         )
         .service(
-            web::resource("/{type}/{id}/_history/{vid}")
-                .route(web::get().to(rest::vread))
-                .route(web::head().to(rest::vread))
-                .default_service(not_allowed("GET, HEAD")),
-        )
-        .service(
             web::resource("/{type}/{id}")
                 .route(web::get().to(rest::read))
                 .route(web::head().to(rest::read))
@@ -252,6 +229,33 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                 .route(web::patch().to(rest::patch))
                 .route(web::delete().to(rest::delete))
                 .default_service(not_allowed("GET, HEAD, PUT, PATCH, DELETE")),
+        )
+        .service(
+            web::resource("/Group/{id}/$export")
+                .route(web::get().to(export::group))
+                .default_service(not_allowed("GET")),
+        )
+        .service(
+            web::resource("/_export/{id}/{file}")
+                .route(web::get().to(export::file))
+                .default_service(not_allowed("GET")),
+        )
+        .service(
+            web::resource("/Patient/{id}/$everything")
+                .route(web::get().to(everything::instance))
+                .default_service(not_allowed("GET")),
+        )
+        .service(
+            web::resource("/{type}/{id}/_history")
+                .route(web::get().to(history::instance))
+                .route(web::head().to(history::instance))
+                .default_service(not_allowed("GET, HEAD")),
+        )
+        .service(
+            web::resource("/{type}/{id}/_history/{vid}")
+                .route(web::get().to(rest::vread))
+                .route(web::head().to(rest::vread))
+                .default_service(not_allowed("GET, HEAD")),
         )
         .service(
             web::resource("/{type}/{id}/{compartment_type}")

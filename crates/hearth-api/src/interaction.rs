@@ -254,3 +254,150 @@ fn body(resource: Option<Value>, resource_type: &str) -> Result<Value, ApiError>
     checks::check_body_type(&resource, resource_type)?;
     Ok(resource)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const BASE: &str = "https://fhir.example.org/r4";
+
+    fn conditions() -> ParseOptions {
+        ParseOptions {
+            strict: true,
+            default_count: 2,
+            max_count: 2,
+            base: Some(BASE.to_owned()),
+            custom: Default::default(),
+        }
+    }
+
+    fn read_entry(entry: serde_json::Value) -> Result<Entry, ApiError> {
+        Entry::read(3, entry, BASE, &conditions())
+    }
+
+    fn patient(id: Option<&str>) -> serde_json::Value {
+        match id {
+            Some(id) => json!({"resourceType": "Patient", "id": id}),
+            None => json!({"resourceType": "Patient"}),
+        }
+    }
+
+    #[test]
+    fn each_method_and_url_is_the_interaction_it_names() {
+        let entry = read_entry(json!({"request": {"method": "GET", "url": "Patient/a/_history/2", "ifNoneMatch": "W/\"2\""}})).unwrap();
+        match entry.interaction {
+            Interaction::Read {
+                resource_type,
+                id,
+                version,
+                conditions,
+            } => {
+                assert_eq!(
+                    (resource_type.as_str(), id.as_str(), version),
+                    ("Patient", "a", Some(2))
+                );
+                assert_eq!(conditions.if_none_match.as_deref(), Some("W/\"2\""));
+            }
+            other => panic!("{other:?}"),
+        }
+        // An absolute URL under the server's base is the same request.
+        let entry = read_entry(
+            json!({"request": {"method": "GET", "url": format!("{BASE}/Observation?code=x")}}),
+        )
+        .unwrap();
+        assert!(
+            matches!(&entry.interaction, Interaction::Search { resource_type: Some(t), params } if t == "Observation" && params.len() == 1)
+        );
+        let entry = read_entry(json!({"fullUrl": "urn:uuid:1", "resource": patient(None), "request": {"method": "POST", "url": "Patient", "ifNoneExist": "Patient?identifier=http://x%7C1"}})).unwrap();
+        assert_eq!(entry.full_url.as_deref(), Some("urn:uuid:1"));
+        assert_eq!(entry.phase(), 1);
+        assert!(
+            matches!(&entry.interaction, Interaction::Create { if_none_exist: Some(q), .. } if q.types == ["Patient"])
+        );
+        let entry =
+            read_entry(json!({"request": {"method": "DELETE", "url": "Patient?identifier=x"}}))
+                .unwrap();
+        assert_eq!(entry.phase(), 0);
+        assert!(
+            matches!(&entry.interaction, Interaction::Delete { target: Target::Condition(t, _), if_match: None } if t == "Patient")
+        );
+        let entry = read_entry(json!({"resource": patient(Some("a")), "request": {"method": "PUT", "url": "Patient/a", "ifMatch": "W/\"4\"", "ifNoneMatch": "*"}})).unwrap();
+        assert!(
+            matches!(&entry.interaction, Interaction::Update { target: Target::Id(_, id), if_match: Some(4), only_create: true, .. } if id == "a")
+        );
+    }
+
+    #[test]
+    fn what_a_url_cannot_mean_is_refused_at_its_entry() {
+        let refused = |entry: serde_json::Value, status: u16, says: &str| {
+            let error = read_entry(entry).unwrap_err();
+            assert_eq!(error.status().as_u16(), status, "{error}");
+            let text = error.to_string();
+            assert!(text.starts_with("Bundle.entry[3]: "), "{text}");
+            assert!(text.contains(says), "{text}");
+        };
+        refused(
+            json!({"request": {"method": "GET", "url": "Nothing/a"}}),
+            404,
+            "unknown resource type",
+        );
+        refused(
+            json!({"request": {"method": "GET", "url": "Patient/a/_history/0"}}),
+            404,
+            "not known",
+        );
+        refused(
+            json!({"request": {"method": "TRACE", "url": "Patient"}}),
+            400,
+            "TRACE",
+        );
+        refused(
+            json!({"request": {"method": "POST", "url": "Patient/a/b"}}),
+            400,
+            "not an interaction",
+        );
+        refused(
+            json!({"request": {"method": "POST", "url": "Patient"}}),
+            400,
+            "no resource",
+        );
+        refused(
+            json!({"resource": json!({"resourceType": "Observation"}), "request": {"method": "POST", "url": "Patient"}}),
+            400,
+            "is a Observation",
+        );
+        refused(
+            json!({"resource": patient(Some("b")), "request": {"method": "PUT", "url": "Patient/a"}}),
+            400,
+            "differs",
+        );
+        refused(
+            json!({"resource": patient(Some("a")), "request": {"method": "PUT", "url": "Patient/a", "ifMatch": "3"}}),
+            400,
+            "If-Match",
+        );
+        // A condition is parsed strictly: an unknown parameter would match
+        // every resource.
+        refused(
+            json!({"request": {"method": "DELETE", "url": "Patient?nonsense=1"}}),
+            400,
+            "invalid condition",
+        );
+        refused(
+            json!({"resource": patient(None), "request": {"method": "POST", "url": "Patient", "ifNoneExist": "nonsense=1"}}),
+            400,
+            "invalid condition",
+        );
+        refused(
+            json!({"request": {"method": "PATCH", "url": "Patient/a"}}),
+            400,
+            "PATCH entry needs",
+        );
+        refused(
+            json!({"resource": {"resourceType": "Binary", "contentType": "text/plain", "data": ""}, "request": {"method": "PATCH", "url": "Patient/a"}}),
+            415,
+            "json-patch",
+        );
+    }
+}

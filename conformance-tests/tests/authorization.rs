@@ -343,6 +343,54 @@ both_backends! {
         assert!(keys(hearth::keys::KeysCommand::List).contains("(signs)"));
     }
 
+    fn a_revoked_token_is_refused_by_every_node_within_2_s() {
+        let database = Arc::new(TestDatabase::new());
+        let first = Server::smart_on(database.clone(), |_| {});
+        let base = first.base.clone();
+        let second = Server::smart_on(database.clone(), |config| config.base_url = Some(base));
+        let revoked = first.token("system/*.rs", None, None);
+        let kept = first.token("system/*.rs", None, None);
+        for node in [&first, &second] {
+            node.use_token(Some(&revoked));
+            node.get("Patient").assert_status(200);
+        }
+        let revoke = |token: &str| {
+            let args = hearth::token::RevokeArgs { token: token.to_owned(), settings: Default::default() };
+            hearth::token::revoke(&args, first.config()).unwrap()
+        };
+        assert!(revoke(&revoked).starts_with("revoked "));
+        // Again: no error, the same row.
+        assert!(revoke(&revoked).starts_with("revoked "));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        for node in [&first, &second] {
+            node.use_token(Some(&revoked));
+            let refused = loop {
+                let r = node.get("Patient");
+                if r.status == 401 {
+                    break r;
+                }
+                assert_eq!(r.status, 200);
+                assert!(std::time::Instant::now() < deadline, "the revoked token still works");
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            };
+            let challenge = refused.header("www-authenticate").unwrap_or_default().to_owned();
+            assert!(challenge.contains("invalid_token") && challenge.contains("revoked"), "{challenge}");
+            // Only that token.
+            node.use_token(Some(&kept));
+            node.get("Patient").assert_status(200);
+        }
+        // A node started afterwards refuses it from its first request.
+        let base = first.base.clone();
+        let third = Server::smart_on(database, |config| config.base_url = Some(base));
+        third.use_token(Some(&revoked));
+        third.get("Patient").assert_error(401);
+        // What is not a token is refused, and revokes nothing.
+        let args = hearth::token::RevokeArgs { token: "not-a-token".into(), settings: Default::default() };
+        assert!(hearth::token::revoke(&args, first.config()).is_err());
+        third.use_token(Some(&kept));
+        third.get("Patient").assert_status(200);
+    }
+
     fn browsers_may_call_from_the_configured_origins() {
         let app = "https://app.example.org";
         let server = Server::smart_on(Arc::new(TestDatabase::new()), |config| {

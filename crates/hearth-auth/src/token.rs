@@ -52,6 +52,8 @@ pub enum TokenError {
     Claims(String),
     #[error("the access token's {0}")]
     Scope(ScopeError),
+    #[error("the access token has been revoked")]
+    Revoked,
 }
 
 /// The claims of an access token Hearth issues (SMART App Launch 2.2's
@@ -146,6 +148,8 @@ pub struct Verified {
     pub grant: Arc<crate::Grant>,
     /// `Principal::owner`.
     pub owner: Arc<str>,
+    /// What revoking the token names it by ([`revocation_of`]).
+    pub revocation_id: String,
 }
 
 impl std::ops::Deref for Verified {
@@ -157,13 +161,51 @@ impl std::ops::Deref for Verified {
 }
 
 impl Verified {
-    fn of(principal: Principal) -> Verified {
+    fn of(principal: Principal, digest: &[u8; 32]) -> Verified {
         Verified {
             grant: Arc::new(crate::Grant::of(&principal)),
             owner: principal.owner().into(),
+            revocation_id: revocation_id(&principal.issuer, principal.token_id.as_deref(), digest),
             principal,
         }
     }
+}
+
+/// A token's name in the revocation list: `issuer|jti`, or, for a token
+/// without a `jti`, the hex SHA-256 of the token.
+fn revocation_id(issuer: &str, jti: Option<&str>, digest: &[u8; 32]) -> String {
+    match jti {
+        Some(jti) => format!("{}|{jti}", issuer.trim_end_matches('/')),
+        None => digest.iter().map(|b| format!("{b:02x}")).collect(),
+    }
+}
+
+/// The name a token is revoked by, and when it expires (seconds since the
+/// epoch; a day from `now` for a token without `exp`), read without
+/// verifying it: revoking a token that was never valid changes nothing.
+pub fn revocation_of(token: &str, now: i64) -> Result<(String, i64), TokenError> {
+    let claims = unverified_claims(token)?;
+    let issuer = claims
+        .get("iss")
+        .and_then(Value::as_str)
+        .ok_or_else(|| TokenError::Claims("has no issuer (iss)".into()))?;
+    let expires_at = claims
+        .get("exp")
+        .and_then(Value::as_i64)
+        .unwrap_or(now + 86_400);
+    let id = revocation_id(
+        issuer,
+        claims.get("jti").and_then(Value::as_str),
+        &sha256(token),
+    );
+    Ok((id, expires_at))
+}
+
+fn sha256(token: &str) -> [u8; 32] {
+    ring::digest::digest(&ring::digest::SHA256, token.as_bytes())
+        .as_ref()
+        .try_into()
+        .expect("SHA-256 is 32 bytes")
 }
 
 /// Verifies bearer tokens. One per server, shared by its workers.
@@ -173,6 +215,8 @@ pub struct Verifier {
     own: RwLock<HashMap<String, DecodingKey>>,
     external: Vec<External>,
     cache: Mutex<HashMap<[u8; 32], Arc<Verified>>>,
+    /// The revoked tokens' [`Verified::revocation_id`]s.
+    revoked: RwLock<std::collections::HashSet<String>>,
     http: Option<reqwest::blocking::Client>,
 }
 
@@ -223,6 +267,7 @@ impl Verifier {
             own: RwLock::new(HashMap::new()),
             external,
             cache: Mutex::new(HashMap::new()),
+            revoked: RwLock::new(Default::default()),
             http,
         };
         verifier.set_own_keys(keys);
@@ -245,27 +290,40 @@ impl Verifier {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenError::Malformed);
         }
-        let digest: [u8; 32] = ring::digest::digest(&ring::digest::SHA256, token.as_bytes())
-            .as_ref()
-            .try_into()
-            .expect("SHA-256 is 32 bytes");
-        if let Some(principal) = self
+        let digest = sha256(token);
+        let remembered = self
             .cache
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(&digest)
-        {
-            if principal.expires_at > now - LEEWAY_SECS as i64 {
-                return Ok(principal.clone());
-            }
+            .filter(|principal| principal.expires_at > now - LEEWAY_SECS as i64)
+            .cloned();
+        if let Some(principal) = remembered {
+            self.check_revoked(&principal)?;
+            return Ok(principal);
         }
-        let principal = Arc::new(Verified::of(self.verify_uncached(token, now)?));
+        let principal = Arc::new(Verified::of(self.verify_uncached(token, now)?, &digest));
+        self.check_revoked(&principal)?;
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() >= CACHE_ENTRIES {
             cache.clear();
         }
         cache.insert(digest, principal.clone());
         Ok(principal)
+    }
+
+    fn check_revoked(&self, verified: &Verified) -> Result<(), TokenError> {
+        let revoked = self.revoked.read().unwrap_or_else(|e| e.into_inner());
+        if !revoked.is_empty() && revoked.contains(&verified.revocation_id) {
+            return Err(TokenError::Revoked);
+        }
+        Ok(())
+    }
+
+    /// Replaces the list of revoked tokens (the binary reads it from the
+    /// store every 2 s).
+    pub fn set_revoked(&self, ids: std::collections::HashSet<String>) {
+        *self.revoked.write().unwrap_or_else(|e| e.into_inner()) = ids;
     }
 
     fn verify_uncached(&self, token: &str, now: i64) -> Result<Principal, TokenError> {
@@ -497,12 +555,17 @@ fn key_family_algorithm(jwk: &jsonwebtoken::jwk::Jwk, accepted: &[Algorithm]) ->
 }
 
 /// The `iss` of a token not yet verified, to choose its keys by.
-fn unverified_issuer(token: &str) -> Result<String, TokenError> {
+/// A JWT's claims, not verified.
+fn unverified_claims(token: &str) -> Result<Value, TokenError> {
     let payload = token.split('.').nth(1).ok_or(TokenError::Malformed)?;
     let bytes = URL_SAFE_NO_PAD
         .decode(payload)
         .map_err(|_| TokenError::Malformed)?;
-    let claims: Value = serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed)?;
+    serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed)
+}
+
+fn unverified_issuer(token: &str) -> Result<String, TokenError> {
+    let claims = unverified_claims(token)?;
     claims
         .get("iss")
         .and_then(Value::as_str)

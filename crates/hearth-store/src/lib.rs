@@ -27,6 +27,7 @@ mod index_rows;
 mod jobs;
 mod keys;
 mod patients;
+mod revoked;
 mod schema;
 pub mod search;
 mod statement;

@@ -36,6 +36,9 @@ enum Command {
     /// and service accounts, e.g. `hearth token --scope "patient/*.rs"
     /// --patient 123`.
     Token(hearth::token::TokenArgs),
+    /// Revoke an access token before it expires: every server on the store
+    /// refuses it within 2 s.
+    Revoke(hearth::token::RevokeArgs),
     /// Manage the token signing keys: list, rotate, retire.
     Keys(hearth::keys::KeysArgs),
     /// Print the database's plan for searches, e.g.
@@ -128,6 +131,11 @@ fn main() -> ExitCode {
             &args.settings,
             |config| hearth::token::issue(&args, config),
             |token| println!("{token}"),
+        ),
+        Command::Revoke(args) => with_config(
+            &args.settings,
+            |config| hearth::token::revoke(&args, config),
+            |said| println!("{said}"),
         ),
         Command::Keys(args) => with_config(
             &args.settings,

@@ -64,6 +64,8 @@ fn state(config: &Config) -> Result<(web::Data<AppState>, Option<KeyWatch>), Ser
             let keys = store.signing_keys()?;
             let verifier =
                 Arc::new(Verifier::new(base, &keys, issuers.clone()).map_err(ServeError::Auth)?);
+            // Refused from the first request, not from the first watch.
+            verifier.set_revoked(store.revoked_tokens()?.into_iter().collect());
             let jwks = Arc::new(std::sync::RwLock::new(hearth_auth::keys::jwks(&keys)));
             let watch = watch_keys(store.clone(), verifier.clone(), jwks.clone());
             (Authorization::Smart(verifier), Some((watch, jwks)))
@@ -119,9 +121,9 @@ impl Drop for Periodic {
     }
 }
 
-/// Keeps the verifier's keys current until dropped: Hearth's own (another
-/// node may rotate them) every 2 seconds, and the external issuers' when
-/// their cache lifetime ends.
+/// Keeps the verifier current until dropped: Hearth's own keys (another
+/// node may rotate them) and the revoked tokens every 2 seconds, and the
+/// external issuers' keys when their cache lifetime ends.
 pub type KeyWatch = Periodic;
 
 fn watch_keys(
@@ -142,6 +144,10 @@ fn watch_keys(
                 }
             }
             Err(e) => tracing::warn!(error = %e, "reading the signing keys failed"),
+        }
+        match store.revoked_tokens() {
+            Ok(ids) => verifier.set_revoked(ids.into_iter().collect()),
+            Err(e) => tracing::warn!(error = %e, "reading the revoked tokens failed"),
         }
         verifier.refresh_stale();
         false

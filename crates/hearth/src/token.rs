@@ -111,3 +111,27 @@ pub fn issue(args: &TokenArgs, config: &Config) -> Result<String, TokenError> {
     );
     Ok(token)
 }
+
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// The access token to revoke (as sent in `Authorization: Bearer`).
+    pub token: String,
+    #[command(flatten)]
+    pub settings: ServeArgs,
+}
+
+/// Adds `args.token` to the store's revoked tokens: every server on the
+/// store refuses it within 2 s. Answers what it revoked.
+pub fn revoke(args: &RevokeArgs, config: &Config) -> Result<String, TokenError> {
+    let now = hearth_model::datetime::now_ms() / 1000;
+    let (id, expires_at) = hearth_auth::token::revocation_of(args.token.trim(), now)
+        .map_err(|e| TokenError::Invalid(e.to_string()))?;
+    if expires_at < now {
+        return Ok(format!("{id} has expired already; nothing to revoke"));
+    }
+    let store = Store::open(&config.database(), &config.store)?;
+    store.revoke_token(&id, expires_at)?;
+    Ok(format!(
+        "revoked {id} (refused by every server on this store within 2 s)"
+    ))
+}

@@ -344,3 +344,47 @@ fn configuration_refuses_hmac_and_hearth_as_an_external_issuer() {
     issuer.issuer = format!("{BASE}/");
     assert!(Verifier::new(BASE, &[], vec![issuer]).is_err());
 }
+
+#[test]
+fn a_revoked_token_is_refused_even_when_remembered() {
+    let k = key();
+    let v = verifier(std::slice::from_ref(&k));
+    let signer = Signer::new(BASE, std::slice::from_ref(&k)).unwrap();
+    let (token, _) = signer.issue(&request("patient/*.rs"), NOW);
+    let (other, _) = signer.issue(&request("patient/*.rs"), NOW);
+    let verified = v.verify(&token, NOW).unwrap();
+    // Named by its issuer and jti, and expiring when the token does.
+    let (id, expires_at) = revocation_of(&token, NOW).unwrap();
+    assert_eq!(id, verified.revocation_id);
+    assert_eq!(
+        id,
+        format!("{BASE}|{}", verified.token_id.as_deref().unwrap())
+    );
+    assert_eq!(expires_at, NOW + 300);
+    v.set_revoked([id.clone()].into_iter().collect());
+    assert_eq!(v.verify(&token, NOW).unwrap_err(), TokenError::Revoked);
+    assert!(v.verify(&other, NOW).is_ok());
+    v.set_revoked(Default::default());
+    assert!(v.verify(&token, NOW).is_ok());
+    // Without a jti, a token is named by its SHA-256; an external token by
+    // its issuer too.
+    let external = signed(
+        {
+            let mut h = Header::new(Algorithm::RS256);
+            h.kid = Some("rsa1".into());
+            h
+        },
+        &json!({"iss": EXTERNAL, "aud": BASE, "scope": "user/*.rs", "exp": NOW + 60}),
+        &rsa_key(),
+    );
+    let verified = v.verify(&external, NOW).unwrap();
+    let (id, _) = revocation_of(&external, NOW).unwrap();
+    assert_eq!(id, verified.revocation_id);
+    assert_eq!(id.len(), 64);
+    v.set_revoked([id].into_iter().collect());
+    assert_eq!(v.verify(&external, NOW).unwrap_err(), TokenError::Revoked);
+    assert_eq!(
+        revocation_of("no.token", NOW).unwrap_err(),
+        TokenError::Malformed
+    );
+}

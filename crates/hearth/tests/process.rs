@@ -218,27 +218,37 @@ fn a_graceful_shutdown_ends_within_its_timeout_with_requests_in_flight() {
 both_backends! {
     /// The binary as an operator runs it under SMART: `hearth serve --auth
     /// smart` on a fresh store (which makes its first signing key),
-    /// `hearth token` for a patient, a read with it, and none without.
+    /// `hearth token` for a patient, a read with it, and none without;
+    /// `hearth revoke`; and a log that names no token.
     fn serve_with_smart_and_a_token_from_the_command_line() {
         let database = TestDatabase::new();
         let port = free_port();
         let base = format!("http://127.0.0.1:{port}");
         let client = reqwest::blocking::Client::new();
-        let smart = [OsStr::new("--auth"), OsStr::new("smart"), OsStr::new("--base-url"), OsStr::new(&base)];
-        let mut server = spawn_with(&database, port, &smart);
+        let (dir, url) = (database.dir(), database.url());
+        let log_path = dir.join("serve.log");
+        let smart = [
+            OsStr::new("--auth"), OsStr::new("smart"), OsStr::new("--base-url"), OsStr::new(&base),
+            OsStr::new("--data-dir"), dir.as_os_str(), OsStr::new("--database-url"), OsStr::new(&url),
+        ];
+        let mut server = common::serve_to(port, &smart, std::fs::File::create(&log_path).unwrap());
         wait_ready(&client, &base);
-        let token = |scope: &str, patient: Option<&str>| -> String {
-            let (dir, url) = (database.dir(), database.url());
-            let mut command = Command::new(env!("CARGO_BIN_EXE_hearth"));
-            command
-                .args(["token", "--scope", scope, "--auth", "smart", "--base-url", &base])
+        let hearth = |args: &[&str]| -> std::process::Output {
+            Command::new(env!("CARGO_BIN_EXE_hearth"))
+                .args(args)
+                .args(["--auth", "smart", "--base-url", &base])
                 .arg("--data-dir")
                 .arg(&dir)
-                .args(["--database-url", &url]);
+                .args(["--database-url", &url])
+                .output()
+                .unwrap()
+        };
+        let token = |scope: &str, patient: Option<&str>| -> String {
+            let mut args = vec!["token", "--scope", scope];
             if let Some(p) = patient {
-                command.args(["--patient", p]);
+                args.extend(["--patient", p]);
             }
-            let output = command.output().unwrap();
+            let output = hearth(&args);
             assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
             String::from_utf8(output.stdout).unwrap().trim().to_owned()
         };
@@ -279,8 +289,25 @@ both_backends! {
         assert!(!output.status.success());
         assert!(output.stdout.is_empty());
         assert!(String::from_utf8_lossy(&output.stderr).contains("order"));
-        server.kill().unwrap();
+        // Revoked from the command line: refused within 2 s.
+        let revoked = hearth(&["revoke", &mine]);
+        assert!(revoked.status.success(), "{}", String::from_utf8_lossy(&revoked.stderr));
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while read("p1", Some(&mine)).status() != 401 {
+            assert!(Instant::now() < deadline, "the revoked token still reads");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(!hearth(&["revoke", "not-a-token"]).status.success());
+        // Stopped as a service manager stops it (SIGTERM): its last log
+        // lines are written, and none names a token or a header.
+        let stopped = Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();
+        assert!(stopped.success());
         server.wait().unwrap();
+        let log = std::fs::read_to_string(&log_path).unwrap();
+        assert!(log.contains("Hearth stopped") && log.contains("http.route=/{type}/{id}"), "{log}");
+        for secret in [admin.as_str(), mine.as_str(), "Bearer", "eyJ"] {
+            assert!(!log.contains(secret), "the log holds {secret:.12}…");
+        }
     }
 }
 

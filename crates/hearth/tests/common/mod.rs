@@ -62,10 +62,15 @@ pub fn free_port() -> u16 {
 
 /// `hearth serve` on loopback `port`, with `flags`.
 pub fn serve(port: u16, flags: &[&OsStr]) -> Child {
+    serve_to(port, flags, Stdio::null())
+}
+
+/// [`serve`], its log (standard output) going to `log`.
+pub fn serve_to(port: u16, flags: &[&OsStr], log: impl Into<Stdio>) -> Child {
     Command::new(env!("CARGO_BIN_EXE_hearth"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .args(flags)
-        .stdout(Stdio::null())
+        .stdout(log)
         .stderr(Stdio::null())
         .spawn()
         .expect("start hearth")

@@ -1,14 +1,18 @@
 //! SMART-on-FHIR authorization for Hearth, free of HTTP: the scopes a
 //! token carries ([`scope`]), who it speaks for ([`principal`]), the grant
 //! a request runs under ([`grant`]), and the tokens themselves ([`token`],
-//! signed with the keys of [`keys`]). `hearth-http` reads the bearer token
+//! signed with the keys of [`keys`]), and the assertions by which a client
+//! proves who it is ([`assertion`]). `hearth-http` reads the bearer token
 //! and asks [`token::Verifier`]; `hearth-store` turns the [`grant::Grant`]
 //! into SQL.
 
+pub mod assertion;
 pub mod grant;
 pub mod keys;
 pub mod principal;
 pub mod scope;
+#[cfg(test)]
+mod test_keys;
 pub mod token;
 
 pub use grant::{Grant, Limit, TypeAccess};

@@ -22,7 +22,7 @@ use crate::scope::{ScopeError, Scopes};
 /// The longest an access token Hearth issues may live.
 pub const MAX_LIFETIME_SECS: i64 = 3600;
 /// Clock skew allowed on `exp`, `nbf` and `iat`.
-const LEEWAY_SECS: u64 = 30;
+pub(crate) const LEEWAY_SECS: u64 = 30;
 /// Verified tokens remembered at most; the memory is emptied when full.
 const CACHE_ENTRIES: usize = 100_000;
 /// The longest a token may be: a header that big is no token of ours.
@@ -196,16 +196,9 @@ pub fn revocation_of(token: &str, now: i64) -> Result<(String, i64), TokenError>
     let id = revocation_id(
         issuer,
         claims.get("jti").and_then(Value::as_str),
-        &sha256(token),
+        &crate::digest(token.as_bytes()),
     );
     Ok((id, expires_at))
-}
-
-fn sha256(token: &str) -> [u8; 32] {
-    ring::digest::digest(&ring::digest::SHA256, token.as_bytes())
-        .as_ref()
-        .try_into()
-        .expect("SHA-256 is 32 bytes")
 }
 
 /// Verifies bearer tokens. One per server, shared by its workers.
@@ -290,7 +283,7 @@ impl Verifier {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenError::Malformed);
         }
-        let digest = sha256(token);
+        let digest = crate::digest(token.as_bytes());
         let remembered = self
             .cache
             .lock()
@@ -554,7 +547,6 @@ fn key_family_algorithm(jwk: &jsonwebtoken::jwk::Jwk, accepted: &[Algorithm]) ->
     }
 }
 
-/// The `iss` of a token not yet verified, to choose its keys by.
 /// A JWT's claims, not verified.
 fn unverified_claims(token: &str) -> Result<Value, TokenError> {
     let payload = token.split('.').nth(1).ok_or(TokenError::Malformed)?;
@@ -564,6 +556,7 @@ fn unverified_claims(token: &str) -> Result<Value, TokenError> {
     serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed)
 }
 
+/// The `iss` of a token not yet verified, to choose its keys by.
 fn unverified_issuer(token: &str) -> Result<String, TokenError> {
     let claims = unverified_claims(token)?;
     claims

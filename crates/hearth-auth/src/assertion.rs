@@ -69,15 +69,7 @@ pub struct Expected<'a> {
 /// The client an assertion claims to come from (`iss`), read before it is
 /// verified: to find the client's keys by.
 pub fn claimed_client(assertion: &str) -> Result<String, AssertionError> {
-    use base64::Engine;
-    let payload = assertion
-        .split('.')
-        .nth(1)
-        .ok_or(AssertionError::Malformed)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .map_err(|_| AssertionError::Malformed)?;
-    let claims: Value = serde_json::from_slice(&bytes).map_err(|_| AssertionError::Malformed)?;
+    let claims = crate::token::jwt_claims(assertion).ok_or(AssertionError::Malformed)?;
     claims["iss"]
         .as_str()
         .map(str::to_owned)
@@ -107,7 +99,7 @@ pub fn verify(
         .ok_or_else(|| AssertionError::UnknownKey(kid.to_owned()))?;
     // A key published for one algorithm signs with that one only.
     if let Some(alg) = jwk.common.key_algorithm {
-        if format!("{alg:?}") != format!("{:?}", header.alg) {
+        if crate::token::parse_algorithm(&format!("{alg:?}")) != Some(header.alg) {
             return Err(AssertionError::UnknownKey(kid.to_owned()));
         }
     }

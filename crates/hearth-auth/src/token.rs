@@ -547,13 +547,15 @@ fn key_family_algorithm(jwk: &jsonwebtoken::jwk::Jwk, accepted: &[Algorithm]) ->
     }
 }
 
-/// A JWT's claims, not verified.
+/// A JWT's claims, not verified (`None`: not a JWT).
+pub(crate) fn jwt_claims(token: &str) -> Option<Value> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
 fn unverified_claims(token: &str) -> Result<Value, TokenError> {
-    let payload = token.split('.').nth(1).ok_or(TokenError::Malformed)?;
-    let bytes = URL_SAFE_NO_PAD
-        .decode(payload)
-        .map_err(|_| TokenError::Malformed)?;
-    serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed)
+    jwt_claims(token).ok_or(TokenError::Malformed)
 }
 
 /// The `iss` of a token not yet verified, to choose its keys by.

@@ -342,7 +342,8 @@ impl Tx<'_> {
     pub(crate) fn export_batch(&mut self, job: &JobRow, node: &str, lease: i64) -> Result<()> {
         let now = hearth_model::datetime::now_ms();
         let types = job.types();
-        let request = ExportRequest::from_value(types.clone(), &job.params().unwrap_or_default());
+        let params = job.params().unwrap_or_default();
+        let request = ExportRequest::from_value(types.clone(), &params);
         let Some(resource_type) = types.get(job.position as usize) else {
             Sql::with_binds(
                 "UPDATE jobs SET status = 'done', updated = ?, owner = NULL, lease_until = NULL WHERE id = ?",
@@ -352,7 +353,8 @@ impl Tx<'_> {
             return Ok(());
         };
         // Its conditions (`_typeFilter` parsed) once, for both statements.
-        let batch_rows = self.batch_rows(job, &request, resource_type)?;
+        let limits = params["limits"][resource_type].as_array();
+        let batch_rows = self.batch_rows(job, &request, limits, resource_type)?;
         // The batch's resources, by their stored sizes: as many as fit,
         // and the first whatever its size.
         let mut sizes = Sql::on(self.dialect());
@@ -453,11 +455,13 @@ impl Tx<'_> {
     }
 
     /// ` FROM … WHERE …`: the resources of `resource_type` that `job`
-    /// exports after its cursor.
+    /// exports after its cursor, within `limits` (those of the grant it was
+    /// started under, for this type) when there are any.
     fn batch_rows(
         &self,
         job: &JobRow,
         request: &ExportRequest,
+        limits: Option<&Vec<Value>>,
         resource_type: &str,
     ) -> Result<Sql> {
         let mut s = Sql::on(self.dialect());
@@ -478,21 +482,18 @@ impl Tx<'_> {
         if request.patient_level {
             self.compartment_condition(&mut s, resource_type, request.patients.as_deref());
         }
-        if let Some(limits) = job.params().as_ref().map(|p| &p["limits"][resource_type]) {
-            if let Some(limits) = limits.as_array() {
-                // Within one of the limits of the grant it was started under.
-                let group = search::GrantGroup {
-                    types: vec![resource_type.to_owned()],
-                    limits: Some(
-                        limits
-                            .iter()
-                            .filter_map(|l| self.export_limit(resource_type, l))
-                            .collect(),
-                    ),
-                };
-                s.push(" AND ");
-                search::groups_clause(&[group], search::Checked::Resource("r"), None, &mut s);
-            }
+        if let Some(limits) = limits {
+            let group = search::GrantGroup {
+                types: vec![resource_type.to_owned()],
+                limits: Some(
+                    limits
+                        .iter()
+                        .filter_map(|l| self.export_limit(resource_type, l))
+                        .collect(),
+                ),
+            };
+            s.push(" AND ");
+            search::groups_clause(&[group], search::Checked::Resource("r"), None, &mut s);
         }
         let filters: Vec<search::SearchQuery> = request
             .type_filters

@@ -7,7 +7,6 @@
 //! Every node keeps the custom search parameters in memory; [`CustomWatch`]
 //! reloads them when another node changed them.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -64,18 +63,20 @@ fn reload(conn: &mut crate::db::Db, params: &RwLock<Arc<CustomParams>>) {
 const WATCH_EVERY: Duration = Duration::from_secs(1);
 
 /// Watches the generation of the custom search parameters and reloads them
-/// when another node moved it; stops when dropped.
+/// when another node moved it; stops when dropped, and the drop waits for
+/// it: a process that exits while the watch is inside libpq may crash in
+/// its exit handlers (seen with `hearth token` on PostgreSQL).
 pub(crate) struct CustomWatch {
-    stop: Arc<AtomicBool>,
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl CustomWatch {
     pub(crate) fn start(pool: Pool, params: Arc<RwLock<Arc<CustomParams>>>) -> CustomWatch {
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopped = stop.clone();
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let watch = move || {
             let mut seen = None;
-            while !stopped.load(Ordering::Relaxed) {
+            loop {
                 if let Ok(mut conn) = pool.get() {
                     match custom::generation(&mut conn) {
                         Ok(now) if seen.is_some_and(|s| s != now) => {
@@ -88,21 +89,32 @@ impl CustomWatch {
                         }
                     }
                 }
-                std::thread::sleep(WATCH_EVERY);
+                // Until the next look, or the drop.
+                if !matches!(
+                    stopped.recv_timeout(WATCH_EVERY),
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+                ) {
+                    return;
+                }
             }
         };
-        if let Err(e) = std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("hearth-custom-watch".into())
             .spawn(watch)
-        {
-            tracing::error!(error = %e, "cannot start the custom parameter watch");
+            .map_err(|e| tracing::error!(error = %e, "cannot start the custom parameter watch"))
+            .ok();
+        CustomWatch {
+            stop: Some(stop),
+            thread,
         }
-        CustomWatch { stop }
     }
 }
 
 impl Drop for CustomWatch {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }

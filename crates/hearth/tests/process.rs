@@ -249,7 +249,7 @@ both_backends! {
                 args.extend(["--patient", p]);
             }
             let output = hearth(&args);
-            assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+            assert!(output.status.success(), "{}: {}{}", output.status, String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
             String::from_utf8(output.stdout).unwrap().trim().to_owned()
         };
         let admin = token("system/*.cruds", None);

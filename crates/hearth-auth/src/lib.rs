@@ -1,14 +1,18 @@
 //! SMART-on-FHIR authorization for Hearth, free of HTTP: the scopes a
 //! token carries ([`scope`]), who it speaks for ([`principal`]), the grant
 //! a request runs under ([`grant`]), and the tokens themselves ([`token`],
-//! signed with the keys of [`keys`]), and the assertions by which a client
-//! proves who it is ([`assertion`]). `hearth-http` reads the bearer token
+//! signed with the keys of [`keys`]), the clients registered with Hearth's
+//! authorization server ([`client`]) and the assertions by which a client
+//! proves who it is ([`assertion`], with keys fetched by [`jwks`]). `hearth-http` reads the bearer token
 //! and asks [`token::Verifier`]; `hearth-store` turns the [`grant::Grant`]
 //! into SQL.
 
 pub mod assertion;
+pub mod client;
 pub mod grant;
+pub mod jwks;
 pub mod keys;
+pub mod oauth;
 pub mod principal;
 pub mod scope;
 #[cfg(test)]

@@ -134,6 +134,19 @@ impl ResourceScope {
                 .as_deref()
                 .is_none_or(|t| t == resource_type)
     }
+
+    /// Whether everything this scope allows, `wider` allows too: the same
+    /// level, its type or every type, at least these permissions, and a
+    /// search this scope's own narrows (or none).
+    pub fn within(&self, wider: &ResourceScope) -> bool {
+        self.level == wider.level
+            && wider
+                .resource_type
+                .as_ref()
+                .is_none_or(|t| self.resource_type.as_ref() == Some(t))
+            && wider.permissions.covers(self.permissions)
+            && wider.filter.iter().all(|f| self.filter.contains(f))
+    }
 }
 
 /// One scope of a space-separated scope string.
@@ -399,6 +412,16 @@ impl Scopes {
     pub fn from_vec(scopes: Vec<Scope>) -> Scopes {
         Scopes(scopes)
     }
+
+    /// The first of these scopes that `allowed` does not cover: a clinical
+    /// scope must be [`ResourceScope::within`] one of `allowed`, any other
+    /// scope in it.
+    pub fn first_outside(&self, allowed: &Scopes) -> Option<&Scope> {
+        self.0.iter().find(|scope| match scope {
+            Scope::Resource(r) => !allowed.resource_scopes().any(|a| r.within(a)),
+            other => !allowed.contains(other),
+        })
+    }
 }
 
 impl fmt::Display for Scopes {
@@ -429,6 +452,40 @@ mod tests {
             Err(e) => e.to_string(),
             Ok(s) => panic!("{text} was accepted as {s:?}"),
         }
+    }
+
+    #[test]
+    fn a_clients_allowed_scopes_cap_what_it_asks() {
+        let allowed = Scopes::parse(
+            "system/*.rs system/Observation.cruds?category=laboratory launch/patient",
+        )
+        .unwrap();
+        let outside = |asked: &str| {
+            Scopes::parse(asked)
+                .unwrap()
+                .first_outside(&allowed)
+                .map(|s| s.to_string())
+        };
+        assert_eq!(outside("system/Patient.rs system/*.r"), None);
+        assert_eq!(outside("system/Patient.read"), None, "v1 .read is rs");
+        assert_eq!(
+            outside("system/Observation.c?category=laboratory&code=1"),
+            None
+        );
+        assert_eq!(
+            outside("system/Observation.c").as_deref(),
+            Some("system/Observation.c")
+        );
+        assert_eq!(
+            outside("system/Patient.rs system/*.u").as_deref(),
+            Some("system/*.u")
+        );
+        assert_eq!(
+            outside("user/Patient.rs").as_deref(),
+            Some("user/Patient.rs")
+        );
+        assert_eq!(outside("launch/patient"), None);
+        assert_eq!(outside("openid").as_deref(), Some("openid"));
     }
 
     #[test]

@@ -249,12 +249,7 @@ impl Verifier {
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;
-        let http = (!external.is_empty()).then(|| {
-            reqwest::blocking::Client::builder()
-                .timeout(Duration::from_secs(5))
-                .build()
-                .expect("an HTTP client")
-        });
+        let http = (!external.is_empty()).then(crate::jwks::http_client);
         let verifier = Verifier {
             base,
             own: RwLock::new(HashMap::new()),
@@ -317,6 +312,15 @@ impl Verifier {
     /// store every 2 s).
     pub fn set_revoked(&self, ids: std::collections::HashSet<String>) {
         *self.revoked.write().unwrap_or_else(|e| e.into_inner()) = ids;
+    }
+
+    /// Refuses the token named `id` from now on (the list read from the
+    /// store replaces this at its next reading, which holds it too).
+    pub fn revoke_now(&self, id: &str) {
+        self.revoked
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_owned());
     }
 
     fn verify_uncached(&self, token: &str, now: i64) -> Result<Principal, TokenError> {
@@ -452,26 +456,10 @@ impl Verifier {
             // Failed fetches are retried after a minute.
             *fetched = Some((Instant::now(), Duration::from_secs(60)));
         }
-        let fetched = http
-            .get(&external.config.jwks_url)
-            .send()
-            .and_then(|r| r.error_for_status())
-            .and_then(|r| {
-                let max_age = r
-                    .headers()
-                    .get(reqwest::header::CACHE_CONTROL)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| {
-                        v.split(',')
-                            .find_map(|d| d.trim().strip_prefix("max-age="))
-                            .and_then(|n| n.trim().parse::<u64>().ok())
-                    });
-                Ok((r.json::<JwkSet>()?, max_age))
-            });
+        let fetched = crate::jwks::fetch(http, &external.config.jwks_url);
         match fetched {
-            Ok((set, max_age)) => {
+            Ok((set, lifetime)) => {
                 install(external, &set);
-                let lifetime = Duration::from_secs(max_age.unwrap_or(300).clamp(60, 86_400));
                 *external.fetched.lock().unwrap_or_else(|e| e.into_inner()) =
                     Some((Instant::now(), lifetime));
             }

@@ -199,7 +199,7 @@ pub fn capability_statement(fhir: &Fhir) -> Value {
         "rest": [{
             "mode": "server",
             "documentation": documentation,
-            "security": fhir.state.authorization.security(fhir.state.config.cors.any_configured()),
+            "security": security(fhir),
             "resource": *resources(
                 &fhir.store.custom_params(),
                 fhir.state.config.conditional_delete_multiple,
@@ -238,6 +238,19 @@ pub fn capability_statement(fhir: &Fhir) -> Value {
             ],
         }],
     })
+}
+
+/// `rest.security`, with the authorization server's endpoints when there
+/// is one.
+fn security(fhir: &Fhir) -> serde_json::Value {
+    let mut security = fhir
+        .state
+        .authorization
+        .security(fhir.state.config.cors.any_configured());
+    if let Some(server) = &fhir.state.oauth {
+        security["extension"] = json!([crate::oauth::oauth_uris(server)]);
+    }
+    security
 }
 
 /// `GET /.well-known/jwks.json`: the public keys of Hearth's own tokens.

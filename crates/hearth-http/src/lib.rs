@@ -20,6 +20,7 @@ mod history;
 mod logging;
 pub mod metrics;
 pub mod negotiate;
+pub mod oauth;
 mod operations;
 mod reply;
 mod rest;
@@ -94,6 +95,8 @@ pub struct AppState {
     /// (`/.well-known/jwks.json`), replaced when the keys rotate; `None`
     /// without SMART.
     pub jwks: Option<Arc<std::sync::RwLock<serde_json::Value>>>,
+    /// The authorization server (`auth = "smart"`).
+    pub oauth: Option<Arc<hearth_auth::oauth::AuthServer>>,
     /// When this server started (the CapabilityStatement's date).
     pub started: String,
     /// `None` when metrics are off.
@@ -107,6 +110,7 @@ impl AppState {
             config,
             authorization,
             jwks: None,
+            oauth: None,
             started: hearth_model::datetime::format_instant(hearth_model::datetime::now_ms()),
             metrics: None,
         }
@@ -116,6 +120,14 @@ impl AppState {
     pub fn with_jwks(self, jwks: Arc<std::sync::RwLock<serde_json::Value>>) -> Self {
         AppState {
             jwks: Some(jwks),
+            ..self
+        }
+    }
+
+    /// The state, with an authorization server.
+    pub fn with_oauth(self, oauth: Arc<hearth_auth::oauth::AuthServer>) -> Self {
+        AppState {
+            oauth: Some(oauth),
             ..self
         }
     }
@@ -154,6 +166,27 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                 .route(web::get().to(capabilities::jwks))
                 .route(web::head().to(capabilities::jwks))
                 .default_service(not_allowed("GET, HEAD")),
+        )
+        .service(
+            web::resource("/.well-known/smart-configuration")
+                .route(web::get().to(oauth::configuration))
+                .route(web::head().to(oauth::configuration))
+                .default_service(not_allowed("GET, HEAD")),
+        )
+        .service(
+            web::resource("/auth/token")
+                .route(web::post().to(oauth::token))
+                .default_service(not_allowed("POST")),
+        )
+        .service(
+            web::resource("/auth/introspect")
+                .route(web::post().to(oauth::introspect))
+                .default_service(not_allowed("POST")),
+        )
+        .service(
+            web::resource("/auth/revoke")
+                .route(web::post().to(oauth::revoke))
+                .default_service(not_allowed("POST")),
         )
         .service(
             web::resource("/metadata")

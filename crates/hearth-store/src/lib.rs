@@ -13,6 +13,7 @@ mod budget;
 mod bulk_load;
 mod cancel;
 mod checkpoint;
+mod clients;
 mod connection;
 mod custom;
 mod db;

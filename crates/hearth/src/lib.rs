@@ -2,6 +2,7 @@
 //! that tests and other programs can run a server in-process.
 
 pub mod backup;
+pub mod clients;
 pub mod config;
 pub mod explain;
 pub mod import;

@@ -39,6 +39,9 @@ enum Command {
     /// Revoke an access token before it expires: every server on the store
     /// refuses it within 2 s.
     Revoke(hearth::token::RevokeArgs),
+    /// Register the apps and services that may ask the authorization
+    /// server for tokens: add, list, remove.
+    Client(hearth::clients::ClientArgs),
     /// Manage the token signing keys: list, rotate, retire.
     Keys(hearth::keys::KeysArgs),
     /// Print the database's plan for searches, e.g.
@@ -136,6 +139,11 @@ fn main() -> ExitCode {
             &args.settings,
             |config| hearth::token::revoke(&args, config),
             |said| println!("{said}"),
+        ),
+        Command::Client(args) => with_config(
+            &args.settings,
+            |config| hearth::clients::run(&args, config, &mut std::io::stdin()),
+            |report| print!("{report}"),
         ),
         Command::Keys(args) => with_config(
             &args.settings,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web;
+use hearth_auth::oauth::AuthServer;
 use hearth_auth::Verifier;
 use hearth_http::auth::Authorization;
 use hearth_http::server::{MetricsListener, TlsListener, Transport};
@@ -67,14 +68,15 @@ fn state(config: &Config) -> Result<(web::Data<AppState>, Option<KeyWatch>), Ser
             // Refused from the first request, not from the first watch.
             verifier.set_revoked(store.revoked_tokens()?.into_iter().collect());
             let jwks = Arc::new(std::sync::RwLock::new(hearth_auth::keys::jwks(&keys)));
-            let watch = watch_keys(store.clone(), verifier.clone(), jwks.clone());
-            (Authorization::Smart(verifier), Some((watch, jwks)))
+            let oauth = Arc::new(AuthServer::new(base, &keys, verifier.clone()));
+            let watch = watch_keys(store.clone(), verifier.clone(), oauth.clone(), jwks.clone());
+            (Authorization::Smart(verifier), Some((watch, jwks, oauth)))
         }
     };
     let mut state = AppState::new(store, http, authorization).with_metrics(metrics);
     let watch = match watch {
-        Some((watch, jwks)) => {
-            state = state.with_jwks(jwks);
+        Some((watch, jwks, oauth)) => {
+            state = state.with_jwks(jwks).with_oauth(oauth);
             Some(watch)
         }
         None => None,
@@ -121,14 +123,15 @@ impl Drop for Periodic {
     }
 }
 
-/// Keeps the verifier current until dropped: Hearth's own keys (another
-/// node may rotate them) and the revoked tokens every 2 seconds, and the
+/// Keeps the verifier and the authorization server current until dropped:
+/// Hearth's own keys (another node may rotate them) and the revoked tokens every 2 seconds, and the
 /// external issuers' keys when their cache lifetime ends.
 pub type KeyWatch = Periodic;
 
 fn watch_keys(
     store: Store,
     verifier: Arc<Verifier>,
+    oauth: Arc<AuthServer>,
     jwks: Arc<std::sync::RwLock<serde_json::Value>>,
 ) -> KeyWatch {
     let mut known: Vec<String> = Vec::new();
@@ -138,6 +141,7 @@ fn watch_keys(
                 let kids: Vec<String> = keys.iter().map(|k| k.kid.clone()).collect();
                 if kids != known {
                     verifier.set_own_keys(&keys);
+                    oauth.set_keys(&keys);
                     *jwks.write().unwrap_or_else(|e| e.into_inner()) =
                         hearth_auth::keys::jwks(&keys);
                     known = kids;

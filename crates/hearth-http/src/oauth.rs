@@ -1,0 +1,260 @@
+//! The authorization server's HTTP endpoints: SMART discovery
+//! (`/.well-known/smart-configuration`), the token endpoint, introspection
+//! and revocation. What each answers is decided in `hearth_auth::oauth`;
+//! this module reads forms and headers and writes RFC 6749 JSON.
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use hearth_auth::oauth::{AuthServer, Basic, OAuthError, Params};
+use serde_json::{json, Value};
+
+use crate::AppState;
+
+/// The largest form accepted: an assertion and a few parameters.
+const MAX_FORM_BYTES: usize = 64 * 1024;
+
+/// The capabilities Hearth's authorization server has, as SMART names
+/// them: each is what a route serves.
+const CAPABILITIES: [&str; 4] = [
+    "client-confidential-symmetric",
+    "client-confidential-asymmetric",
+    "permission-v1",
+    "permission-v2",
+];
+
+/// `GET /.well-known/smart-configuration` (SMART App Launch 2.2 §
+/// Discovery): JSON whatever the Accept, absolute URLs. Without an
+/// authorization server, 404.
+pub async fn configuration(state: web::Data<AppState>) -> HttpResponse {
+    let Some(server) = &state.oauth else {
+        return error_json(
+            404,
+            &json!({"error": "not_found", "error_description": "this server has no authorization server (auth = \"smart\" serves one)"}),
+        );
+    };
+    json_response(200, &smart_configuration(server))
+}
+
+/// The discovery document: only what this server does.
+pub fn smart_configuration(server: &AuthServer) -> Value {
+    json!({
+        "issuer": server.base(),
+        "jwks_uri": format!("{}/.well-known/jwks.json", server.base()),
+        "token_endpoint": server.endpoint("token"),
+        "introspection_endpoint": server.endpoint("introspect"),
+        "revocation_endpoint": server.endpoint("revoke"),
+        "grant_types_supported": ["client_credentials"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+        "token_endpoint_auth_signing_alg_values_supported": ["RS384", "ES384"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+        "scopes_supported": ["system/*.cruds", "system/*.rs", "system/*.read", "system/*.write", "system/*.*"],
+        // Required by SMART: the PKCE method an authorization request
+        // would have to use (never plain).
+        "code_challenge_methods_supported": ["S256"],
+        "capabilities": CAPABILITIES,
+    })
+}
+
+/// The `oauth-uris` extension of the CapabilityStatement's
+/// `rest.security` (SMART App Launch; some clients discover only by it).
+pub fn oauth_uris(server: &AuthServer) -> Value {
+    json!({
+        "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+        "extension": [
+            {"url": "token", "valueUri": server.endpoint("token")},
+            {"url": "introspect", "valueUri": server.endpoint("introspect")},
+            {"url": "revoke", "valueUri": server.endpoint("revoke")},
+        ],
+    })
+}
+
+/// `POST /auth/token`.
+pub async fn token(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    respond(state, &req, body, |server, store, params, basic, _, now| {
+        server
+            .token(store, params, basic, now)
+            .map(|issued| issued.body())
+    })
+    .await
+}
+
+/// `POST /auth/introspect` (RFC 7662): a confidential client's
+/// credentials, or a bearer token of the client whose tokens it asks about.
+pub async fn introspect(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    respond(
+        state,
+        &req,
+        body,
+        |server, store, params, basic, bearer, now| {
+            server.introspect(store, params, basic, bearer.as_deref(), now)
+        },
+    )
+    .await
+}
+
+/// `POST /auth/revoke` (RFC 7009): 200 with an empty body once the token
+/// is revoked, or was not valid anyway.
+pub async fn revoke(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    respond(state, &req, body, |server, store, params, basic, _, now| {
+        server
+            .revoke(store, params, basic, now)
+            .map(|()| Value::Null)
+    })
+    .await
+}
+
+type Endpoint = fn(
+    &AuthServer,
+    &hearth_store::Store,
+    &Params,
+    Option<&Basic>,
+    Option<String>,
+    i64,
+) -> Result<Value, OAuthError>;
+
+/// Reads the form and the credentials of `req`, runs `endpoint` off the
+/// async workers (Argon2, signatures and the store all block), and answers
+/// its JSON or its error.
+async fn respond(
+    state: web::Data<AppState>,
+    req: &HttpRequest,
+    body: web::Bytes,
+    endpoint: Endpoint,
+) -> HttpResponse {
+    let Some(server) = state.oauth.clone() else {
+        return error_json(
+            404,
+            &json!({"error": "invalid_request", "error_description": "this server has no authorization server"}),
+        );
+    };
+    let read = (|| {
+        let params = form(req, &body)?;
+        let (basic, bearer) = credentials(req)?;
+        Ok::<_, OAuthError>((params, basic, bearer))
+    })();
+    let (params, basic, bearer) = match read {
+        Ok(read) => read,
+        Err(e) => return oauth_error(&e, false),
+    };
+    let used_basic = basic.is_some();
+    let store = state.store.clone();
+    let now = hearth_model::datetime::now_ms() / 1000;
+    let answer =
+        web::block(move || endpoint(&server, &store, &params, basic.as_ref(), bearer, now)).await;
+    match answer {
+        Ok(Ok(Value::Null)) => no_store(HttpResponse::Ok()).finish(),
+        Ok(Ok(value)) => json_response(200, &value),
+        Ok(Err(e)) => {
+            tracing::info!(error = e.code(), "oauth request refused");
+            oauth_error(&e, used_basic)
+        }
+        Err(_) => oauth_error(
+            &OAuthError::Unavailable("the server is shutting down".into()),
+            false,
+        ),
+    }
+}
+
+/// The form parameters of a POST (RFC 6749: form-encoded only).
+fn form(req: &HttpRequest, body: &[u8]) -> Result<Params, OAuthError> {
+    let media = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase());
+    if media.as_deref() != Some("application/x-www-form-urlencoded") {
+        return Err(OAuthError::InvalidRequest(
+            "the request body must be application/x-www-form-urlencoded".into(),
+        ));
+    }
+    if body.len() > MAX_FORM_BYTES {
+        return Err(OAuthError::InvalidRequest(
+            "the request body is larger than 64 KiB".into(),
+        ));
+    }
+    if !req.query_string().is_empty() {
+        return Err(OAuthError::InvalidRequest(
+            "parameters go in the request body, not the URL".into(),
+        ));
+    }
+    Params::new(
+        form_urlencoded::parse(body)
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect(),
+    )
+}
+
+/// The request's `Authorization`: Basic client credentials, or a bearer
+/// token (introspection).
+fn credentials(req: &HttpRequest) -> Result<(Option<Basic>, Option<String>), OAuthError> {
+    let mut values = req.headers().get_all(header::AUTHORIZATION);
+    let Some(value) = values.next() else {
+        return Ok((None, None));
+    };
+    if values.next().is_some() {
+        return Err(OAuthError::InvalidRequest(
+            "the request has more than one Authorization header".into(),
+        ));
+    }
+    let text = value
+        .to_str()
+        .map_err(|_| OAuthError::InvalidClient("the Authorization header is not text".into()))?;
+    let (scheme, rest) = text.split_once(' ').unwrap_or((text, ""));
+    if scheme.eq_ignore_ascii_case("basic") {
+        Ok((Some(Basic::parse(rest)?), None))
+    } else if scheme.eq_ignore_ascii_case("bearer") && !rest.trim().is_empty() {
+        Ok((None, Some(rest.trim().to_owned())))
+    } else {
+        Err(OAuthError::InvalidClient(
+            "the Authorization header must be Basic client credentials or a Bearer token".into(),
+        ))
+    }
+}
+
+/// An RFC 6749 §5.2 error; a client that tried Basic gets the challenge
+/// (§5.2: `invalid_client` with 401).
+fn oauth_error(error: &OAuthError, basic: bool) -> HttpResponse {
+    let mut response = error_json(error.status(), &error.body());
+    if error.status() == 401 {
+        let challenge = if basic {
+            r#"Basic realm="hearth""#
+        } else {
+            r#"Bearer realm="hearth""#
+        };
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static(challenge),
+        );
+    }
+    response
+}
+
+fn error_json(status: u16, body: &Value) -> HttpResponse {
+    json_response(status, body)
+}
+
+/// JSON that no cache keeps (RFC 6749 §5.1).
+fn json_response(status: u16, body: &Value) -> HttpResponse {
+    let status = actix_web::http::StatusCode::from_u16(status)
+        .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
+    no_store(HttpResponse::build(status))
+        .content_type("application/json")
+        .body(body.to_string())
+}
+
+fn no_store(mut builder: actix_web::HttpResponseBuilder) -> actix_web::HttpResponseBuilder {
+    builder
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"));
+    builder
+}

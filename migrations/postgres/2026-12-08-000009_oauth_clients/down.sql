@@ -1,0 +1,2 @@
+DROP TABLE client_assertions;
+DROP TABLE oauth_clients;

@@ -21,7 +21,12 @@ const KID: &str = "bench-key";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["keygen", dir] => keygen(dir),
         ["run", base, client, dir, count, concurrency] => run(
             base,
@@ -31,7 +36,9 @@ fn main() {
             concurrency.parse().expect("CONCURRENCY"),
         ),
         _ => {
-            eprintln!("usage: token_load keygen DIR | token_load run BASE CLIENT DIR COUNT CONCURRENCY");
+            eprintln!(
+                "usage: token_load keygen DIR | token_load run BASE CLIENT DIR COUNT CONCURRENCY"
+            );
             std::process::exit(2);
         }
     }
@@ -59,7 +66,8 @@ fn run(base: &str, client: &str, dir: &str, count: usize, concurrency: usize) {
         .unwrap()
         .as_secs()
         + 290;
-    let header = URL_SAFE_NO_PAD.encode(json!({"alg": "ES384", "typ": "JWT", "kid": KID}).to_string());
+    let header =
+        URL_SAFE_NO_PAD.encode(json!({"alg": "ES384", "typ": "JWT", "kid": KID}).to_string());
     let bodies: Arc<Vec<String>> = Arc::new(
         (0..count)
             .map(|i| {
@@ -85,8 +93,12 @@ fn run(base: &str, client: &str, dir: &str, count: usize, concurrency: usize) {
     let started = Instant::now();
     let threads: Vec<_> = (0..concurrency)
         .map(|_| {
-            let (bodies, next, failed, url) =
-                (bodies.clone(), next.clone(), failed.clone(), token_url.clone());
+            let (bodies, next, failed, url) = (
+                bodies.clone(),
+                next.clone(),
+                failed.clone(),
+                token_url.clone(),
+            );
             std::thread::spawn(move || {
                 let http = reqwest::blocking::Client::new();
                 loop {

@@ -265,8 +265,13 @@ fn discovery_names_the_endpoints_in_the_well_known_file_and_the_capability_state
     }
     assert_eq!(
         config["grant_types_supported"],
-        json!(["client_credentials"])
+        json!(["authorization_code", "client_credentials", "refresh_token"])
     );
+    assert_eq!(
+        config["authorization_endpoint"],
+        json!(format!("{}/auth/authorize", server.base))
+    );
+    assert_eq!(config["response_types_supported"], json!(["code"]));
     assert_eq!(config["code_challenge_methods_supported"], json!(["S256"]));
     assert_eq!(
         config["token_endpoint_auth_signing_alg_values_supported"],
@@ -274,9 +279,24 @@ fn discovery_names_the_endpoints_in_the_well_known_file_and_the_capability_state
     );
     let capabilities = config["capabilities"].as_array().unwrap();
     assert!(capabilities.contains(&json!("client-confidential-asymmetric")));
+    for capability in [
+        "launch-standalone",
+        "client-public",
+        "permission-offline",
+        "permission-v2",
+        "context-standalone-patient",
+    ] {
+        assert!(capabilities.contains(&json!(capability)), "{capability}");
+    }
     // Nothing is claimed that is not served.
-    assert!(config.get("authorization_endpoint").is_none());
-    assert!(!capabilities.contains(&json!("launch-standalone")));
+    for capability in [
+        "launch-ehr",
+        "sso-openid-connect",
+        "context-ehr-patient",
+        "context-style",
+    ] {
+        assert!(!capabilities.contains(&json!(capability)), "{capability}");
+    }
     // The same endpoints in /metadata, where fhirclient looks for them.
     let statement = server.read_json("metadata");
     let uris = &statement["rest"][0]["security"]["extension"][0];
@@ -293,6 +313,10 @@ fn discovery_names_the_endpoints_in_the_well_known_file_and_the_capability_state
             .map(|e| e["valueUri"].clone())
     };
     assert_eq!(named("token"), Some(json!(token_url(&server))));
+    assert_eq!(
+        named("authorize"),
+        Some(config["authorization_endpoint"].clone())
+    );
     assert_eq!(named("revoke"), Some(config["revocation_endpoint"].clone()));
     // Without SMART there is no authorization server.
     let open = Server::local(|_| {});

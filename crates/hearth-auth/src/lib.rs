@@ -8,6 +8,7 @@
 //! into SQL.
 
 pub mod assertion;
+pub mod authorize;
 pub mod client;
 pub mod grant;
 pub mod jwks;
@@ -18,6 +19,7 @@ pub mod scope;
 #[cfg(test)]
 mod test_keys;
 pub mod token;
+pub mod user;
 
 pub use grant::{Grant, Limit, TypeAccess};
 pub use keys::SigningKey;

@@ -10,6 +10,7 @@ use std::sync::{Arc, RwLock};
 use serde_json::{json, Value};
 
 use crate::assertion::{self, AssertionError, Expected};
+use crate::authorize::{Approval, Attempts, CodeUse, RefreshUse};
 use crate::client::{self, Client, Credentials};
 use crate::jwks::RemoteKeySets;
 use crate::keys::SigningKey;
@@ -32,6 +33,29 @@ pub trait Registry {
     fn check_filter(&self, scope: &ResourceScope) -> Result<(), String>;
     /// Revokes the token named `id` until `expires_at`.
     fn revoke(&self, id: &str, expires_at: i64) -> Result<(), String>;
+    fn user(&self, username: &str) -> Result<Option<crate::user::User>, String>;
+    /// Keeps a code (by its hash) with its approval until `expires_at`.
+    fn save_code(&self, code_hash: &str, approval: &str, expires_at: i64) -> Result<(), String>;
+    /// Marks a code used, answering what it was.
+    fn take_code(&self, code_hash: &str, now: i64) -> Result<CodeUse, String>;
+    /// Records what a code's exchange issued.
+    fn code_issued(&self, code_hash: &str, issued: &str) -> Result<(), String>;
+    fn save_refresh(
+        &self,
+        token_hash: &str,
+        family: &str,
+        approval: &str,
+        expires_at: i64,
+    ) -> Result<(), String>;
+    /// Rotates a refresh token out, answering what it was.
+    fn use_refresh(&self, token_hash: &str, now: i64) -> Result<RefreshUse, String>;
+    /// The family and approval of a current refresh token.
+    fn refresh_family(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Option<(String, String)>, String>;
+    fn revoke_family(&self, family: &str) -> Result<(), String>;
 }
 
 /// An error of the token, introspection or revocation endpoint (RFC 6749
@@ -186,25 +210,39 @@ impl Issued {
 pub struct AuthServer {
     /// Hearth's FHIR base URL: the tokens' issuer and audience.
     base: String,
-    signer: RwLock<Option<Signer>>,
+    signer: RwLock<Option<Arc<Signer>>>,
     verifier: Arc<Verifier>,
     key_sets: RemoteKeySets,
+    pub(crate) attempts: Attempts,
 }
 
 impl AuthServer {
     pub fn new(base: &str, keys: &[SigningKey], verifier: Arc<Verifier>) -> AuthServer {
         let base = base.trim_end_matches('/').to_owned();
         AuthServer {
-            signer: RwLock::new(Signer::new(&base, keys)),
+            signer: RwLock::new(Signer::new(&base, keys).map(Arc::new)),
             base,
             verifier,
             key_sets: RemoteKeySets::default(),
+            attempts: Attempts::default(),
         }
+    }
+
+    pub(crate) fn signer(&self) -> Option<Arc<Signer>> {
+        self.signer
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn verifier(&self) -> &Verifier {
+        &self.verifier
     }
 
     /// Signs with the newest of `keys` from now on (after a rotation).
     pub fn set_keys(&self, keys: &[SigningKey]) {
-        *self.signer.write().unwrap_or_else(|e| e.into_inner()) = Signer::new(&self.base, keys);
+        *self.signer.write().unwrap_or_else(|e| e.into_inner()) =
+            Signer::new(&self.base, keys).map(Arc::new);
     }
 
     pub fn base(&self) -> &str {
@@ -224,15 +262,22 @@ impl AuthServer {
         params: &Params,
         basic: Option<&Basic>,
         now: i64,
-    ) -> Result<Issued, OAuthError> {
+    ) -> Result<Value, OAuthError> {
         let grant_type = params.require("grant_type")?;
         match grant_type {
-            "client_credentials" => self.client_credentials(registry, params, basic, now),
-            "authorization_code" | "refresh_token" => Err(OAuthError::UnsupportedGrantType(
-                format!("this server does not issue tokens for grant_type {grant_type}"),
-            )),
+            "client_credentials" => self
+                .client_credentials(registry, params, basic, now)
+                .map(|issued| issued.body()),
+            "authorization_code" => {
+                let client = self.authenticate(registry, params, basic, now)?;
+                self.exchange_code(registry, &client, params, now)
+            }
+            "refresh_token" => {
+                let client = self.authenticate(registry, params, basic, now)?;
+                self.exchange_refresh(registry, &client, params, now)
+            }
             other => Err(OAuthError::UnsupportedGrantType(format!(
-                "grant_type {other} is not supported (client_credentials is)"
+                "grant_type {other} is not supported (authorization_code, refresh_token and client_credentials are)"
             ))),
         }
     }
@@ -292,9 +337,8 @@ impl AuthServer {
             lifetime_secs: BACKEND_TOKEN_SECS,
             ..TokenRequest::default()
         };
-        let signer = self.signer.read().unwrap_or_else(|e| e.into_inner());
-        let signer = signer
-            .as_ref()
+        let signer = self
+            .signer()
             .ok_or_else(|| OAuthError::Unavailable("the server has no signing key".into()))?;
         let (access_token, claims) = signer.issue(&request, now);
         Ok(Issued {
@@ -506,6 +550,24 @@ impl AuthServer {
                     "token_type_hint {hint} is not access_token or refresh_token"
                 )));
             }
+        }
+        if crate::token::jwt_claims(token).is_none() {
+            // Not a JWT: perhaps one of Hearth's refresh tokens.
+            let found = registry
+                .refresh_family(&crate::authorize::hash(token), now)
+                .map_err(OAuthError::Unavailable)?;
+            if let Some((family, approval)) = found {
+                let approval: Option<Approval> = serde_json::from_str(&approval).ok();
+                if approval.is_none_or(|a| a.client_id != client.id) {
+                    return Err(OAuthError::UnauthorizedClient(
+                        "the token was not issued to this client".into(),
+                    ));
+                }
+                registry
+                    .revoke_family(&family)
+                    .map_err(OAuthError::Unavailable)?;
+            }
+            return Ok(());
         }
         let Ok(verified) = self.verifier.verify(token, now) else {
             return Ok(());

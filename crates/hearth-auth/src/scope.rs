@@ -335,11 +335,9 @@ impl fmt::Display for Scope {
                     f.write_str(p)
                 } else {
                     f.write_str(&s.permissions.letters())?;
-                    if !s.filter.is_empty() {
-                        let query = form_urlencoded::Serializer::new(String::new())
-                            .extend_pairs(&s.filter)
-                            .finish();
-                        write!(f, "?{query}")?;
+                    for (i, (name, value)) in s.filter.iter().enumerate() {
+                        let separator = if i == 0 { '?' } else { '&' };
+                        write!(f, "{separator}{}={}", Escaped(name), Escaped(value))?;
                     }
                     Ok(())
                 }
@@ -352,6 +350,26 @@ impl fmt::Display for Scope {
             Scope::OfflineAccess => f.write_str("offline_access"),
             Scope::OnlineAccess => f.write_str("online_access"),
         }
+    }
+}
+
+/// A granular scope's parameter name or value as SMART writes it
+/// (`category=http://…|laboratory`): only what a scope token cannot hold
+/// (RFC 6749 §3.3: spaces, quotes, backslashes, controls, non-ASCII) and
+/// what would change how it reads back (`%`, `&`, `=`, `+`, `#`) is
+/// percent-encoded.
+struct Escaped<'a>(&'a str);
+
+impl fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for byte in self.0.bytes() {
+            match byte {
+                b'%' | b'&' | b'=' | b'+' | b'#' | b'"' | b'\\' => write!(f, "%{byte:02X}")?,
+                0x21..=0x7e => write!(f, "{}", byte as char)?,
+                _ => write!(f, "%{byte:02X}")?,
+            }
+        }
+        Ok(())
     }
 }
 
@@ -452,6 +470,25 @@ mod tests {
             Err(e) => e.to_string(),
             Ok(s) => panic!("{text} was accepted as {s:?}"),
         }
+    }
+
+    #[test]
+    fn granular_scopes_are_written_as_smart_writes_them_and_read_back() {
+        for text in [
+            "patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory",
+            "user/Observation.rs?code=a%2Bb&status=final",
+        ] {
+            let scope = Scope::parse(text).unwrap().unwrap();
+            assert_eq!(scope.to_string(), text);
+            assert_eq!(Scope::parse(&scope.to_string()).unwrap().unwrap(), scope);
+        }
+        let encoded = Scope::parse("patient/Observation.rs?code=http%3A%2F%2Floinc.org%7C8867-4")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            encoded.to_string(),
+            "patient/Observation.rs?code=http://loinc.org|8867-4"
+        );
     }
 
     #[test]

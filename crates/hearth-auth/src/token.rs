@@ -21,6 +21,11 @@ use crate::scope::{ScopeError, Scopes};
 
 /// The longest an access token Hearth issues may live.
 pub const MAX_LIFETIME_SECS: i64 = 3600;
+/// The `typ` of a ticket: a JWT by which the authorization server's pages
+/// carry an authorization request from one form to the next (never an
+/// access token: its `aud` is the authorization endpoint, and its type is
+/// refused as a bearer token).
+pub const TICKET_TYPE: &str = "hearth-ticket+jwt";
 /// Clock skew allowed on `exp`, `nbf` and `iat`.
 pub(crate) const LEEWAY_SECS: u64 = 30;
 /// Verified tokens remembered at most; the memory is emptied when full.
@@ -338,13 +343,10 @@ impl Verifier {
     }
 
     fn verify_own(&self, token: &str, header: &Header, now: i64) -> Result<Principal, TokenError> {
-        if header.alg != ALGORITHM {
-            return Err(TokenError::Algorithm(format!("{:?}", header.alg)));
+        if header.typ.as_deref() == Some(TICKET_TYPE) {
+            return Err(TokenError::Claims("is not an access token".into()));
         }
-        let kid = header.kid.as_deref().ok_or(TokenError::UnknownKey)?;
-        let own = self.own.read().unwrap_or_else(|e| e.into_inner());
-        let key = own.get(kid).ok_or(TokenError::UnknownKey)?;
-        let claims = decode(token, key, ALGORITHM, &self.base, &self.base, now)?;
+        let claims = self.decode_own(token, header, &self.base, now)?;
         let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
         Ok(Principal {
             issuer: self.base.clone(),
@@ -357,6 +359,41 @@ impl Verifier {
             expires_at: claims["exp"].as_i64().unwrap_or(0),
             token_id: text("jti"),
         })
+    }
+
+    /// Checks a JWT signed with Hearth's own keys for `audience`.
+    fn decode_own(
+        &self,
+        token: &str,
+        header: &Header,
+        audience: &str,
+        now: i64,
+    ) -> Result<serde_json::Map<String, Value>, TokenError> {
+        if header.alg != ALGORITHM {
+            return Err(TokenError::Algorithm(format!("{:?}", header.alg)));
+        }
+        let kid = header.kid.as_deref().ok_or(TokenError::UnknownKey)?;
+        let own = self.own.read().unwrap_or_else(|e| e.into_inner());
+        let key = own.get(kid).ok_or(TokenError::UnknownKey)?;
+        decode(token, key, ALGORITHM, &self.base, audience, now)
+    }
+
+    /// The claims of a ticket ([`TICKET_TYPE`]) Hearth signed for
+    /// `audience`, if it is one and has not expired.
+    pub fn verify_ticket(
+        &self,
+        ticket: &str,
+        audience: &str,
+        now: i64,
+    ) -> Result<serde_json::Map<String, Value>, TokenError> {
+        if ticket.len() > MAX_TOKEN_BYTES {
+            return Err(TokenError::Malformed);
+        }
+        let header = jsonwebtoken::decode_header(ticket).map_err(|_| TokenError::Malformed)?;
+        if header.typ.as_deref() != Some(TICKET_TYPE) {
+            return Err(TokenError::Claims("is not a ticket".into()));
+        }
+        self.decode_own(ticket, &header, audience, now)
     }
 
     fn verify_external(
@@ -685,6 +722,26 @@ impl Signer {
         let token = jsonwebtoken::encode(&header, &claims, &self.key.encoding_key())
             .expect("an ES256 key signs");
         (token, claims)
+    }
+
+    /// A ticket ([`TICKET_TYPE`]) holding `claims`, for `audience`, valid
+    /// `lifetime_secs` from `now`.
+    pub fn ticket(
+        &self,
+        mut claims: serde_json::Map<String, Value>,
+        audience: &str,
+        lifetime_secs: i64,
+        now: i64,
+    ) -> String {
+        claims.insert("iss".into(), Value::from(self.base.clone()));
+        claims.insert("aud".into(), Value::from(audience));
+        claims.insert("iat".into(), Value::from(now));
+        claims.insert("exp".into(), Value::from(now + lifetime_secs));
+        let mut header = Header::new(ALGORITHM);
+        header.kid = Some(self.key.kid.clone());
+        header.typ = Some(TICKET_TYPE.into());
+        jsonwebtoken::encode(&header, &claims, &self.key.encoding_key())
+            .expect("an ES256 key signs")
     }
 }
 

@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod negotiate;
 pub mod oauth;
 mod operations;
+mod pages;
 mod reply;
 mod rest;
 mod search;
@@ -176,6 +177,22 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
         .service(
             web::resource("/auth/token")
                 .route(web::post().to(oauth::token))
+                .default_service(not_allowed("POST")),
+        )
+        .service(
+            web::resource("/auth/authorize")
+                .route(web::get().to(pages::authorize))
+                .route(web::post().to(pages::authorize))
+                .default_service(not_allowed("GET, POST")),
+        )
+        .service(
+            web::resource("/auth/sign-in")
+                .route(web::post().to(pages::sign_in))
+                .default_service(not_allowed("POST")),
+        )
+        .service(
+            web::resource("/auth/consent")
+                .route(web::post().to(pages::consent))
                 .default_service(not_allowed("POST")),
         )
         .service(

@@ -15,9 +15,18 @@ const MAX_FORM_BYTES: usize = 64 * 1024;
 
 /// The capabilities Hearth's authorization server has, as SMART names
 /// them: each is what a route serves.
-const CAPABILITIES: [&str; 4] = [
+const CAPABILITIES: [&str; 13] = [
+    "launch-standalone",
+    "authorize-post",
+    "client-public",
     "client-confidential-symmetric",
     "client-confidential-asymmetric",
+    "context-banner",
+    "context-standalone-patient",
+    "permission-offline",
+    "permission-online",
+    "permission-patient",
+    "permission-user",
     "permission-v1",
     "permission-v2",
 ];
@@ -40,17 +49,22 @@ pub fn smart_configuration(server: &AuthServer) -> Value {
     json!({
         "issuer": server.base(),
         "jwks_uri": format!("{}/.well-known/jwks.json", server.base()),
+        "authorization_endpoint": server.endpoint("authorize"),
         "token_endpoint": server.endpoint("token"),
         "introspection_endpoint": server.endpoint("introspect"),
         "revocation_endpoint": server.endpoint("revoke"),
-        "grant_types_supported": ["client_credentials"],
+        "grant_types_supported": ["authorization_code", "client_credentials", "refresh_token"],
+        "response_types_supported": ["code"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
         "token_endpoint_auth_signing_alg_values_supported": ["RS384", "ES384"],
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
-        "scopes_supported": ["system/*.cruds", "system/*.rs", "system/*.read", "system/*.write", "system/*.*"],
-        // Required by SMART: the PKCE method an authorization request
-        // would have to use (never plain).
+        "scopes_supported": [
+            "launch/patient", "offline_access", "online_access",
+            "patient/*.cruds", "patient/*.rs", "user/*.cruds", "user/*.rs",
+            "system/*.cruds", "system/*.rs", "patient/*.read", "user/*.read", "system/*.read",
+        ],
+        // PKCE is required, with S256 only (never plain).
         "code_challenge_methods_supported": ["S256"],
         "capabilities": CAPABILITIES,
     })
@@ -62,6 +76,7 @@ pub fn oauth_uris(server: &AuthServer) -> Value {
     json!({
         "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
         "extension": [
+            {"url": "authorize", "valueUri": server.endpoint("authorize")},
             {"url": "token", "valueUri": server.endpoint("token")},
             {"url": "introspect", "valueUri": server.endpoint("introspect")},
             {"url": "revoke", "valueUri": server.endpoint("revoke")},
@@ -72,9 +87,7 @@ pub fn oauth_uris(server: &AuthServer) -> Value {
 /// `POST /auth/token`.
 pub async fn token(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     respond(state, &req, body, |server, store, params, basic, _, now| {
-        server
-            .token(store, params, basic, now)
-            .map(|issued| issued.body())
+        server.token(store, params, basic, now)
     })
     .await
 }

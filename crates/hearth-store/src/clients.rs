@@ -4,6 +4,7 @@
 
 use diesel::prelude::*;
 use diesel::sql_types::Text;
+use hearth_auth::authorize::{CodeUse, RefreshUse};
 use hearth_auth::client::Client;
 
 use crate::statement::{Bind, Sql};
@@ -134,6 +135,177 @@ impl hearth_auth::oauth::Registry for Store {
     fn revoke(&self, id: &str, expires_at: i64) -> std::result::Result<(), String> {
         self.revoke_token(id, expires_at).map_err(|e| e.to_string())
     }
+
+    fn user(&self, username: &str) -> std::result::Result<Option<hearth_auth::user::User>, String> {
+        Store::user(self, username).map_err(|e| e.to_string())
+    }
+
+    fn save_code(
+        &self,
+        code_hash: &str,
+        approval: &str,
+        expires_at: i64,
+    ) -> std::result::Result<(), String> {
+        let (hash, document) = (code_hash.to_owned(), approval.to_owned());
+        let now = hearth_model::datetime::now_ms() / 1000;
+        self.write(move |tx| -> Result<()> {
+            // Codes live a minute; a day later nobody asks about them.
+            Sql::with_binds(
+                "DELETE FROM oauth_codes WHERE expires_at < ?",
+                vec![Bind::Int(now - 86_400)],
+            )
+            .execute(tx.conn)?;
+            Sql::with_binds(
+                "INSERT INTO oauth_codes (code_hash, document, expires_at) VALUES (?, ?, ?)",
+                vec![
+                    Bind::Text(hash),
+                    Bind::Text(document),
+                    Bind::Int(expires_at),
+                ],
+            )
+            .execute(tx.conn)?;
+            Ok(())
+        })
+        .map_err(|e| e.to_string())
+    }
+
+    fn take_code(&self, code_hash: &str, now: i64) -> std::result::Result<CodeUse, String> {
+        let hash = code_hash.to_owned();
+        self.write(move |tx| -> Result<CodeUse> {
+            // Only one exchange can change the row: the first.
+            let taken = Sql::with_binds(
+                "UPDATE oauth_codes SET used_at = ? WHERE code_hash = ? AND used_at IS NULL AND expires_at >= ?",
+                vec![Bind::Int(now), Bind::Text(hash.clone()), Bind::Int(now)],
+            )
+            .execute(tx.conn)?;
+            let rows: Vec<CodeRow> = Sql::with_binds(
+                "SELECT document, issued, used_at FROM oauth_codes WHERE code_hash = ?",
+                vec![Bind::Text(hash)],
+            )
+            .load(tx.conn)?;
+            Ok(match (taken, rows.into_iter().next()) {
+                (1, Some(row)) => CodeUse::Fresh(row.document),
+                (_, Some(row)) if row.used_at.is_some() => CodeUse::Reused(row.issued),
+                _ => CodeUse::Unknown,
+            })
+        })
+        .map_err(|e| e.to_string())
+    }
+
+    fn code_issued(&self, code_hash: &str, issued: &str) -> std::result::Result<(), String> {
+        let (hash, issued) = (code_hash.to_owned(), issued.to_owned());
+        self.write(move |tx| -> Result<()> {
+            Sql::with_binds(
+                "UPDATE oauth_codes SET issued = ? WHERE code_hash = ?",
+                vec![Bind::Text(issued), Bind::Text(hash)],
+            )
+            .execute(tx.conn)?;
+            Ok(())
+        })
+        .map_err(|e| e.to_string())
+    }
+
+    fn save_refresh(
+        &self,
+        token_hash: &str,
+        family: &str,
+        approval: &str,
+        expires_at: i64,
+    ) -> std::result::Result<(), String> {
+        let (hash, family, document) = (
+            token_hash.to_owned(),
+            family.to_owned(),
+            approval.to_owned(),
+        );
+        let now = hearth_model::datetime::now_ms() / 1000;
+        self.write(move |tx| -> Result<()> {
+            Sql::with_binds("DELETE FROM oauth_refresh_tokens WHERE expires_at < ?", vec![Bind::Int(now)])
+                .execute(tx.conn)?;
+            Sql::with_binds(
+                "INSERT INTO oauth_refresh_tokens (token_hash, family, document, expires_at) VALUES (?, ?, ?, ?)",
+                vec![Bind::Text(hash), Bind::Text(family), Bind::Text(document), Bind::Int(expires_at)],
+            )
+            .execute(tx.conn)?;
+            Ok(())
+        })
+        .map_err(|e| e.to_string())
+    }
+
+    fn use_refresh(&self, token_hash: &str, now: i64) -> std::result::Result<RefreshUse, String> {
+        let hash = token_hash.to_owned();
+        self.write(move |tx| -> Result<RefreshUse> {
+            let rotated = Sql::with_binds(
+                "UPDATE oauth_refresh_tokens SET rotated_at = ? WHERE token_hash = ? \
+                 AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at >= ?",
+                vec![Bind::Int(now), Bind::Text(hash.clone()), Bind::Int(now)],
+            )
+            .execute(tx.conn)?;
+            let rows: Vec<RefreshRow> = Sql::with_binds(
+                "SELECT family, document, expires_at FROM oauth_refresh_tokens WHERE token_hash = ?",
+                vec![Bind::Text(hash)],
+            )
+            .load(tx.conn)?;
+            Ok(match (rotated, rows.into_iter().next()) {
+                (1, Some(row)) => RefreshUse::Fresh { family: row.family, approval: row.document },
+                (_, Some(row)) if row.expires_at >= now => RefreshUse::Stale { family: row.family },
+                _ => RefreshUse::Unknown,
+            })
+        })
+        .map_err(|e| e.to_string())
+    }
+
+    fn refresh_family(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> std::result::Result<Option<(String, String)>, String> {
+        let hash = token_hash.to_owned();
+        let rows: Vec<RefreshRow> = self
+            .read_with(|tx| {
+                Ok(Sql::with_binds(
+                    "SELECT family, document, expires_at FROM oauth_refresh_tokens WHERE token_hash = ? \
+                     AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at >= ?",
+                    vec![Bind::Text(hash), Bind::Int(now)],
+                )
+                .load(tx.conn)?)
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(rows.into_iter().next().map(|r| (r.family, r.document)))
+    }
+
+    fn revoke_family(&self, family: &str) -> std::result::Result<(), String> {
+        let family = family.to_owned();
+        let now = hearth_model::datetime::now_ms() / 1000;
+        self.write(move |tx| -> Result<()> {
+            Sql::with_binds(
+                "UPDATE oauth_refresh_tokens SET revoked_at = ? WHERE family = ? AND revoked_at IS NULL",
+                vec![Bind::Int(now), Bind::Text(family)],
+            )
+            .execute(tx.conn)?;
+            Ok(())
+        })
+        .map_err(|e| e.to_string())
+    }
+}
+
+#[derive(QueryableByName)]
+struct CodeRow {
+    #[diesel(sql_type = Text)]
+    document: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    issued: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    used_at: Option<i64>,
+}
+
+#[derive(QueryableByName)]
+struct RefreshRow {
+    #[diesel(sql_type = Text)]
+    family: String,
+    #[diesel(sql_type = Text)]
+    document: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    expires_at: i64,
 }
 
 #[cfg(test)]

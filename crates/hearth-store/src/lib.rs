@@ -36,6 +36,7 @@ mod stats;
 mod store_meta;
 pub mod testing;
 mod ucum;
+mod users;
 mod versions;
 
 pub use access::{check_filter, Access};

@@ -11,3 +11,4 @@ pub mod logs;
 mod progress;
 pub mod server;
 pub mod token;
+pub mod users;

@@ -42,6 +42,9 @@ enum Command {
     /// Register the apps and services that may ask the authorization
     /// server for tokens: add, list, remove.
     Client(hearth::clients::ClientArgs),
+    /// Manage the people who sign in to the authorization server: add,
+    /// list, remove, passwd.
+    User(hearth::users::UserArgs),
     /// Manage the token signing keys: list, rotate, retire.
     Keys(hearth::keys::KeysArgs),
     /// Print the database's plan for searches, e.g.
@@ -143,6 +146,11 @@ fn main() -> ExitCode {
         Command::Client(args) => with_config(
             &args.settings,
             |config| hearth::clients::run(&args, config, &mut std::io::stdin()),
+            |report| print!("{report}"),
+        ),
+        Command::User(args) => with_config(
+            &args.settings,
+            |config| hearth::users::run(&args, config, &mut std::io::stdin()),
             |report| print!("{report}"),
         ),
         Command::Keys(args) => with_config(

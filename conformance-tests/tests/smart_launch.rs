@@ -1,0 +1,601 @@
+//! A SMART standalone launch through Hearth's own pages, black-box: the
+//! authorization request and the token exchange made by the `oauth2`
+//! crate, the sign-in and consent forms posted as a browser posts them
+//! (with its CSRF cookie); then refresh-token rotation, and one test for
+//! each way the flow must fail.
+
+use std::sync::Arc;
+
+use conformance_tests::{both_backends, json, Server, TestDatabase, Value};
+use oauth2::basic::BasicClient;
+use oauth2::{
+    AuthUrl, AuthorizationCode, ClientId, CsrfToken, PkceCodeChallenge, PkceCodeVerifier,
+    RedirectUrl, Scope, TokenResponse, TokenUrl,
+};
+
+const REDIRECT: &str = "http://localhost:9/callback";
+const PASSWORD: &str = "correct horse battery";
+const LAB: &str = "http://terminology.hl7.org/CodeSystem/observation-category|laboratory";
+
+/// A SMART server with a public app, a Patient user (alice) and her
+/// records: a lab result, a vital sign, a condition.
+struct Setup {
+    server: Server,
+    patient: String,
+}
+
+fn setup() -> Setup {
+    let server = Server::smart_on(Arc::new(TestDatabase::new()), |_| {});
+    server.use_token(Some(&server.token("system/*.cruds", None, None)));
+    let patient = server.create(&conformance_tests::patient("Alice"));
+    for category in ["laboratory", "vital-signs"] {
+        server.create(&json!({"resourceType": "Observation", "status": "final",
+            "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": category}]}],
+            "code": {"text": category}, "subject": {"reference": format!("Patient/{patient}")}}));
+    }
+    server.create(
+        &json!({"resourceType": "Condition", "subject": {"reference": format!("Patient/{patient}")},
+        "code": {"text": "asthma"}}),
+    );
+    server.use_token(None);
+    let client = hearth::clients::ClientArgs {
+        command: hearth::clients::ClientCommand::Add(hearth::clients::AddArgs {
+            client_id: "growth".into(),
+            name: "Growth <Chart>".into(),
+            redirect_uris: vec![REDIRECT.into()],
+            secret_stdin: false,
+            jwks: None,
+            jwks_url: None,
+            scope: None,
+            launch_uri: None,
+        }),
+        settings: Default::default(),
+    };
+    hearth::clients::run(&client, server.config(), &mut std::io::empty()).unwrap();
+    let user = hearth::users::UserArgs {
+        command: hearth::users::UserCommand::Add {
+            username: "alice".into(),
+            fhir_user: format!("Patient/{patient}"),
+            password_stdin: true,
+        },
+        settings: Default::default(),
+    };
+    hearth::users::run(
+        &user,
+        server.config(),
+        &mut format!("{PASSWORD}\n").as_bytes(),
+    )
+    .unwrap();
+    Setup { server, patient }
+}
+
+fn oauth_client(
+    server: &Server,
+) -> BasicClient<
+    oauth2::EndpointSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointSet,
+> {
+    BasicClient::new(ClientId::new("growth".into()))
+        .set_auth_uri(AuthUrl::new(format!("{}/auth/authorize", server.base)).unwrap())
+        .set_token_uri(TokenUrl::new(format!("{}/auth/token", server.base)).unwrap())
+        .set_redirect_uri(RedirectUrl::new(REDIRECT.into()).unwrap())
+}
+
+fn http() -> oauth2::reqwest::blocking::Client {
+    oauth2::reqwest::blocking::ClientBuilder::new()
+        .redirect(oauth2::reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// A browser: it keeps the CSRF cookie and follows no redirect.
+struct Browser {
+    http: oauth2::reqwest::blocking::Client,
+    cookie: Option<String>,
+}
+
+struct Page {
+    status: u16,
+    headers: oauth2::reqwest::header::HeaderMap,
+    html: String,
+}
+
+impl Page {
+    /// The value of the hidden input `name`.
+    fn hidden(&self, name: &str) -> String {
+        let marker = format!("name=\"{name}\" value=\"");
+        let start = self
+            .html
+            .find(&marker)
+            .unwrap_or_else(|| panic!("no {name} in {}", self.html))
+            + marker.len();
+        self.html[start..].split('"').next().unwrap().to_owned()
+    }
+
+    fn location(&self) -> String {
+        self.headers["location"].to_str().unwrap().to_owned()
+    }
+
+    fn header(&self, name: &str) -> String {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    }
+}
+
+impl Browser {
+    fn new() -> Browser {
+        Browser {
+            http: http(),
+            cookie: None,
+        }
+    }
+
+    fn keep(&mut self, response: oauth2::reqwest::blocking::Response) -> Page {
+        for value in response.headers().get_all("set-cookie") {
+            let text = value.to_str().unwrap();
+            if let Some(rest) = text.strip_prefix("hearth_csrf=") {
+                self.cookie = Some(rest.split(';').next().unwrap().to_owned());
+            }
+        }
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        Page {
+            status,
+            headers,
+            html: response.text().unwrap(),
+        }
+    }
+
+    fn get(&mut self, url: &str) -> Page {
+        let response = self.http.get(url).send().unwrap();
+        self.keep(response)
+    }
+
+    fn post(&mut self, url: &str, form: &[(&str, &str)]) -> Page {
+        let body: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let mut request = self
+            .http
+            .post(url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        if let Some(cookie) = &self.cookie {
+            request = request.header("cookie", format!("hearth_csrf={cookie}"));
+        }
+        let response = request.send().unwrap();
+        self.keep(response)
+    }
+}
+
+/// An authorization URL for `scopes`, with PKCE; its state and verifier.
+fn authorization_url(server: &Server, scopes: &[&str]) -> (String, CsrfToken, PkceCodeVerifier) {
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let client = oauth_client(server);
+    let mut request = client
+        .authorize_url(CsrfToken::new_random)
+        .add_extra_param("aud", server.base.clone())
+        .set_pkce_challenge(challenge);
+    for scope in scopes {
+        request = request.add_scope(Scope::new((*scope).into()));
+    }
+    let (url, state) = request.url();
+    (url.to_string(), state, verifier)
+}
+
+/// Signs alice in from the sign-in page; answers the consent page.
+fn sign_in(browser: &mut Browser, server: &Server, page: &Page) -> Page {
+    assert_eq!(page.status, 200, "{}", page.html);
+    browser.post(
+        &format!("{}/auth/sign-in", server.base),
+        &[
+            ("ticket", &page.hidden("ticket")),
+            ("csrf", &page.hidden("csrf")),
+            ("username", "alice"),
+            ("password", PASSWORD),
+        ],
+    )
+}
+
+/// The query parameters of a redirect to the app.
+fn callback(location: &str) -> Vec<(String, String)> {
+    assert!(location.starts_with(REDIRECT), "{location}");
+    let query = location.split_once('?').map(|(_, q)| q).unwrap_or_default();
+    form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// The whole launch for `scopes`, approving all: the code, state and verifier.
+fn approved_code(server: &Server, scopes: &[&str]) -> (String, PkceCodeVerifier) {
+    let (url, state, verifier) = authorization_url(server, scopes);
+    let mut browser = Browser::new();
+    let page = browser.get(&url);
+    let consent = sign_in(&mut browser, server, &page);
+    let indexes: Vec<String> = (0..scopes.len()).map(|i| i.to_string()).collect();
+    let mut form = vec![
+        ("ticket", consent.hidden("ticket")),
+        ("csrf", consent.hidden("csrf")),
+        ("decision", "approve".into()),
+    ];
+    for i in &indexes {
+        form.push(("scope", i.clone()));
+    }
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let done = browser.post(&format!("{}/auth/consent", server.base), &form);
+    assert_eq!(done.status, 303, "{}", done.html);
+    let back = callback(&done.location());
+    assert_eq!(param(&back, "state"), Some(state.secret().as_str()));
+    (param(&back, "code").expect("a code").to_owned(), verifier)
+}
+
+/// Posts a token request as a form; the status and JSON.
+fn token_request(server: &Server, form: &[(&str, &str)]) -> (u16, Value) {
+    let body: String = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form)
+        .finish();
+    let response = http()
+        .post(format!("{}/auth/token", server.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().unwrap())
+}
+
+fn exchange(server: &Server, code: &str, verifier: &str) -> (u16, Value) {
+    token_request(
+        server,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("code_verifier", verifier),
+            ("redirect_uri", REDIRECT),
+            ("client_id", "growth"),
+        ],
+    )
+}
+
+both_backends! {
+    fn a_patient_launches_an_app_approves_some_scopes_and_the_token_holds_to_them() {
+        let Setup { server, patient } = setup();
+        let scopes = ["launch/patient", "patient/Patient.rs", "patient/Observation.rs", "patient/Condition.rs", "offline_access"];
+        let (url, state, verifier) = authorization_url(&server, &scopes);
+        let mut browser = Browser::new();
+        let page = browser.get(&url);
+        assert_eq!(page.status, 200, "{}", page.html);
+        assert!(page.html.contains("Growth &lt;Chart&gt;"), "the app is named, escaped");
+        for name in ["content-security-policy", "x-frame-options", "cache-control"] {
+            assert!(!page.header(name).is_empty(), "{name}");
+        }
+        assert_eq!(page.header("x-frame-options"), "DENY");
+        assert!(page.header("content-security-policy").contains("default-src 'none'"));
+        assert!(page.html.contains("<label for=\"password\">"));
+        let consent = sign_in(&mut browser, &server, &page);
+        assert_eq!(consent.status, 200, "{}", consent.html);
+        assert!(consent.html.contains("Read your lab results, vital signs and other observations"), "{}", consent.html);
+        assert!(consent.html.contains("Only lab results"));
+        // Condition (3) unticked; observations narrowed to lab results.
+        let narrowed = format!("patient/Observation.rs?category={LAB}");
+        let done = browser.post(&format!("{}/auth/consent", server.base), &[
+            ("ticket", &consent.hidden("ticket")), ("csrf", &consent.hidden("csrf")), ("decision", "approve"),
+            ("scope", "0"), ("scope", "1"), ("scope", "2"), ("scope", "4"), ("narrow-2", &narrowed),
+        ]);
+        assert_eq!(done.status, 303, "{}", done.html);
+        let back = callback(&done.location());
+        assert_eq!(param(&back, "state"), Some(state.secret().as_str()));
+        let code = param(&back, "code").unwrap().to_owned();
+        let token = oauth_client(&server)
+            .exchange_code(AuthorizationCode::new(code))
+            .set_pkce_verifier(verifier)
+            .request(&http())
+            .expect("a token");
+        let granted: Vec<String> = token.scopes().unwrap().iter().map(|s| s.to_string()).collect();
+        assert_eq!(granted, vec!["launch/patient".to_owned(), "patient/Patient.rs".into(), narrowed.clone(), "offline_access".into()]);
+        assert!(token.expires_in().unwrap().as_secs() <= 3600);
+        server.use_token(Some(token.access_token().secret()));
+        server.get(&format!("Patient/{patient}")).assert_status(200);
+        let labs = server.read_json("Observation");
+        assert_eq!(labs["total"], 1, "lab results only: {labs}");
+        // The unticked scope: refused.
+        server.get("Condition").assert_error(403);
+        // Refresh: rotated; the old one then fails and revokes the family.
+        let refresh = token.refresh_token().expect("a refresh token").clone();
+        let again = oauth_client(&server)
+            .exchange_refresh_token(&refresh)
+            .request(&http())
+            .expect("a refreshed token");
+        server.use_token(Some(again.access_token().secret()));
+        assert_eq!(server.read_json("Observation")["total"], 1, "the context survives");
+        let next = again.refresh_token().expect("the next refresh token").clone();
+        let (status, body) = token_request(&server, &[("grant_type", "refresh_token"), ("refresh_token", refresh.secret()), ("client_id", "growth")]);
+        assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
+        let (status, body) = token_request(&server, &[("grant_type", "refresh_token"), ("refresh_token", next.secret()), ("client_id", "growth")]);
+        assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "the family is revoked: {body}");
+    }
+}
+
+#[test]
+fn the_token_response_carries_the_launch_context_and_a_narrower_refresh_scope() {
+    let Setup { server, patient } = setup();
+    let (code, verifier) = approved_code(
+        &server,
+        &["launch/patient", "patient/*.rs", "online_access"],
+    );
+    let (status, body) = exchange(&server, &code, verifier.secret());
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["patient"], json!(patient));
+    assert_eq!(body["need_patient_banner"], true);
+    assert_eq!(body["token_type"], "Bearer");
+    let refresh = body["refresh_token"].as_str().unwrap();
+    // A refresh may ask for less, never more.
+    let (status, body) = token_request(
+        &server,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh),
+            ("client_id", "growth"),
+            ("scope", "patient/*.cruds"),
+        ],
+    );
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_scope")),
+        "{body}"
+    );
+    let (code, verifier) = approved_code(
+        &server,
+        &["launch/patient", "patient/*.rs", "online_access"],
+    );
+    let (_, body) = exchange(&server, &code, verifier.secret());
+    let (status, body) = token_request(
+        &server,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", body["refresh_token"].as_str().unwrap()),
+            ("client_id", "growth"),
+            ("scope", "patient/Patient.rs"),
+        ],
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["scope"], "patient/Patient.rs");
+    assert_eq!(body["patient"], json!(patient));
+}
+
+#[test]
+fn a_wrong_or_missing_code_verifier_gets_no_token() {
+    let Setup { server, .. } = setup();
+    let (code, _) = approved_code(&server, &["patient/*.rs"]);
+    let (status, body) = exchange(&server, &code, &"x".repeat(43));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+    let (code, _) = approved_code(&server, &["patient/*.rs"]);
+    let (status, body) = token_request(
+        &server,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("client_id", "growth"),
+        ],
+    );
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{body}"
+    );
+}
+
+#[test]
+fn a_reused_code_fails_and_revokes_the_token_it_gave() {
+    let Setup { server, .. } = setup();
+    let (code, verifier) = approved_code(&server, &["patient/*.rs"]);
+    let (status, first) = exchange(&server, &code, verifier.secret());
+    assert_eq!(status, 200, "{first}");
+    server.use_token(first["access_token"].as_str());
+    server.get("Observation").assert_status(200);
+    let (status, body) = exchange(&server, &code, verifier.secret());
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+    server.get("Observation").assert_error(401);
+}
+
+#[test]
+fn a_plain_or_missing_pkce_challenge_is_sent_back_as_an_error() {
+    let Setup { server, .. } = setup();
+    let (url, _, _) = authorization_url(&server, &["patient/*.rs"]);
+    for (from, to) in [
+        ("code_challenge_method=S256", "code_challenge_method=plain"),
+        ("code_challenge_method=S256", ""),
+    ] {
+        let page = Browser::new().get(&url.replace(from, to));
+        assert_eq!(page.status, 303, "{}", page.html);
+        let back = callback(&page.location());
+        assert_eq!(param(&back, "error"), Some("invalid_request"));
+        assert!(param(&back, "state").is_some(), "state is echoed");
+        assert!(param(&back, "code").is_none());
+    }
+}
+
+#[test]
+fn a_wrong_or_missing_aud_gets_no_code() {
+    let Setup { server, .. } = setup();
+    let (url, _, _) = authorization_url(&server, &["patient/*.rs"]);
+    let aud = format!(
+        "aud={}",
+        form_urlencoded::byte_serialize(server.base.as_bytes()).collect::<String>()
+    );
+    assert!(url.contains(&aud), "{url}");
+    for replacement in ["aud=https%3A%2F%2Fother.example%2Ffhir", "x=1"] {
+        let page = Browser::new().get(&url.replace(&aud, replacement));
+        assert_eq!(page.status, 303);
+        let back = callback(&page.location());
+        assert_eq!(param(&back, "error"), Some("invalid_request"));
+        assert!(param(&back, "code").is_none());
+    }
+}
+
+#[test]
+fn an_unregistered_redirect_uri_or_unknown_client_is_shown_an_error_never_redirected() {
+    let Setup { server, .. } = setup();
+    let (url, _, _) = authorization_url(&server, &["patient/*.rs"]);
+    let encoded: String = form_urlencoded::byte_serialize(REDIRECT.as_bytes()).collect();
+    for (from, to) in [
+        (encoded.as_str(), "https%3A%2F%2Fevil.example%2Fcb"),
+        ("client_id=growth", "client_id=unknown"),
+    ] {
+        assert!(url.contains(from), "{url}");
+        let page = Browser::new().get(&url.replace(from, to));
+        assert_eq!(page.status, 400, "{}", page.html);
+        assert!(page.headers.get("location").is_none());
+        assert!(page.html.contains("role=\"alert\""));
+    }
+    // A code exchanged with another redirect URI than its own.
+    let (code, verifier) = approved_code(&server, &["patient/*.rs"]);
+    let (status, body) = token_request(
+        &server,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("code_verifier", verifier.secret()),
+            ("redirect_uri", "http://localhost:9/other"),
+            ("client_id", "growth"),
+        ],
+    );
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+}
+
+#[test]
+fn scopes_the_app_may_not_have_are_refused_at_the_authorization_endpoint() {
+    let Setup { server, .. } = setup();
+    for scope in ["system/*.rs", "patient/*.cruds", "launch"] {
+        let (url, _, _) = authorization_url(&server, &[scope]);
+        let page = Browser::new().get(&url);
+        assert_eq!(page.status, 303, "{scope}");
+        assert_eq!(
+            param(&callback(&page.location()), "error"),
+            Some("invalid_scope"),
+            "{scope}"
+        );
+    }
+}
+
+#[test]
+fn denying_sends_access_denied_back_to_the_app() {
+    let Setup { server, .. } = setup();
+    let (url, state, _) = authorization_url(&server, &["patient/*.rs"]);
+    let mut browser = Browser::new();
+    let page = browser.get(&url);
+    let consent = sign_in(&mut browser, &server, &page);
+    let done = browser.post(
+        &format!("{}/auth/consent", server.base),
+        &[
+            ("ticket", &consent.hidden("ticket")),
+            ("csrf", &consent.hidden("csrf")),
+            ("decision", "deny"),
+            ("scope", "0"),
+        ],
+    );
+    assert_eq!(done.status, 303);
+    let back = callback(&done.location());
+    assert_eq!(param(&back, "error"), Some("access_denied"));
+    assert_eq!(param(&back, "state"), Some(state.secret().as_str()));
+    assert!(param(&back, "code").is_none());
+}
+
+#[test]
+fn forms_without_their_csrf_cookie_or_a_valid_ticket_are_refused() {
+    let Setup { server, .. } = setup();
+    let (url, _, _) = authorization_url(&server, &["patient/*.rs"]);
+    let mut browser = Browser::new();
+    let page = browser.get(&url);
+    let consent = sign_in(&mut browser, &server, &page);
+    let (ticket, csrf) = (consent.hidden("ticket"), consent.hidden("csrf"));
+    // Another browser (no cookie) posting the same form.
+    let stolen = Browser::new().post(
+        &format!("{}/auth/consent", server.base),
+        &[
+            ("ticket", &ticket),
+            ("csrf", &csrf),
+            ("decision", "approve"),
+            ("scope", "0"),
+        ],
+    );
+    assert_eq!(stolen.status, 400);
+    assert!(stolen.headers.get("location").is_none());
+    // The sign-in ticket cannot skip the sign-in.
+    let skipped = browser.post(
+        &format!("{}/auth/consent", server.base),
+        &[
+            ("ticket", &page.hidden("ticket")),
+            ("csrf", &csrf),
+            ("decision", "approve"),
+            ("scope", "0"),
+        ],
+    );
+    assert_eq!(skipped.status, 400);
+    // A ticket is no access token.
+    server.use_token(Some(&ticket));
+    server.get("Observation").assert_error(401);
+}
+
+#[test]
+fn sign_in_attempts_are_limited_per_account() {
+    let Setup { server, .. } = setup();
+    let (url, _, _) = authorization_url(&server, &["patient/*.rs"]);
+    let mut browser = Browser::new();
+    let page = browser.get(&url);
+    let form = |password: &'static str| {
+        [
+            ("ticket", page.hidden("ticket")),
+            ("csrf", page.hidden("csrf")),
+            ("username", "alice".to_owned()),
+            ("password", password.to_owned()),
+        ]
+    };
+    for _ in 0..5 {
+        let wrong = form("not the password");
+        let answer = browser.post(
+            &format!("{}/auth/sign-in", server.base),
+            &wrong
+                .iter()
+                .map(|(k, v)| (*k, v.as_str()))
+                .collect::<Vec<_>>(),
+        );
+        assert_eq!(answer.status, 401);
+        assert!(answer.html.contains("not right"), "{}", answer.html);
+    }
+    let right = form(PASSWORD);
+    let answer = browser.post(
+        &format!("{}/auth/sign-in", server.base),
+        &right
+            .iter()
+            .map(|(k, v)| (*k, v.as_str()))
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(answer.status, 401);
+    assert!(answer.html.contains("Too many"), "{}", answer.html);
+}

@@ -599,3 +599,165 @@ fn sign_in_attempts_are_limited_per_account() {
     assert_eq!(answer.status, 401);
     assert!(answer.html.contains("Too many"), "{}", answer.html);
 }
+
+/// The browser driver, or why it cannot run: Debian's Chromium, Node.js
+/// and playwright-core (`npm ci` in conformance-tests/browser), which
+/// `.ci/run` installs.
+fn browser_driver() -> Result<std::path::PathBuf, String> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if !std::path::Path::new(&chromium).exists() {
+        return Err(format!(
+            "no Chromium at {chromium} (apt-get install chromium)"
+        ));
+    }
+    if !dir.join("node_modules/playwright-core").exists() {
+        return Err(format!(
+            "no playwright-core in {} (npm ci there)",
+            dir.display()
+        ));
+    }
+    if std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        return Err("no node".into());
+    }
+    Ok(dir)
+}
+
+#[test]
+fn a_person_launches_the_app_in_chromium_unticks_a_scope_and_the_token_holds_to_it() {
+    let dir = match browser_driver() {
+        Ok(dir) => dir,
+        Err(why) if std::env::var_os("CI").is_some() => {
+            panic!("the browser test cannot run: {why}")
+        }
+        Err(why) => {
+            eprintln!("skipped: the browser test needs {why}");
+            return;
+        }
+    };
+    let Setup { server, patient } = setup();
+    let scopes = [
+        "launch/patient",
+        "patient/Patient.rs",
+        "patient/Observation.rs",
+        "patient/Condition.rs",
+        "offline_access",
+    ];
+    let (url, state, verifier) = authorization_url(&server, &scopes);
+    let screenshots = std::env::var("HEARTH_SCREENSHOTS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| {
+            std::env::temp_dir().join(format!("hearth-screens-{}", std::process::id()))
+        });
+    std::fs::create_dir_all(&screenshots).unwrap();
+    let output = std::process::Command::new("node")
+        .current_dir(&dir)
+        .args([
+            "launch.mjs",
+            &url,
+            REDIRECT,
+            screenshots.to_str().unwrap(),
+            "alice",
+            PASSWORD,
+            "Read your conditions and health problems",
+        ])
+        .output()
+        .expect("node runs");
+    assert!(
+        output.status.success(),
+        "the browser run failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let result: Value = serde_json::from_slice(&output.stdout).expect("the driver's JSON");
+    assert_eq!(result["signInStatus"], 200);
+    assert_eq!(result["signInHeaders"]["x-frame-options"], "DENY");
+    assert_eq!(
+        result["cspViolations"],
+        json!([]),
+        "the pages break none of their own policy"
+    );
+    let text = result["consentText"].as_str().unwrap();
+    assert!(
+        text.contains("Growth <Chart>") && text.contains("Signed in as alice"),
+        "{text}"
+    );
+    let back = callback(result["callback"].as_str().unwrap());
+    assert_eq!(param(&back, "state"), Some(state.secret().as_str()));
+    let code = param(&back, "code").expect("a code").to_owned();
+    let token = oauth_client(&server)
+        .exchange_code(AuthorizationCode::new(code))
+        .set_pkce_verifier(verifier)
+        .request(&http())
+        .expect("a token");
+    let granted: Vec<String> = token
+        .scopes()
+        .unwrap()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert!(
+        !granted.iter().any(|s| s.contains("Condition")),
+        "{granted:?}"
+    );
+    server.use_token(Some(token.access_token().secret()));
+    server.get(&format!("Patient/{patient}")).assert_status(200);
+    assert_eq!(
+        server.read_json("Observation")["total"],
+        1,
+        "lab results only"
+    );
+    server.get("Condition").assert_error(403);
+    for shot in ["1-sign-in.png", "2-consent.png", "3-consent-chosen.png"] {
+        assert!(screenshots.join(shot).exists(), "{shot}");
+    }
+    eprintln!("screenshots in {}", screenshots.display());
+}
+
+#[test]
+fn the_python_fhirclient_completes_a_standalone_launch_and_reads_the_record() {
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python/standalone_launch.py");
+    let ready = std::process::Command::new("python3")
+        .args(["-c", "import fhirclient"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ready {
+        let why =
+            "python3 with fhirclient (pip install -r conformance-tests/python/requirements.txt)";
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the fhirclient test cannot run: it needs {why}"
+        );
+        eprintln!("skipped: the fhirclient test needs {why}");
+        return;
+    }
+    let Setup { server, patient } = setup();
+    let output = std::process::Command::new("python3")
+        .arg(&script)
+        .args([&server.base, "alice", PASSWORD])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        output.status.success(),
+        "fhirclient failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let result: Value = serde_json::from_slice(&output.stdout).expect("the script's JSON");
+    assert_eq!(result["ready"], true, "{result}");
+    assert_eq!(result["patient_id"], json!(patient));
+    assert_eq!(result["family"], "Alice");
+    assert_eq!(result["observations"], 2);
+    assert_eq!(result["refresh_token"], true);
+    let url = result["authorize_url"].as_str().unwrap();
+    assert!(
+        url.starts_with(&format!("{}/auth/authorize?", server.base)),
+        "found through discovery: {url}"
+    );
+    assert!(url.contains("code_challenge_method=S256"), "{url}");
+}

@@ -25,7 +25,7 @@ main{max-width:34rem;margin:2rem auto;background:#fff;padding:1.5rem 2rem;border
 h1{font-size:1.4rem;margin-top:0}label{display:block;margin:.75rem 0 .25rem;font-weight:600}\
 input[type=text],input[type=password],select{width:100%;box-sizing:border-box;padding:.5rem;border:1px solid #5f6b76;border-radius:4px;font:inherit}\
 ul{list-style:none;padding:0}li{margin:.5rem 0;padding:.5rem;border:1px solid #dde1e5;border-radius:4px}\
-li label{display:inline;font-weight:400}li select{margin-top:.4rem}\
+li label{display:inline;font-weight:400}li label.choice{display:block;margin:.5rem 0 .25rem;font-weight:600}\
 button{font:inherit;padding:.55rem 1.2rem;margin:1rem .5rem 0 0;border-radius:4px;border:1px solid #0b4f8a;background:#0b5cab;color:#fff;cursor:pointer}\
 button.secondary{background:#fff;color:#0b4f8a}button:focus,input:focus,select:focus{outline:3px solid #f0a500;outline-offset:2px}\
 .error{color:#8a1010;background:#fdecec;border:1px solid #e4a0a0;padding:.5rem;border-radius:4px}.who{color:#404a53}";
@@ -311,28 +311,34 @@ pub async fn sign_in(
     }
 }
 
-/// The narrower choices offered for a broad scope: a category of
-/// observations or conditions.
-fn narrowings(scope: &ResourceScope) -> &'static [(&'static str, &'static str)] {
+/// The narrower choices offered for a broad scope (a category of
+/// observations or conditions), and the question they answer.
+fn narrowings(scope: &ResourceScope) -> (&'static str, &'static [(&'static str, &'static str)]) {
     if !scope.filter.is_empty() {
-        return &[];
+        return ("", &[]);
     }
     match scope.resource_type.as_deref() {
-        Some("Observation") => &[
-            (
-                "category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory",
-                "Only lab results",
-            ),
-            (
-                "category=http://terminology.hl7.org/CodeSystem/observation-category|vital-signs",
-                "Only vital signs",
-            ),
-        ],
-        Some("Condition") => &[(
-            "category=http://terminology.hl7.org/CodeSystem/condition-category|problem-list-item",
-            "Only the problem list",
-        )],
-        _ => &[],
+        Some("Observation") => (
+            "Which observations",
+            &[
+                (
+                    "category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory",
+                    "Only lab results",
+                ),
+                (
+                    "category=http://terminology.hl7.org/CodeSystem/observation-category|vital-signs",
+                    "Only vital signs",
+                ),
+            ],
+        ),
+        Some("Condition") => (
+            "Which conditions",
+            &[(
+                "category=http://terminology.hl7.org/CodeSystem/condition-category|problem-list-item",
+                "Only the problem list",
+            )],
+        ),
+        _ => ("", &[]),
     }
 }
 
@@ -432,10 +438,10 @@ fn consent_page(
             escape(&describe(scope, patient_user))
         );
         if let Scope::Resource(r) = scope {
-            let choices = narrowings(r);
+            let (question, choices) = narrowings(r);
             if !choices.is_empty() {
                 item.push_str(&format!(
-                    "<label for=\"narrow-{i}\">Which of them</label><select id=\"narrow-{i}\" name=\"narrow-{i}\"><option value=\"\">All of them</option>"
+                    "<label class=\"choice\" for=\"narrow-{i}\">{question}</label><select id=\"narrow-{i}\" name=\"narrow-{i}\"><option value=\"\">All of them</option>"
                 ));
                 for (filter, words) in choices {
                     item.push_str(&format!(

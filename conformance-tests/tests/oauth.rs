@@ -103,6 +103,7 @@ fn add_client(
         jwks_url: None,
         scope: None,
         launch_uri: None,
+        launches: false,
     };
     extra(&mut add);
     let args = hearth::clients::ClientArgs {
@@ -285,15 +286,17 @@ fn discovery_names_the_endpoints_in_the_well_known_file_and_the_capability_state
         "permission-offline",
         "permission-v2",
         "context-standalone-patient",
+        "launch-ehr",
+        "context-ehr-patient",
+        "context-ehr-encounter",
     ] {
         assert!(capabilities.contains(&json!(capability)), "{capability}");
     }
     // Nothing is claimed that is not served.
     for capability in [
-        "launch-ehr",
         "sso-openid-connect",
-        "context-ehr-patient",
-        "context-style",
+        "context-standalone-encounter",
+        "smart-app-state",
     ] {
         assert!(!capabilities.contains(&json!(capability)), "{capability}");
     }
@@ -887,6 +890,7 @@ fn clients_are_listed_and_removed_and_a_removed_client_gets_no_token() {
             jwks_url: None,
             scope: None,
             launch_uri: None,
+            launches: false,
         };
         extra(&mut add);
         let args = hearth::clients::ClientArgs {

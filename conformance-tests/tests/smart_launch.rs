@@ -48,6 +48,7 @@ fn setup() -> Setup {
             jwks_url: None,
             scope: None,
             launch_uri: None,
+            launches: false,
         }),
         settings: Default::default(),
     };
@@ -190,13 +191,17 @@ fn authorization_url(server: &Server, scopes: &[&str]) -> (String, CsrfToken, Pk
 
 /// Signs alice in from the sign-in page; answers the consent page.
 fn sign_in(browser: &mut Browser, server: &Server, page: &Page) -> Page {
+    sign_in_as(browser, server, page, "alice")
+}
+
+fn sign_in_as(browser: &mut Browser, server: &Server, page: &Page, username: &str) -> Page {
     assert_eq!(page.status, 200, "{}", page.html);
     browser.post(
         &format!("{}/auth/sign-in", server.base),
         &[
             ("ticket", &page.hidden("ticket")),
             ("csrf", &page.hidden("csrf")),
-            ("username", "alice"),
+            ("username", username),
             ("password", PASSWORD),
         ],
     )
@@ -491,13 +496,18 @@ fn an_unregistered_redirect_uri_or_unknown_client_is_shown_an_error_never_redire
 #[test]
 fn scopes_the_app_may_not_have_are_refused_at_the_authorization_endpoint() {
     let Setup { server, .. } = setup();
-    for scope in ["system/*.rs", "patient/*.cruds", "launch"] {
+    // Not allowed to the app; the EHR launch scope without a launch.
+    for (scope, error) in [
+        ("system/*.rs", "invalid_scope"),
+        ("patient/*.cruds", "invalid_scope"),
+        ("launch", "invalid_request"),
+    ] {
         let (url, _, _) = authorization_url(&server, &[scope]);
         let page = Browser::new().get(&url);
         assert_eq!(page.status, 303, "{scope}");
         assert_eq!(
             param(&callback(&page.location()), "error"),
-            Some("invalid_scope"),
+            Some(error),
             "{scope}"
         );
     }
@@ -760,4 +770,195 @@ fn the_python_fhirclient_completes_a_standalone_launch_and_reads_the_record() {
         "found through discovery: {url}"
     );
     assert!(url.contains("code_challenge_method=S256"), "{url}");
+}
+
+// ---------------------------------------------------------------------------
+// EHR launch
+
+const LAUNCH_URI: &str = "http://localhost:9/launch";
+
+/// An EHR (a confidential client that may create launches), an app it
+/// launches, and a practitioner who uses it.
+fn ehr_setup(server: &Server) {
+    let add = |id: &str, change: &dyn Fn(&mut hearth::clients::AddArgs), stdin: &str| {
+        let mut add = hearth::clients::AddArgs {
+            client_id: id.into(),
+            name: format!("{id} app"),
+            redirect_uris: Vec::new(),
+            secret_stdin: false,
+            jwks: None,
+            jwks_url: None,
+            scope: None,
+            launch_uri: None,
+            launches: false,
+        };
+        change(&mut add);
+        let args = hearth::clients::ClientArgs {
+            command: hearth::clients::ClientCommand::Add(add),
+            settings: Default::default(),
+        };
+        hearth::clients::run(&args, server.config(), &mut stdin.as_bytes()).unwrap();
+    };
+    add(
+        "ehr",
+        &|a| {
+            a.secret_stdin = true;
+            a.launches = true;
+            a.scope = Some("system/Patient.rs".into());
+        },
+        "the EHR's own secret\n",
+    );
+    add(
+        "bedside",
+        &|a| {
+            a.redirect_uris = vec![REDIRECT.into()];
+            a.launch_uri = Some(LAUNCH_URI.into());
+            a.scope = Some("launch launch/encounter patient/*.rs".into());
+        },
+        "",
+    );
+    let user = hearth::users::UserArgs {
+        command: hearth::users::UserCommand::Add {
+            username: "drsmith".into(),
+            fhir_user: "Practitioner/dr-1".into(),
+            password_stdin: true,
+        },
+        settings: Default::default(),
+    };
+    hearth::users::run(
+        &user,
+        server.config(),
+        &mut format!("{PASSWORD}\n").as_bytes(),
+    )
+    .unwrap();
+}
+
+/// The app's side of an EHR launch: its authorization URL for `launch`.
+fn ehr_authorization_url(server: &Server, launch: &str) -> (String, PkceCodeVerifier) {
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let client = BasicClient::new(ClientId::new("bedside".into()))
+        .set_auth_uri(AuthUrl::new(format!("{}/auth/authorize", server.base)).unwrap())
+        .set_redirect_uri(RedirectUrl::new(REDIRECT.into()).unwrap());
+    let (url, _) = client
+        .authorize_url(CsrfToken::new_random)
+        .add_scope(Scope::new("launch".into()))
+        .add_scope(Scope::new("patient/*.rs".into()))
+        .add_extra_param("aud", server.base.clone())
+        .add_extra_param("launch", launch)
+        .set_pkce_challenge(challenge)
+        .url();
+    (url.to_string(), verifier)
+}
+
+both_backends! {
+    fn an_ehr_launch_from_the_command_line_gives_the_app_the_patient_and_encounter() {
+        let Setup { server, patient } = setup();
+        ehr_setup(&server);
+        let args = hearth::launch::LaunchArgs {
+            client: "bedside".into(), patient: Some(patient.clone()), encounter: Some("enc-1".into()),
+            intent: Some("reconcile-medications".into()), need_patient_banner: Some(false), smart_style_url: None,
+            settings: Default::default(),
+        };
+        let launch_url = hearth::launch::run(&args, server.config()).unwrap();
+        assert!(launch_url.starts_with(&format!("{LAUNCH_URI}?iss=")), "{launch_url}");
+        let query: Vec<(String, String)> = form_urlencoded::parse(launch_url.split_once('?').unwrap().1.as_bytes()).into_owned().collect();
+        assert_eq!(param(&query, "iss"), Some(server.base.as_str()));
+        let launch = param(&query, "launch").unwrap().to_owned();
+        let (url, verifier) = ehr_authorization_url(&server, &launch);
+        let mut browser = Browser::new();
+        let page = browser.get(&url);
+        let consent = sign_in_as(&mut browser, &server, &page, "drsmith");
+        assert_eq!(consent.status, 200, "{}", consent.html);
+        assert!(consent.html.contains("the patient&#39;s") || consent.html.contains("the patient's"), "{}", consent.html);
+        let done = browser.post(&format!("{}/auth/consent", server.base), &[
+            ("ticket", &consent.hidden("ticket")), ("csrf", &consent.hidden("csrf")), ("decision", "approve"), ("scope", "0"), ("scope", "1")]);
+        assert_eq!(done.status, 303, "{}", done.html);
+        let code = param(&callback(&done.location()), "code").unwrap().to_owned();
+        let (status, body) = token_request(&server, &[("grant_type", "authorization_code"), ("code", &code),
+            ("code_verifier", verifier.secret()), ("redirect_uri", REDIRECT), ("client_id", "bedside")]);
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["patient"], json!(patient));
+        assert_eq!(body["encounter"], "enc-1");
+        assert_eq!(body["intent"], "reconcile-medications");
+        assert_eq!(body["need_patient_banner"], false);
+        server.use_token(body["access_token"].as_str());
+        assert_eq!(server.read_json("Observation")["total"], 2, "the launched patient's record");
+        // The launch is used once.
+        let (again, _) = ehr_authorization_url(&server, &launch);
+        let page = Browser::new().get(&again);
+        assert_eq!(page.status, 303);
+        assert_eq!(param(&callback(&page.location()), "error"), Some("invalid_request"));
+    }
+}
+
+#[test]
+fn only_an_ehr_client_creates_launches_and_a_launch_serves_its_own_app() {
+    let Setup { server, patient } = setup();
+    ehr_setup(&server);
+    let post = |basic: Option<(&str, &str)>, form: &[(&str, &str)]| {
+        let body: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let mut request = http()
+            .post(format!("{}/auth/launch", server.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        if let Some((id, secret)) = basic {
+            request = request.basic_auth(id, Some(secret));
+        }
+        let response = request.send().unwrap();
+        (
+            response.status().as_u16(),
+            response.json::<Value>().unwrap(),
+        )
+    };
+    let form = [
+        ("app", "bedside"),
+        ("patient", patient.as_str()),
+        ("fhirContext", r#"[{"reference": "Encounter/enc-1"}]"#),
+    ];
+    let (status, body) = post(Some(("ehr", "the EHR's own secret")), &form);
+    assert_eq!(status, 200, "{body}");
+    assert!(body["launch_url"].as_str().unwrap().starts_with(LAUNCH_URI));
+    assert_eq!(body["expires_in"], 300);
+    let launch = body["launch"].as_str().unwrap().to_owned();
+    // Not for an app, nor for a client that is no EHR, nor unauthenticated.
+    let (status, body) = post(
+        None,
+        &[
+            ("app", "bedside"),
+            ("patient", patient.as_str()),
+            ("client_id", "growth"),
+        ],
+    );
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("unauthorized_client")),
+        "{body}"
+    );
+    let (status, _) = post(Some(("ehr", "a wrong secret, long enough")), &form);
+    assert_eq!(status, 401);
+    // Another app cannot use this app's launch.
+    let (challenge, _) = PkceCodeChallenge::new_random_sha256();
+    let (url, _) = oauth_client(&server)
+        .authorize_url(CsrfToken::new_random)
+        .add_scope(Scope::new("launch".into()))
+        .add_scope(Scope::new("patient/*.rs".into()))
+        .add_extra_param("aud", server.base.clone())
+        .add_extra_param("launch", launch.clone())
+        .set_pkce_challenge(challenge)
+        .url();
+    let page = Browser::new().get(url.as_str());
+    assert_eq!(page.status, 303);
+    let error = param(&callback(&page.location()), "error").map(str::to_owned);
+    assert!(
+        matches!(
+            error.as_deref(),
+            Some("invalid_scope") | Some("invalid_request")
+        ),
+        "{error:?}"
+    );
+    // The launch's own app still may (the other app's attempt did not use it up).
+    let (url, _) = ehr_authorization_url(&server, &launch);
+    assert_eq!(Browser::new().get(&url).status, 200);
 }

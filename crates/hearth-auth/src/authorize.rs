@@ -36,6 +36,28 @@ const ACCOUNT_FAILURES: u32 = 5;
 const ADDRESS_FAILURES: u32 = 20;
 const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 
+/// How long an EHR launch may wait for the app's authorization request.
+pub const LAUNCH_SECS: i64 = 300;
+
+/// The context an EHR opens an app with (SMART App Launch 2.2, "Launch
+/// context arrives with your access_token"), for one app.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LaunchContext {
+    pub client_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patient: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encounter: Option<String>,
+    #[serde(default, rename = "fhirContext", skip_serializing_if = "Vec::is_empty")]
+    pub fhir_context: Vec<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub need_patient_banner: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smart_style_url: Option<String>,
+}
+
 /// An authorization request that passed every check.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AuthRequest {
@@ -44,6 +66,9 @@ pub struct AuthRequest {
     pub scope: String,
     pub state: String,
     pub code_challenge: String,
+    /// An EHR launch's context (taken from the store, so used once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch: Option<LaunchContext>,
 }
 
 /// Why an authorization request gets no code.
@@ -100,6 +125,9 @@ pub struct Approval {
     pub fhir_user: String,
     #[serde(default)]
     pub patient: Option<String>,
+    /// An EHR launch's context (its patient is `patient`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch: Option<LaunchContext>,
     /// The code's: the exchange must name the same redirect and prove the
     /// challenge.
     #[serde(default)]
@@ -211,6 +239,7 @@ impl AuthServer {
         &self,
         registry: &dyn Registry,
         params: &Params,
+        now: i64,
     ) -> Result<(AuthRequest, Client), Refusal> {
         let client_id = params
             .get("client_id")
@@ -269,11 +298,43 @@ impl AuthServer {
         if scopes.is_empty() {
             return Err(refuse("invalid_scope", "scope is required"));
         }
+        let launch = match (params.get("launch"), scopes.contains(&Scope::Launch)) {
+            (None, false) => None,
+            (Some(_), false) => {
+                return Err(refuse(
+                    "invalid_scope",
+                    "an EHR launch asks for the launch scope",
+                ))
+            }
+            (None, true) => {
+                return Err(refuse(
+                    "invalid_request",
+                    "the launch scope is for an EHR launch, which gives a launch parameter",
+                ))
+            }
+            (Some(value), true) => {
+                let taken = registry
+                    .take_launch(&hash(value), &client.id, now)
+                    .map_err(|_| {
+                        refuse("temporarily_unavailable", "the launch cannot be read now")
+                    })?;
+                let context = taken
+                    .and_then(|doc| serde_json::from_str::<LaunchContext>(&doc).ok())
+                    .filter(|c| c.client_id == client.id)
+                    .ok_or_else(|| {
+                        refuse(
+                            "invalid_request",
+                            "the launch is not valid for this app, has expired or was used",
+                        )
+                    })?;
+                Some(context)
+            }
+        };
         for scope in scopes.iter() {
             let unsupported = match scope {
                 Scope::Resource(r) => r.level == Level::System,
-                Scope::Launch => true,
-                Scope::LaunchContext(c) => c != "patient",
+                Scope::Launch => false,
+                Scope::LaunchContext(c) => c != "patient" && launch.is_none(),
                 Scope::OpenId | Scope::FhirUser | Scope::Profile => true,
                 _ => false,
             };
@@ -304,6 +365,7 @@ impl AuthServer {
                 scope: scopes.to_string(),
                 state: state.to_owned(),
                 code_challenge: challenge.to_owned(),
+                launch,
             },
             client,
         ))
@@ -434,7 +496,10 @@ impl AuthServer {
                 &format!("scope '{outside}' was not asked for"),
             ));
         }
-        let patient = user.patient().map(str::to_owned);
+        let patient = match &request.launch {
+            Some(launch) if launch.patient.is_some() => launch.patient.clone(),
+            _ => user.patient().map(str::to_owned),
+        };
         let needs_patient = granted.contains(&Scope::LaunchContext("patient".into()))
             || granted.resource_scopes().any(|s| s.level == Level::Patient);
         if needs_patient && patient.is_none() {
@@ -454,6 +519,7 @@ impl AuthServer {
             username: user.username.clone(),
             fhir_user: user.fhir_user.clone(),
             patient,
+            launch: request.launch.clone(),
             redirect_uri: request.redirect_uri.clone(),
             code_challenge: request.code_challenge.clone(),
             refresh_until: 0,
@@ -475,6 +541,112 @@ impl AuthServer {
         query.append_pair("code", &code);
         query.append_pair("state", &request.state);
         Ok(with_query(&request.redirect_uri, &query.finish()))
+    }
+
+    /// `POST /auth/launch`: an EHR client (registered with `--launches`)
+    /// creates the launch an app is opened with; answers the `launch`
+    /// value, and the app's launch URL when it registered one.
+    pub fn create_launch(
+        &self,
+        registry: &dyn Registry,
+        params: &Params,
+        basic: Option<&crate::oauth::Basic>,
+        now: i64,
+    ) -> Result<Value, OAuthError> {
+        let ehr = self.authenticate(registry, params, basic, now)?;
+        if !ehr.launches || !ehr.credentials.is_confidential() {
+            return Err(OAuthError::UnauthorizedClient(format!(
+                "client {} may not create launches",
+                ehr.id
+            )));
+        }
+        let fhir_context = match params.get("fhirContext") {
+            None => Vec::new(),
+            Some(text) => match serde_json::from_str::<Value>(text) {
+                Ok(Value::Array(items)) if items.iter().all(Value::is_object) => items,
+                _ => {
+                    return Err(OAuthError::InvalidRequest(
+                        "fhirContext must be a JSON array of objects".into(),
+                    ))
+                }
+            },
+        };
+        let need_patient_banner = match params.get("need_patient_banner") {
+            None => None,
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            Some(_) => {
+                return Err(OAuthError::InvalidRequest(
+                    "need_patient_banner is true or false".into(),
+                ))
+            }
+        };
+        let context = LaunchContext {
+            client_id: params
+                .get("app")
+                .ok_or_else(|| {
+                    OAuthError::InvalidRequest("app (the app's client id) is missing".into())
+                })?
+                .to_owned(),
+            patient: params.get("patient").map(str::to_owned),
+            encounter: params.get("encounter").map(str::to_owned),
+            fhir_context,
+            intent: params.get("intent").map(str::to_owned),
+            need_patient_banner,
+            smart_style_url: params.get("smart_style_url").map(str::to_owned),
+        };
+        let (launch, url) = self.launch(registry, context, now)?;
+        let mut answer = json!({"launch": launch, "expires_in": LAUNCH_SECS});
+        if let Some(url) = url {
+            answer["launch_url"] = json!(url);
+        }
+        Ok(answer)
+    }
+
+    /// Keeps `context` as a new launch: its `launch` value, and the app's
+    /// launch URL (`{launch_uri}?iss=…&launch=…`) when it registered one.
+    pub fn launch(
+        &self,
+        registry: &dyn Registry,
+        context: LaunchContext,
+        now: i64,
+    ) -> Result<(String, Option<String>), OAuthError> {
+        let app = registry
+            .client(&context.client_id)
+            .map_err(OAuthError::Unavailable)?
+            .ok_or_else(|| {
+                OAuthError::InvalidRequest(format!("no app {} is registered", context.client_id))
+            })?;
+        let id_ok = |id: &Option<String>| {
+            id.as_deref().is_none_or(|id| {
+                !id.is_empty()
+                    && id.len() <= 64
+                    && id
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+            })
+        };
+        if !id_ok(&context.patient) || !id_ok(&context.encounter) {
+            return Err(OAuthError::InvalidRequest(
+                "patient and encounter are FHIR ids".into(),
+            ));
+        }
+        let launch = random_token();
+        registry
+            .save_launch(
+                &hash(&launch),
+                &context.client_id,
+                &serde_json::to_string(&context).expect("a launch serializes"),
+                now + LAUNCH_SECS,
+            )
+            .map_err(OAuthError::Unavailable)?;
+        let url = app.launch_uri.as_ref().map(|uri| {
+            let mut query = form_urlencoded::Serializer::new(String::new());
+            query.append_pair("iss", self.base());
+            query.append_pair("launch", &launch);
+            with_query(uri, &query.finish())
+        });
+        Ok((launch, url))
     }
 
     /// The person said no.
@@ -613,7 +785,7 @@ impl AuthServer {
             subject: Some(approval.username.clone()),
             client_id: Some(approval.client_id.clone()),
             patient: approval.patient.clone(),
-            encounter: None,
+            encounter: approval.launch.as_ref().and_then(|l| l.encounter.clone()),
             fhir_user: Some(approval.fhir_user.clone()),
             lifetime_secs: ACCESS_SECS,
         };
@@ -630,6 +802,23 @@ impl AuthServer {
         if let Some(patient) = &approval.patient {
             body["patient"] = json!(patient);
             body["need_patient_banner"] = json!(true);
+        }
+        if let Some(launch) = &approval.launch {
+            if let Some(encounter) = &launch.encounter {
+                body["encounter"] = json!(encounter);
+            }
+            if !launch.fhir_context.is_empty() {
+                body["fhirContext"] = json!(launch.fhir_context);
+            }
+            if let Some(intent) = &launch.intent {
+                body["intent"] = json!(intent);
+            }
+            if let Some(banner) = launch.need_patient_banner {
+                body["need_patient_banner"] = json!(banner);
+            }
+            if let Some(style) = &launch.smart_style_url {
+                body["smart_style_url"] = json!(style);
+            }
         }
         let revocation = format!("{}|{}", self.base(), claims.jti);
         let mut issued = json!({"access": revocation, "access_exp": claims.exp});

@@ -29,6 +29,10 @@ pub struct Client {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub launch_uri: Option<String>,
     pub credentials: Credentials,
+    /// An EHR: it may create launch contexts for apps (`POST
+    /// /auth/launch`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub launches: bool,
     /// When it was registered, in milliseconds since the epoch.
     pub created_at: i64,
 }
@@ -85,6 +89,8 @@ pub enum ClientError {
     Scope(#[from] ScopeError),
     #[error("the JWKS is not usable: {0}")]
     Jwks(String),
+    #[error("only a confidential client (a secret or keys) may create launches")]
+    Launches,
     #[error("the JWKS URL '{0}' must be an absolute https URL (http only on localhost or a loopback address)")]
     JwksUrl(String),
 }
@@ -110,6 +116,9 @@ impl Client {
             }
         }
         Scopes::parse_strict(&self.scope)?;
+        if self.launches && !self.credentials.is_confidential() {
+            return Err(ClientError::Launches);
+        }
         match &self.credentials {
             Credentials::Jwks { jwks } => {
                 usable_keys(jwks)?;
@@ -242,6 +251,7 @@ mod tests {
             scope: "launch/patient patient/*.rs openid fhirUser offline_access".into(),
             launch_uri: None,
             credentials,
+            launches: false,
             created_at: 1,
         }
     }

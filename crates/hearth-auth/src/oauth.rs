@@ -56,6 +56,21 @@ pub trait Registry {
         now: i64,
     ) -> Result<Option<(String, String)>, String>;
     fn revoke_family(&self, family: &str) -> Result<(), String>;
+    /// Keeps an EHR launch (by its hash) for `client_id` until `expires_at`.
+    fn save_launch(
+        &self,
+        launch_hash: &str,
+        client_id: &str,
+        context: &str,
+        expires_at: i64,
+    ) -> Result<(), String>;
+    /// Marks a launch of `client_id` used; its context if it was fresh.
+    fn take_launch(
+        &self,
+        launch_hash: &str,
+        client_id: &str,
+        now: i64,
+    ) -> Result<Option<String>, String>;
 }
 
 /// An error of the token, introspection or revocation endpoint (RFC 6749

@@ -196,6 +196,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                 .default_service(not_allowed("POST")),
         )
         .service(
+            web::resource("/auth/launch")
+                .route(web::post().to(oauth::launch))
+                .default_service(not_allowed("POST")),
+        )
+        .service(
             web::resource("/auth/introspect")
                 .route(web::post().to(oauth::introspect))
                 .default_service(not_allowed("POST")),

@@ -15,13 +15,17 @@ const MAX_FORM_BYTES: usize = 64 * 1024;
 
 /// The capabilities Hearth's authorization server has, as SMART names
 /// them: each is what a route serves.
-const CAPABILITIES: [&str; 13] = [
+const CAPABILITIES: [&str; 17] = [
+    "launch-ehr",
     "launch-standalone",
     "authorize-post",
     "client-public",
     "client-confidential-symmetric",
     "client-confidential-asymmetric",
     "context-banner",
+    "context-style",
+    "context-ehr-patient",
+    "context-ehr-encounter",
     "context-standalone-patient",
     "permission-offline",
     "permission-online",
@@ -60,7 +64,7 @@ pub fn smart_configuration(server: &AuthServer) -> Value {
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
         "scopes_supported": [
-            "launch/patient", "offline_access", "online_access",
+            "launch", "launch/patient", "launch/encounter", "offline_access", "online_access",
             "patient/*.cruds", "patient/*.rs", "user/*.cruds", "user/*.rs",
             "system/*.cruds", "system/*.rs", "patient/*.read", "user/*.read", "system/*.read",
         ],
@@ -88,6 +92,22 @@ pub fn oauth_uris(server: &AuthServer) -> Value {
 pub async fn token(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     respond(state, &req, body, |server, store, params, basic, _, now| {
         server.token(store, params, basic, now)
+    })
+    .await
+}
+
+/// `POST /auth/launch`: an EHR client (registered with `--launches`)
+/// creates a launch context for an app: form parameters `app`, `patient`,
+/// `encounter`, `fhirContext` (a JSON array), `intent`,
+/// `need_patient_banner`, `smart_style_url`; answers `launch`,
+/// `expires_in` and, when the app registered a launch URI, `launch_url`.
+pub async fn launch(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    respond(state, &req, body, |server, store, params, basic, _, now| {
+        server.create_launch(store, params, basic, now)
     })
     .await
 }

@@ -202,7 +202,7 @@ pub async fn authorize(
     let store = state.store.clone();
     let checked = {
         let server = server.clone();
-        web::block(move || server.authorization_request(&store, &params)).await
+        web::block(move || server.authorization_request(&store, &params, now())).await
     };
     let (request, client) = match checked {
         Ok(Ok(found)) => found,

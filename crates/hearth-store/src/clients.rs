@@ -273,6 +273,64 @@ impl hearth_auth::oauth::Registry for Store {
         Ok(rows.into_iter().next().map(|r| (r.family, r.document)))
     }
 
+    fn save_launch(
+        &self,
+        launch_hash: &str,
+        client_id: &str,
+        context: &str,
+        expires_at: i64,
+    ) -> std::result::Result<(), String> {
+        let (hash, client, document) = (
+            launch_hash.to_owned(),
+            client_id.to_owned(),
+            context.to_owned(),
+        );
+        let now = hearth_model::datetime::now_ms() / 1000;
+        self.write(move |tx| -> Result<()> {
+            Sql::with_binds("DELETE FROM oauth_launches WHERE expires_at < ?", vec![Bind::Int(now - 86_400)])
+                .execute(tx.conn)?;
+            Sql::with_binds(
+                "INSERT INTO oauth_launches (launch_hash, client_id, document, expires_at) VALUES (?, ?, ?, ?)",
+                vec![Bind::Text(hash), Bind::Text(client), Bind::Text(document), Bind::Int(expires_at)],
+            )
+            .execute(tx.conn)?;
+            Ok(())
+        })
+        .map_err(|e| e.to_string())
+    }
+
+    fn take_launch(
+        &self,
+        launch_hash: &str,
+        client_id: &str,
+        now: i64,
+    ) -> std::result::Result<Option<String>, String> {
+        let (hash, client) = (launch_hash.to_owned(), client_id.to_owned());
+        self.write(move |tx| -> Result<Option<String>> {
+            let taken = Sql::with_binds(
+                "UPDATE oauth_launches SET used_at = ? WHERE launch_hash = ? AND client_id = ? \
+                 AND used_at IS NULL AND expires_at >= ?",
+                vec![
+                    Bind::Int(now),
+                    Bind::Text(hash.clone()),
+                    Bind::Text(client),
+                    Bind::Int(now),
+                ],
+            )
+            .execute(tx.conn)?;
+            if taken != 1 {
+                return Ok(None);
+            }
+            let rows: Vec<ContextRow> = Sql::with_binds(
+                "SELECT document FROM oauth_launches WHERE launch_hash = ?",
+                vec![Bind::Text(hash)],
+            )
+            .load(tx.conn)?;
+            Ok(rows.into_iter().next().map(|r| r.document))
+        })
+        .map_err(|e| e.to_string())
+    }
+
     fn revoke_family(&self, family: &str) -> std::result::Result<(), String> {
         let family = family.to_owned();
         let now = hearth_model::datetime::now_ms() / 1000;
@@ -286,6 +344,12 @@ impl hearth_auth::oauth::Registry for Store {
         })
         .map_err(|e| e.to_string())
     }
+}
+
+#[derive(QueryableByName)]
+struct ContextRow {
+    #[diesel(sql_type = Text)]
+    document: String,
 }
 
 #[derive(QueryableByName)]
@@ -326,6 +390,7 @@ mod tests {
                 scope: "system/*.rs".into(),
                 launch_uri: None,
                 credentials: Credentials::JwksUrl { url: "https://keys.example/jwks".into() },
+                launches: false,
                 created_at: 7,
             };
             assert!(store.add_client(&client).unwrap());

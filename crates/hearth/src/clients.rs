@@ -74,6 +74,10 @@ pub struct AddArgs {
     /// Where an EHR launches it.
     #[arg(long = "launch-uri")]
     pub launch_uri: Option<String>,
+    /// The client is an EHR: it may create launch contexts for apps
+    /// (`POST /auth/launch`); it must be confidential.
+    #[arg(long = "launches")]
+    pub launches: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -173,6 +177,7 @@ fn client_of(add: &AddArgs, stdin: &mut dyn Read) -> Result<Client, ClientError>
         scope,
         launch_uri: add.launch_uri.clone(),
         credentials,
+        launches: add.launches,
         created_at: hearth_model::datetime::now_ms(),
     };
     client

@@ -7,6 +7,7 @@ pub mod config;
 pub mod explain;
 pub mod import;
 pub mod keys;
+pub mod launch;
 pub mod logs;
 mod progress;
 pub mod server;

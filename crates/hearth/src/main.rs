@@ -45,6 +45,9 @@ enum Command {
     /// Manage the people who sign in to the authorization server: add,
     /// list, remove, passwd.
     User(hearth::users::UserArgs),
+    /// Launch an app as an EHR does: print its launch URL, carrying a
+    /// single-use launch context (patient, encounter) valid five minutes.
+    Launch(hearth::launch::LaunchArgs),
     /// Manage the token signing keys: list, rotate, retire.
     Keys(hearth::keys::KeysArgs),
     /// Print the database's plan for searches, e.g.
@@ -152,6 +155,11 @@ fn main() -> ExitCode {
             &args.settings,
             |config| hearth::users::run(&args, config, &mut std::io::stdin()),
             |report| print!("{report}"),
+        ),
+        Command::Launch(args) => with_config(
+            &args.settings,
+            |config| hearth::launch::run(&args, config),
+            |url| println!("{url}"),
         ),
         Command::Keys(args) => with_config(
             &args.settings,

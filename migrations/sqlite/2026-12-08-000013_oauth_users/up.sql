@@ -31,3 +31,14 @@ CREATE TABLE oauth_refresh_tokens (
 );
 CREATE INDEX oauth_refresh_family ON oauth_refresh_tokens (family);
 CREATE INDEX oauth_refresh_expiry ON oauth_refresh_tokens (expires_at);
+-- EHR launch contexts (by the SHA-256 of the `launch` value): the patient,
+-- encounter and other context an EHR opens an app with; bound to that
+-- app, short-lived, used once.
+CREATE TABLE oauth_launches (
+    launch_hash TEXT PRIMARY KEY NOT NULL,
+    client_id TEXT NOT NULL,
+    document TEXT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    used_at BIGINT
+);
+CREATE INDEX oauth_launches_expiry ON oauth_launches (expires_at);

@@ -289,15 +289,12 @@ fn discovery_names_the_endpoints_in_the_well_known_file_and_the_capability_state
         "launch-ehr",
         "context-ehr-patient",
         "context-ehr-encounter",
+        "sso-openid-connect",
     ] {
         assert!(capabilities.contains(&json!(capability)), "{capability}");
     }
     // Nothing is claimed that is not served.
-    for capability in [
-        "sso-openid-connect",
-        "context-standalone-encounter",
-        "smart-app-state",
-    ] {
+    for capability in ["context-standalone-encounter", "smart-app-state"] {
         assert!(!capabilities.contains(&json!(capability)), "{capability}");
     }
     // The same endpoints in /metadata, where fhirclient looks for them.

@@ -962,3 +962,106 @@ fn only_an_ehr_client_creates_launches_and_a_launch_serves_its_own_app() {
     let (url, _) = ehr_authorization_url(&server, &launch);
     assert_eq!(Browser::new().get(&url).status, 200);
 }
+
+// ---------------------------------------------------------------------------
+// OpenID Connect
+
+#[test]
+fn openid_gives_an_rs256_id_token_naming_the_person_and_their_fhir_user() {
+    let Setup { server, patient } = setup();
+    let (url, state, verifier) = authorization_url(
+        &server,
+        &["openid", "fhirUser", "launch/patient", "patient/*.rs"],
+    );
+    let url = format!("{url}&nonce=n-0S6_WzA2Mj");
+    let mut browser = Browser::new();
+    let page = browser.get(&url);
+    let consent = sign_in(&mut browser, &server, &page);
+    assert!(
+        consent.html.contains("Know who you are"),
+        "{}",
+        consent.html
+    );
+    let done = browser.post(
+        &format!("{}/auth/consent", server.base),
+        &[
+            ("ticket", &consent.hidden("ticket")),
+            ("csrf", &consent.hidden("csrf")),
+            ("decision", "approve"),
+            ("scope", "0"),
+            ("scope", "1"),
+            ("scope", "2"),
+            ("scope", "3"),
+        ],
+    );
+    let back = callback(&done.location());
+    assert_eq!(param(&back, "state"), Some(state.secret().as_str()));
+    let (status, body) = exchange(&server, param(&back, "code").unwrap(), verifier.secret());
+    assert_eq!(status, 200, "{body}");
+    let id_token = body["id_token"].as_str().expect("an id_token").to_owned();
+    let part = |i: usize| -> Vec<u8> {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(id_token.split('.').nth(i).unwrap())
+            .unwrap()
+    };
+    let header: Value = serde_json::from_slice(&part(0)).unwrap();
+    let claims: Value = serde_json::from_slice(&part(1)).unwrap();
+    assert_eq!(header["alg"], "RS256");
+    assert_eq!(claims["iss"], json!(server.base));
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["aud"], "growth");
+    assert_eq!(claims["nonce"], "n-0S6_WzA2Mj");
+    assert_eq!(
+        claims["fhirUser"],
+        json!(format!("{}/Patient/{patient}", server.base))
+    );
+    assert!(claims["exp"].as_i64().unwrap() > claims["iat"].as_i64().unwrap());
+    // Verified with the key the server publishes.
+    let jwks = server.read_json(".well-known/jwks.json");
+    let key = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == header["kid"])
+        .expect("the key is published");
+    assert_eq!(key["kty"], "RSA");
+    let b64 = |v: &Value| {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(v.as_str().unwrap())
+            .unwrap()
+    };
+    let public = ring::signature::RsaPublicKeyComponents {
+        n: b64(&key["n"]),
+        e: b64(&key["e"]),
+    };
+    let (signed, signature) = id_token.rsplit_once('.').unwrap();
+    public
+        .verify(
+            &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+            signed.as_bytes(),
+            &part(2),
+        )
+        .expect("the id_token's signature verifies");
+    assert!(!signature.is_empty());
+    // An id_token is no access token.
+    server.use_token(Some(&id_token));
+    server.get("Observation").assert_error(401);
+    // Discovery for OpenID Connect.
+    let response = server
+        .request("GET", ".well-known/openid-configuration")
+        .accept("text/html")
+        .send();
+    response.assert_status(200);
+    let config = response.json();
+    assert_eq!(config["issuer"], json!(server.base));
+    assert_eq!(
+        config["id_token_signing_alg_values_supported"],
+        json!(["RS256"])
+    );
+    assert_eq!(
+        config["jwks_uri"],
+        json!(format!("{}/.well-known/jwks.json", server.base))
+    );
+}

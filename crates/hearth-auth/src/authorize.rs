@@ -69,6 +69,9 @@ pub struct AuthRequest {
     /// An EHR launch's context (taken from the store, so used once).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub launch: Option<LaunchContext>,
+    /// OpenID Connect's `nonce`, echoed in the id_token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
 }
 
 /// Why an authorization request gets no code.
@@ -128,6 +131,9 @@ pub struct Approval {
     /// An EHR launch's context (its patient is `patient`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub launch: Option<LaunchContext>,
+    /// The authorization request's OpenID Connect `nonce` (codes only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
     /// The code's: the exchange must name the same redirect and prove the
     /// challenge.
     #[serde(default)]
@@ -335,7 +341,6 @@ impl AuthServer {
                 Scope::Resource(r) => r.level == Level::System,
                 Scope::Launch => false,
                 Scope::LaunchContext(c) => c != "patient" && launch.is_none(),
-                Scope::OpenId | Scope::FhirUser | Scope::Profile => true,
                 _ => false,
             };
             if unsupported {
@@ -366,6 +371,7 @@ impl AuthServer {
                 state: state.to_owned(),
                 code_challenge: challenge.to_owned(),
                 launch,
+                nonce: params.get("nonce").map(|n| n.chars().take(512).collect()),
             },
             client,
         ))
@@ -520,6 +526,7 @@ impl AuthServer {
             fhir_user: user.fhir_user.clone(),
             patient,
             launch: request.launch.clone(),
+            nonce: request.nonce.clone(),
             redirect_uri: request.redirect_uri.clone(),
             code_challenge: request.code_challenge.clone(),
             refresh_until: 0,
@@ -820,6 +827,9 @@ impl AuthServer {
                 body["smart_style_url"] = json!(style);
             }
         }
+        if scopes.contains(&Scope::OpenId) {
+            body["id_token"] = json!(self.id_token(registry, &approval, &scopes, now)?);
+        }
         let revocation = format!("{}|{}", self.base(), claims.jti);
         let mut issued = json!({"access": revocation, "access_exp": claims.exp});
         let lifetime = if scopes.contains(&Scope::OfflineAccess) {
@@ -848,6 +858,33 @@ impl AuthServer {
             issued["family"] = json!(family);
         }
         Ok((body, issued.to_string()))
+    }
+
+    /// An OpenID Connect id_token (RS256) for the person who approved:
+    /// `sub` their username, `aud` the app, and with `fhirUser` (or
+    /// `profile`) granted, `fhirUser` as an absolute URL.
+    fn id_token(
+        &self,
+        registry: &dyn Registry,
+        approval: &Approval,
+        scopes: &Scopes,
+        now: i64,
+    ) -> Result<String, OAuthError> {
+        let key = self.id_key(registry)?;
+        let mut claims = json!({
+            "iss": self.base(),
+            "sub": approval.username,
+            "aud": approval.client_id,
+            "iat": now,
+            "exp": now + ACCESS_SECS,
+        });
+        if scopes.contains(&Scope::FhirUser) || scopes.contains(&Scope::Profile) {
+            claims["fhirUser"] = json!(format!("{}/{}", self.base(), approval.fhir_user));
+        }
+        if let Some(nonce) = &approval.nonce {
+            claims["nonce"] = json!(nonce);
+        }
+        Ok(key.sign(&claims))
     }
 
     /// Revokes what a code's exchange issued.

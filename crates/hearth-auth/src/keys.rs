@@ -28,7 +28,7 @@ pub struct SigningKey {
 
 /// A stored key that cannot be read back.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("signing key {kid} is not a P-256 PKCS#8 key")]
+#[error("signing key {kid} cannot be read")]
 pub struct BadKey {
     pub kid: String,
 }
@@ -119,9 +119,90 @@ fn thumbprint(x: &str, y: &str) -> String {
     ))
 }
 
-/// A JWKS of the public halves of `keys`.
-pub fn jwks(keys: &[SigningKey]) -> Value {
-    json!({ "keys": keys.iter().map(SigningKey::public_jwk).collect::<Vec<_>>() })
+/// A JWKS of the public halves of `keys` and of the id_token key.
+pub fn jwks(keys: &[SigningKey], id_key: Option<&IdTokenKey>) -> Value {
+    let mut all: Vec<Value> = keys.iter().map(SigningKey::public_jwk).collect();
+    all.extend(id_key.map(IdTokenKey::public_jwk));
+    json!({ "keys": all })
+}
+
+/// The RSA key that signs OpenID Connect id_tokens (RS256: SMART App
+/// Launch requires it of id_tokens; access tokens stay ES256).
+#[derive(Clone)]
+pub struct IdTokenKey {
+    pub kid: String,
+    /// PKCS#1 DER.
+    der: Vec<u8>,
+    n: String,
+    e: String,
+    pub created_at: i64,
+}
+
+impl std::fmt::Debug for IdTokenKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdTokenKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IdTokenKey {
+    /// A new random 2048-bit key (a second or so: made once per store).
+    pub fn generate(created_at: i64) -> IdTokenKey {
+        use rsa::pkcs1::EncodeRsaPrivateKey;
+        let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048)
+            .expect("the system random number generator works");
+        let der = key
+            .to_pkcs1_der()
+            .expect("an RSA key encodes")
+            .as_bytes()
+            .to_vec();
+        Self::from_der(None, der, created_at).expect("a key just made reads back")
+    }
+
+    /// A key as stored; `kid` is its RFC 7638 thumbprint when `None`.
+    pub fn from_der(
+        kid: Option<String>,
+        der: Vec<u8>,
+        created_at: i64,
+    ) -> Result<IdTokenKey, BadKey> {
+        use rsa::pkcs1::DecodeRsaPrivateKey;
+        use rsa::traits::PublicKeyParts;
+        let bad = || BadKey {
+            kid: kid.clone().unwrap_or_default(),
+        };
+        let key = rsa::RsaPrivateKey::from_pkcs1_der(&der).map_err(|_| bad())?;
+        let n = URL_SAFE_NO_PAD.encode(key.n().to_bytes_be());
+        let e = URL_SAFE_NO_PAD.encode(key.e().to_bytes_be());
+        let kid = kid.unwrap_or_else(|| {
+            let canonical = format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#);
+            URL_SAFE_NO_PAD.encode(crate::digest(canonical.as_bytes()))
+        });
+        Ok(IdTokenKey {
+            kid,
+            der,
+            n,
+            e,
+            created_at,
+        })
+    }
+
+    pub fn der(&self) -> &[u8] {
+        &self.der
+    }
+
+    pub fn public_jwk(&self) -> Value {
+        json!({"kty": "RSA", "n": self.n, "e": self.e, "kid": self.kid, "alg": "RS256", "use": "sig"})
+    }
+
+    /// An id_token of `claims`, signed RS256.
+    pub fn sign(&self, claims: &Value) -> String {
+        let mut header = jsonwebtoken::Header::new(Algorithm::RS256);
+        header.kid = Some(self.kid.clone());
+        header.typ = Some("JWT".into());
+        jsonwebtoken::encode(&header, claims, &EncodingKey::from_rsa_der(&self.der))
+            .expect("an RSA key signs")
+    }
 }
 
 #[cfg(test)]

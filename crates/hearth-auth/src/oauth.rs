@@ -13,7 +13,7 @@ use crate::assertion::{self, AssertionError, Expected};
 use crate::authorize::{Approval, Attempts, CodeUse, RefreshUse};
 use crate::client::{self, Client, Credentials};
 use crate::jwks::RemoteKeySets;
-use crate::keys::SigningKey;
+use crate::keys::{IdTokenKey, SigningKey};
 use crate::scope::{Level, ResourceScope, Scope, Scopes};
 use crate::token::{Signer, TokenRequest, Verifier};
 
@@ -56,6 +56,8 @@ pub trait Registry {
         now: i64,
     ) -> Result<Option<(String, String)>, String>;
     fn revoke_family(&self, family: &str) -> Result<(), String>;
+    /// The id_token key, made if there is none.
+    fn id_token_key(&self) -> Result<crate::keys::IdTokenKey, String>;
     /// Keeps an EHR launch (by its hash) for `client_id` until `expires_at`.
     fn save_launch(
         &self,
@@ -229,6 +231,9 @@ pub struct AuthServer {
     verifier: Arc<Verifier>,
     key_sets: RemoteKeySets,
     pub(crate) attempts: Attempts,
+    /// The published keys: the signing keys' and the id_token key's.
+    signing_keys: RwLock<Vec<SigningKey>>,
+    id_key: RwLock<Option<Arc<IdTokenKey>>>,
 }
 
 impl AuthServer {
@@ -240,7 +245,38 @@ impl AuthServer {
             verifier,
             key_sets: RemoteKeySets::default(),
             attempts: Attempts::default(),
+            signing_keys: RwLock::new(keys.to_vec()),
+            id_key: RwLock::new(None),
         }
+    }
+
+    /// The JWKS Hearth publishes (`/.well-known/jwks.json`).
+    pub fn jwks(&self) -> Value {
+        let keys = self.signing_keys.read().unwrap_or_else(|e| e.into_inner());
+        let id_key = self.id_key.read().unwrap_or_else(|e| e.into_inner());
+        crate::keys::jwks(&keys, id_key.as_deref())
+    }
+
+    /// The id_token key, once made (the binary reads it every 2 s).
+    pub fn set_id_key(&self, key: Option<IdTokenKey>) {
+        if let Some(key) = key {
+            *self.id_key.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(key));
+        }
+    }
+
+    /// The id_token key: this node's, or the store's (made if needed).
+    pub(crate) fn id_key(&self, registry: &dyn Registry) -> Result<Arc<IdTokenKey>, OAuthError> {
+        if let Some(key) = self
+            .id_key
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            return Ok(key);
+        }
+        let key = Arc::new(registry.id_token_key().map_err(OAuthError::Unavailable)?);
+        *self.id_key.write().unwrap_or_else(|e| e.into_inner()) = Some(key.clone());
+        Ok(key)
     }
 
     pub(crate) fn signer(&self) -> Option<Arc<Signer>> {
@@ -258,6 +294,7 @@ impl AuthServer {
     pub fn set_keys(&self, keys: &[SigningKey]) {
         *self.signer.write().unwrap_or_else(|e| e.into_inner()) =
             Signer::new(&self.base, keys).map(Arc::new);
+        *self.signing_keys.write().unwrap_or_else(|e| e.into_inner()) = keys.to_vec();
     }
 
     pub fn base(&self) -> &str {

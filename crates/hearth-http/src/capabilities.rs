@@ -255,11 +255,11 @@ fn security(fhir: &Fhir) -> serde_json::Value {
 
 /// `GET /.well-known/jwks.json`: the public keys of Hearth's own tokens.
 pub async fn jwks(Public(fhir): Public) -> HttpResponse {
-    match &fhir.state.jwks {
-        Some(jwks) => HttpResponse::Ok()
+    match &fhir.state.oauth {
+        Some(server) => HttpResponse::Ok()
             .insert_header((actix_web::http::header::CONTENT_TYPE, "application/json"))
             .insert_header((actix_web::http::header::CACHE_CONTROL, "max-age=60"))
-            .body(jwks.read().unwrap_or_else(|e| e.into_inner()).to_string()),
+            .body(server.jwks().to_string()),
         None => fhir.finish(Err(ApiError::NotFound(
             "this server issues no tokens of its own (auth = \"none\")".into(),
         ))),

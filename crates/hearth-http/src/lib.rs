@@ -92,11 +92,8 @@ pub struct AppState {
     pub config: HttpConfig,
     /// How requests are authorized.
     pub authorization: Authorization,
-    /// Hearth's own signing keys' public halves, as a JWKS
-    /// (`/.well-known/jwks.json`), replaced when the keys rotate; `None`
-    /// without SMART.
-    pub jwks: Option<Arc<std::sync::RwLock<serde_json::Value>>>,
-    /// The authorization server (`auth = "smart"`).
+    /// The authorization server (`auth = "smart"`), which also publishes
+    /// Hearth's keys (`/.well-known/jwks.json`).
     pub oauth: Option<Arc<hearth_auth::oauth::AuthServer>>,
     /// When this server started (the CapabilityStatement's date).
     pub started: String,
@@ -110,18 +107,9 @@ impl AppState {
             store,
             config,
             authorization,
-            jwks: None,
             oauth: None,
             started: hearth_model::datetime::format_instant(hearth_model::datetime::now_ms()),
             metrics: None,
-        }
-    }
-
-    /// The state, publishing `jwks` as Hearth's token keys.
-    pub fn with_jwks(self, jwks: Arc<std::sync::RwLock<serde_json::Value>>) -> Self {
-        AppState {
-            jwks: Some(jwks),
-            ..self
         }
     }
 
@@ -172,6 +160,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
             web::resource("/.well-known/smart-configuration")
                 .route(web::get().to(oauth::configuration))
                 .route(web::head().to(oauth::configuration))
+                .default_service(not_allowed("GET, HEAD")),
+        )
+        .service(
+            web::resource("/.well-known/openid-configuration")
+                .route(web::get().to(oauth::openid_configuration))
+                .route(web::head().to(oauth::openid_configuration))
                 .default_service(not_allowed("GET, HEAD")),
         )
         .service(

@@ -15,13 +15,14 @@ const MAX_FORM_BYTES: usize = 64 * 1024;
 
 /// The capabilities Hearth's authorization server has, as SMART names
 /// them: each is what a route serves.
-const CAPABILITIES: [&str; 17] = [
+const CAPABILITIES: [&str; 18] = [
     "launch-ehr",
     "launch-standalone",
     "authorize-post",
     "client-public",
     "client-confidential-symmetric",
     "client-confidential-asymmetric",
+    "sso-openid-connect",
     "context-banner",
     "context-style",
     "context-ehr-patient",
@@ -64,7 +65,7 @@ pub fn smart_configuration(server: &AuthServer) -> Value {
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
         "scopes_supported": [
-            "launch", "launch/patient", "launch/encounter", "offline_access", "online_access",
+            "openid", "fhirUser", "launch", "launch/patient", "launch/encounter", "offline_access", "online_access",
             "patient/*.cruds", "patient/*.rs", "user/*.cruds", "user/*.rs",
             "system/*.cruds", "system/*.rs", "patient/*.read", "user/*.read", "system/*.read",
         ],
@@ -72,6 +73,33 @@ pub fn smart_configuration(server: &AuthServer) -> Value {
         "code_challenge_methods_supported": ["S256"],
         "capabilities": CAPABILITIES,
     })
+}
+
+/// `GET /.well-known/openid-configuration` (OpenID Connect Discovery 1.0).
+pub async fn openid_configuration(state: web::Data<AppState>) -> HttpResponse {
+    let Some(server) = &state.oauth else {
+        return error_json(
+            404,
+            &json!({"error": "not_found", "error_description": "this server has no authorization server (auth = \"smart\" serves one)"}),
+        );
+    };
+    json_response(
+        200,
+        &json!({
+            "issuer": server.base(),
+            "authorization_endpoint": server.endpoint("authorize"),
+            "token_endpoint": server.endpoint("token"),
+            "jwks_uri": format!("{}/.well-known/jwks.json", server.base()),
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "scopes_supported": ["openid", "fhirUser", "profile", "offline_access", "online_access"],
+            "claims_supported": ["iss", "sub", "aud", "exp", "iat", "nonce", "fhirUser"],
+            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post", "private_key_jwt"],
+            "code_challenge_methods_supported": ["S256"],
+        }),
+    )
 }
 
 /// The `oauth-uris` extension of the CapabilityStatement's

@@ -331,6 +331,10 @@ impl hearth_auth::oauth::Registry for Store {
         .map_err(|e| e.to_string())
     }
 
+    fn id_token_key(&self) -> std::result::Result<hearth_auth::keys::IdTokenKey, String> {
+        self.make_id_token_key().map_err(|e| e.to_string())
+    }
+
     fn revoke_family(&self, family: &str) -> std::result::Result<(), String> {
         let family = family.to_owned();
         let now = hearth_model::datetime::now_ms() / 1000;

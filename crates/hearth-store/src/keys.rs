@@ -3,6 +3,7 @@
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Binary, Text};
+use hearth_auth::keys::IdTokenKey;
 use hearth_auth::SigningKey;
 
 use crate::statement::{Bind, Sql};
@@ -65,6 +66,52 @@ impl Store {
             )
             .execute(tx.conn)?)
         })
+    }
+
+    /// The id_token key, if one was made.
+    pub fn id_token_key(&self) -> Result<Option<IdTokenKey>> {
+        let rows: Vec<KeyRow> = self.read_with(|tx| {
+            Ok(Sql::new(
+                "SELECT kid, private_key, created_at FROM id_token_keys ORDER BY created_at DESC, kid LIMIT 1",
+            )
+            .load(tx.conn)?)
+        })?;
+        rows.into_iter()
+            .next()
+            .map(|r| {
+                IdTokenKey::from_der(Some(r.kid), r.private_key, r.created_at)
+                    .map_err(|e| StoreError::Database(e.to_string()))
+            })
+            .transpose()
+    }
+
+    /// The id_token key, made now if there is none yet (nodes asking
+    /// together keep the first one stored).
+    pub fn make_id_token_key(&self) -> Result<IdTokenKey> {
+        if let Some(key) = self.id_token_key()? {
+            return Ok(key);
+        }
+        let key = IdTokenKey::generate(hearth_model::datetime::now_ms());
+        let stored = key.clone();
+        self.write(move |tx| -> Result<()> {
+            tx.lock("signing keys")?;
+            let existing: Vec<KeyRow> =
+                Sql::new("SELECT kid, private_key, created_at FROM id_token_keys LIMIT 1")
+                    .load(tx.conn)?;
+            if existing.is_empty() {
+                Sql::with_binds(
+                    "INSERT INTO id_token_keys (kid, private_key, created_at) VALUES (?, ?, ?)",
+                    vec![
+                        Bind::Text(stored.kid.clone()),
+                        Bind::Bytes(stored.der().to_vec()),
+                        Bind::Int(stored.created_at),
+                    ],
+                )
+                .execute(tx.conn)?;
+            }
+            Ok(())
+        })?;
+        Ok(self.id_token_key()?.unwrap_or(key))
     }
 
     fn stored_keys(&self) -> Result<Vec<SigningKey>> {

@@ -67,16 +67,16 @@ fn state(config: &Config) -> Result<(web::Data<AppState>, Option<KeyWatch>), Ser
                 Arc::new(Verifier::new(base, &keys, issuers.clone()).map_err(ServeError::Auth)?);
             // Refused from the first request, not from the first watch.
             verifier.set_revoked(store.revoked_tokens()?.into_iter().collect());
-            let jwks = Arc::new(std::sync::RwLock::new(hearth_auth::keys::jwks(&keys)));
             let oauth = Arc::new(AuthServer::new(base, &keys, verifier.clone()));
-            let watch = watch_keys(store.clone(), verifier.clone(), oauth.clone(), jwks.clone());
-            (Authorization::Smart(verifier), Some((watch, jwks, oauth)))
+            oauth.set_id_key(store.id_token_key()?);
+            let watch = watch_keys(store.clone(), verifier.clone(), oauth.clone());
+            (Authorization::Smart(verifier), Some((watch, oauth)))
         }
     };
     let mut state = AppState::new(store, http, authorization).with_metrics(metrics);
     let watch = match watch {
-        Some((watch, jwks, oauth)) => {
-            state = state.with_jwks(jwks).with_oauth(oauth);
+        Some((watch, oauth)) => {
+            state = state.with_oauth(oauth);
             Some(watch)
         }
         None => None,
@@ -128,12 +128,7 @@ impl Drop for Periodic {
 /// external issuers' keys when their cache lifetime ends.
 pub type KeyWatch = Periodic;
 
-fn watch_keys(
-    store: Store,
-    verifier: Arc<Verifier>,
-    oauth: Arc<AuthServer>,
-    jwks: Arc<std::sync::RwLock<serde_json::Value>>,
-) -> KeyWatch {
+fn watch_keys(store: Store, verifier: Arc<Verifier>, oauth: Arc<AuthServer>) -> KeyWatch {
     let mut known: Vec<String> = Vec::new();
     Periodic::start(Duration::from_secs(2), move || {
         match store.signing_keys() {
@@ -142,12 +137,14 @@ fn watch_keys(
                 if kids != known {
                     verifier.set_own_keys(&keys);
                     oauth.set_keys(&keys);
-                    *jwks.write().unwrap_or_else(|e| e.into_inner()) =
-                        hearth_auth::keys::jwks(&keys);
                     known = kids;
                 }
             }
             Err(e) => tracing::warn!(error = %e, "reading the signing keys failed"),
+        }
+        match store.id_token_key() {
+            Ok(key) => oauth.set_id_key(key),
+            Err(e) => tracing::warn!(error = %e, "reading the id_token key failed"),
         }
         match store.revoked_tokens() {
             Ok(ids) => verifier.set_revoked(ids.into_iter().collect()),

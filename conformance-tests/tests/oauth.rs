@@ -905,3 +905,74 @@ fn clients_are_listed_and_removed_and_a_removed_client_gets_no_token() {
     .is_err());
     assert!(add("app", |_| {}, "").is_err());
 }
+
+#[test]
+fn browsers_at_a_registered_apps_origin_may_call_the_token_endpoint_and_the_api() {
+    let server = smart();
+    add_client(
+        &server,
+        "spa",
+        |a| a.redirect_uris = vec!["https://spa.example.org/callback".into()],
+        "",
+    );
+    let preflight = |origin: &str, path: &str| {
+        http()
+            .request(
+                oauth2::reqwest::Method::OPTIONS,
+                format!("{}/{path}", server.base),
+            )
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .send()
+            .unwrap()
+    };
+    // Registered within 2 s (the nodes read the clients every 2 s).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        let answer = preflight("https://spa.example.org", "auth/token");
+        if answer.status().as_u16() == 204 {
+            assert_eq!(
+                answer.headers()["access-control-allow-origin"],
+                "https://spa.example.org"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the app's origin is never allowed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(
+        preflight("https://spa.example.org", "Patient")
+            .status()
+            .as_u16(),
+        204
+    );
+    // Any other origin: refused; the pages take no cross-origin calls.
+    assert_eq!(
+        preflight("https://evil.example.org", "auth/token")
+            .status()
+            .as_u16(),
+        403
+    );
+    assert_eq!(
+        preflight("https://spa.example.org", "auth/authorize")
+            .status()
+            .as_u16(),
+        403
+    );
+    // A token request from the app's origin gets the header with its answer.
+    let response = http()
+        .post(token_url(&server))
+        .header("origin", "https://spa.example.org")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=refresh_token&refresh_token=x&client_id=spa")
+        .send()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        "https://spa.example.org"
+    );
+}

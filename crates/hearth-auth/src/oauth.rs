@@ -234,6 +234,9 @@ pub struct AuthServer {
     /// The published keys: the signing keys' and the id_token key's.
     signing_keys: RwLock<Vec<SigningKey>>,
     id_key: RwLock<Option<Arc<IdTokenKey>>>,
+    /// The origins of the registered clients' redirect URIs: browsers there
+    /// may call the token endpoint and the API (CORS).
+    registered_origins: Arc<RwLock<std::collections::HashSet<String>>>,
 }
 
 impl AuthServer {
@@ -247,7 +250,30 @@ impl AuthServer {
             attempts: Attempts::default(),
             signing_keys: RwLock::new(keys.to_vec()),
             id_key: RwLock::new(None),
+            registered_origins: Default::default(),
         }
+    }
+
+    /// The registered clients' origins, shared with the CORS layer.
+    pub fn registered_origins(&self) -> Arc<RwLock<std::collections::HashSet<String>>> {
+        self.registered_origins.clone()
+    }
+
+    /// Makes the origins of `clients`' redirect URIs the registered ones.
+    pub fn set_clients(&self, clients: &[Client]) {
+        let origins = clients
+            .iter()
+            .flat_map(|c| &c.redirect_uris)
+            .filter_map(|uri| {
+                let (scheme, rest) = uri.split_once("://")?;
+                let host = rest.split(['/', '?', '#']).next()?;
+                Some(format!("{scheme}://{host}").to_ascii_lowercase())
+            })
+            .collect();
+        *self
+            .registered_origins
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = origins;
     }
 
     /// The JWKS Hearth publishes (`/.well-known/jwks.json`).

@@ -1,6 +1,9 @@
 //! Cross-origin requests (CORS), for SMART apps that run in a browser.
 //! Discovery (`/metadata`, `/.well-known/*`) answers any origin; the FHIR
-//! API answers the origins configured (`cors_origins`), or any with `*`.
+//! API and the token, introspection and revocation endpoints answer the
+//! origins configured (`cors_origins`, or any with `*`) and the origins of
+//! the registered apps' redirect URIs ([`Registered`]). The authorization
+//! pages are navigations, never called across origins.
 //! Tokens travel in the `Authorization` header, never in cookies, so no
 //! credentials are allowed.
 
@@ -14,6 +17,10 @@ use crate::error::ApiError;
 /// Which origins may call the API.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Origins(Vec<String>);
+
+/// The origins of the registered apps' redirect URIs (lower case), kept
+/// current by the binary as apps are registered and removed.
+pub type Registered = std::sync::Arc<std::sync::RwLock<std::collections::HashSet<String>>>;
 
 /// Headers a browser may send, besides the CORS-safelisted ones.
 const ALLOW_HEADERS: &str = "Authorization, Content-Type, Accept, Prefer, If-Match, If-None-Match, If-None-Exist, If-Modified-Since, X-Request-Id";
@@ -48,15 +55,27 @@ impl Origins {
 
     /// The `Access-Control-Allow-Origin` for a request from `origin` to
     /// `path`; `None` when that origin may not call it.
-    fn allowed(&self, origin: &str, path: &str) -> Option<String> {
+    fn allowed(&self, origin: &str, path: &str, registered: Option<&Registered>) -> Option<String> {
         if is_discovery(path) || self.0.iter().any(|o| o == "*") {
             return Some("*".to_owned());
         }
-        self.0
-            .iter()
-            .any(|o| o.eq_ignore_ascii_case(origin))
-            .then(|| origin.to_owned())
+        let configured = self.0.iter().any(|o| o.eq_ignore_ascii_case(origin));
+        let of_an_app = !is_page(path)
+            && registered.is_some_and(|r| {
+                r.read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .contains(&origin.to_ascii_lowercase())
+            });
+        (configured || of_an_app).then(|| origin.to_owned())
     }
+}
+
+/// The authorization server's pages and the EHR's launch endpoint.
+fn is_page(path: &str) -> bool {
+    matches!(
+        path,
+        "/auth/authorize" | "/auth/sign-in" | "/auth/consent" | "/auth/launch"
+    )
 }
 
 fn is_discovery(path: &str) -> bool {
@@ -65,7 +84,11 @@ fn is_discovery(path: &str) -> bool {
 
 /// A preflight (`OPTIONS` with `Access-Control-Request-Method`): answered
 /// here, before routing. `None` for any other request.
-pub(crate) fn preflight(origins: &Origins, req: &ServiceRequest) -> Option<HttpResponse> {
+pub(crate) fn preflight(
+    origins: &Origins,
+    registered: Option<&Registered>,
+    req: &ServiceRequest,
+) -> Option<HttpResponse> {
     if req.method() != Method::OPTIONS
         || !req
             .headers()
@@ -74,7 +97,7 @@ pub(crate) fn preflight(origins: &Origins, req: &ServiceRequest) -> Option<HttpR
         return None;
     }
     let origin = req.headers().get(header::ORIGIN)?.to_str().ok()?;
-    Some(match origins.allowed(origin, req.path()) {
+    Some(match origins.allowed(origin, req.path(), registered) {
         Some(allow) => HttpResponse::NoContent()
             .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, allow))
             .insert_header((header::ACCESS_CONTROL_ALLOW_METHODS, ALLOW_METHODS))
@@ -84,7 +107,7 @@ pub(crate) fn preflight(origins: &Origins, req: &ServiceRequest) -> Option<HttpR
             .finish(),
         None => {
             let error = ApiError::Forbidden(format!(
-                "the origin {origin} may not call this server (cors_origins)"
+                "the origin {origin} may not call this server (cors_origins, or a registered app's redirect URI)"
             ));
             crate::negotiate::outcome_response(
                 error.status(),
@@ -97,7 +120,11 @@ pub(crate) fn preflight(origins: &Origins, req: &ServiceRequest) -> Option<HttpR
 
 /// Adds the CORS headers to the response of a request from an allowed
 /// origin.
-pub(crate) fn decorate(origins: &Origins, response: &mut ServiceResponse<BoxBody>) {
+pub(crate) fn decorate(
+    origins: &Origins,
+    registered: Option<&Registered>,
+    response: &mut ServiceResponse<BoxBody>,
+) {
     let Some(origin) = response
         .request()
         .headers()
@@ -110,7 +137,7 @@ pub(crate) fn decorate(origins: &Origins, response: &mut ServiceResponse<BoxBody
     let path = response.request().path().to_owned();
     let headers = response.headers_mut();
     headers.append(header::VARY, header::HeaderValue::from_static("Origin"));
-    let Some(allow) = origins.allowed(&origin, &path) else {
+    let Some(allow) = origins.allowed(&origin, &path, registered) else {
         return;
     };
     if let Ok(value) = header::HeaderValue::from_str(&allow) {
@@ -137,39 +164,67 @@ mod tests {
         .unwrap();
         assert_eq!(
             origins
-                .allowed("https://app.example.org", "/Patient")
+                .allowed("https://app.example.org", "/Patient", None)
                 .as_deref(),
             Some("https://app.example.org")
         );
         assert_eq!(
-            origins.allowed("https://evil.example.org", "/Patient"),
+            origins.allowed("https://evil.example.org", "/Patient", None),
             None
         );
         assert_eq!(
-            origins.allowed("https://app.example.org.evil.com", "/Patient"),
+            origins.allowed("https://app.example.org.evil.com", "/Patient", None),
             None
         );
         // Discovery answers anyone.
         assert_eq!(
             origins
-                .allowed("https://evil.example.org", "/metadata")
+                .allowed("https://evil.example.org", "/metadata", None)
                 .as_deref(),
             Some("*")
         );
         assert_eq!(
             origins
-                .allowed("https://evil.example.org", "/.well-known/jwks.json")
+                .allowed("https://evil.example.org", "/.well-known/jwks.json", None)
                 .as_deref(),
             Some("*")
         );
         assert!(!Origins::default().any_configured());
         assert_eq!(
-            Origins::default().allowed("https://a.example", "/Patient"),
+            Origins::default().allowed("https://a.example", "/Patient", None),
+            None
+        );
+        // A registered app's origin, on the API and the token endpoint
+        // but not the pages.
+        let registered: Registered = Default::default();
+        registered
+            .write()
+            .unwrap()
+            .insert("https://growth.example".into());
+        for path in ["/Patient", "/auth/token"] {
+            assert_eq!(
+                Origins::default()
+                    .allowed("https://Growth.example", path, Some(&registered))
+                    .as_deref(),
+                Some("https://Growth.example")
+            );
+        }
+        assert_eq!(
+            Origins::default().allowed(
+                "https://growth.example",
+                "/auth/authorize",
+                Some(&registered)
+            ),
+            None
+        );
+        assert_eq!(
+            Origins::default().allowed("https://other.example", "/Patient", Some(&registered)),
             None
         );
         let any = Origins::new(vec!["*".into()]).unwrap();
         assert_eq!(
-            any.allowed("https://a.example", "/Patient").as_deref(),
+            any.allowed("https://a.example", "/Patient", None)
+                .as_deref(),
             Some("*")
         );
     }

@@ -143,21 +143,24 @@ pub fn serve(
             let metrics = state.metrics.clone();
             let acceptor = acceptor.clone();
             let origins = state.config.cors.clone();
+            let registered = state.oauth.as_ref().map(|o| o.registered_origins());
             let app = App::new()
                 // Inside the request log, so preflights are logged too.
                 .wrap_fn(move |req, srv| {
                     let origins = origins.clone();
-                    let (answered, call) = match crate::cors::preflight(&origins, &req) {
-                        Some(response) => (Some(req.into_response(response)), None),
-                        None => (None, Some(srv.call(req))),
-                    };
+                    let registered = registered.clone();
+                    let (answered, call) =
+                        match crate::cors::preflight(&origins, registered.as_ref(), &req) {
+                            Some(response) => (Some(req.into_response(response)), None),
+                            None => (None, Some(srv.call(req))),
+                        };
                     async move {
                         let mut response = match (answered, call) {
                             (Some(response), _) => response,
                             (None, Some(call)) => call.await?.map_into_boxed_body(),
                             (None, None) => unreachable!("a request is answered or called"),
                         };
-                        crate::cors::decorate(&origins, &mut response);
+                        crate::cors::decorate(&origins, registered.as_ref(), &mut response);
                         Ok(response)
                     }
                 })

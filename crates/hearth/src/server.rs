@@ -69,6 +69,7 @@ fn state(config: &Config) -> Result<(web::Data<AppState>, Option<KeyWatch>), Ser
             verifier.set_revoked(store.revoked_tokens()?.into_iter().collect());
             let oauth = Arc::new(AuthServer::new(base, &keys, verifier.clone()));
             oauth.set_id_key(store.id_token_key()?);
+            oauth.set_clients(&store.clients()?);
             let watch = watch_keys(store.clone(), verifier.clone(), oauth.clone());
             (Authorization::Smart(verifier), Some((watch, oauth)))
         }
@@ -124,7 +125,8 @@ impl Drop for Periodic {
 }
 
 /// Keeps the verifier and the authorization server current until dropped:
-/// Hearth's own keys (another node may rotate them) and the revoked tokens every 2 seconds, and the
+/// Hearth's own keys (another node may rotate them), the registered
+/// clients' origins (CORS), the id_token key and the revoked tokens every 2 seconds, and the
 /// external issuers' keys when their cache lifetime ends.
 pub type KeyWatch = Periodic;
 
@@ -141,6 +143,10 @@ fn watch_keys(store: Store, verifier: Arc<Verifier>, oauth: Arc<AuthServer>) -> 
                 }
             }
             Err(e) => tracing::warn!(error = %e, "reading the signing keys failed"),
+        }
+        match store.clients() {
+            Ok(clients) => oauth.set_clients(&clients),
+            Err(e) => tracing::warn!(error = %e, "reading the registered clients failed"),
         }
         match store.id_token_key() {
             Ok(key) => oauth.set_id_key(key),

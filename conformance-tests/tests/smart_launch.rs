@@ -1065,3 +1065,103 @@ fn openid_gives_an_rs256_id_token_naming_the_person_and_their_fhir_user() {
         json!(format!("{}/.well-known/jwks.json", server.base))
     );
 }
+
+// ---------------------------------------------------------------------------
+// patient picker
+
+#[test]
+fn a_practitioner_chooses_the_patient_in_a_standalone_launch() {
+    let Setup { server, patient } = setup();
+    ehr_setup(&server);
+    let (url, _, verifier) = authorization_url(&server, &["launch/patient", "patient/*.rs"]);
+    let mut browser = Browser::new();
+    let page = browser.get(&url);
+    let picker = sign_in_as(&mut browser, &server, &page, "drsmith");
+    assert_eq!(picker.status, 200, "{}", picker.html);
+    assert!(picker.html.contains("Choose a patient"), "{}", picker.html);
+    let post = |browser: &mut Browser, page: &Page, form: &[(&str, &str)]| {
+        let (ticket, csrf) = (page.hidden("ticket"), page.hidden("csrf"));
+        let mut all = vec![("ticket", ticket.as_str()), ("csrf", csrf.as_str())];
+        all.extend_from_slice(form);
+        browser.post(&format!("{}/auth/patient", server.base), &all)
+    };
+    let bad = post(
+        &mut browser,
+        &picker,
+        &[("action", "search"), ("birthdate", "yesterday")],
+    );
+    assert!(bad.html.contains("YYYY-MM-DD"), "{}", bad.html);
+    let none = post(
+        &mut browser,
+        &picker,
+        &[("action", "search"), ("name", "Nobody-by-that-name")],
+    );
+    assert!(none.html.contains("No patient matches"), "{}", none.html);
+    let found = post(
+        &mut browser,
+        &picker,
+        &[("action", "search"), ("name", "Alice")],
+    );
+    assert!(
+        found.html.contains(&format!("value=\"{patient}\"")),
+        "{}",
+        found.html
+    );
+    // A patient that does not exist cannot be chosen.
+    let missing = post(
+        &mut browser,
+        &found,
+        &[("action", "choose"), ("patient", "no-such-patient")],
+    );
+    assert_eq!(missing.status, 400);
+    let consent = post(
+        &mut browser,
+        &found,
+        &[("action", "choose"), ("patient", &patient)],
+    );
+    assert_eq!(consent.status, 200, "{}", consent.html);
+    assert!(
+        consent.html.contains(&format!("For patient {patient}")),
+        "{}",
+        consent.html
+    );
+    let done = browser.post(
+        &format!("{}/auth/consent", server.base),
+        &[
+            ("ticket", &consent.hidden("ticket")),
+            ("csrf", &consent.hidden("csrf")),
+            ("decision", "approve"),
+            ("scope", "0"),
+            ("scope", "1"),
+        ],
+    );
+    assert_eq!(done.status, 303, "{}", done.html);
+    let code = param(&callback(&done.location()), "code")
+        .unwrap()
+        .to_owned();
+    let (status, body) = exchange(&server, &code, verifier.secret());
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["patient"], json!(patient));
+    server.use_token(body["access_token"].as_str());
+    assert_eq!(server.read_json("Observation")["total"], 2);
+    // Skipping the picker: the sign-in's ticket approves nothing.
+    let (url, _, _) = authorization_url(&server, &["launch/patient", "patient/*.rs"]);
+    let mut browser = Browser::new();
+    let page = browser.get(&url);
+    let picker = sign_in_as(&mut browser, &server, &page, "drsmith");
+    let skipped = browser.post(
+        &format!("{}/auth/consent", server.base),
+        &[
+            ("ticket", &picker.hidden("ticket")),
+            ("csrf", &picker.hidden("csrf")),
+            ("decision", "approve"),
+            ("scope", "0"),
+            ("scope", "1"),
+        ],
+    );
+    assert_eq!(skipped.status, 303);
+    assert_eq!(
+        param(&callback(&skipped.location()), "error"),
+        Some("invalid_scope")
+    );
+}

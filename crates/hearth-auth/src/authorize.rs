@@ -72,6 +72,22 @@ pub struct AuthRequest {
     /// OpenID Connect's `nonce`, echoed in the id_token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
+    /// The patient a practitioner chose in a standalone launch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patient: Option<String>,
+}
+
+impl AuthRequest {
+    /// Whether `user` must choose a patient before approving: a standalone
+    /// launch asks for `launch/patient` and the user is not a patient.
+    pub fn needs_patient(&self, user: &User) -> bool {
+        user.patient().is_none()
+            && self.patient.is_none()
+            && self.launch.as_ref().is_none_or(|l| l.patient.is_none())
+            && Scopes::parse_strict(&self.scope)
+                .unwrap_or_default()
+                .contains(&Scope::LaunchContext("patient".into()))
+    }
 }
 
 /// Why an authorization request gets no code.
@@ -372,6 +388,7 @@ impl AuthServer {
                 code_challenge: challenge.to_owned(),
                 launch,
                 nonce: params.get("nonce").map(|n| n.chars().take(512).collect()),
+                patient: None,
             },
             client,
         ))
@@ -504,14 +521,17 @@ impl AuthServer {
         }
         let patient = match &request.launch {
             Some(launch) if launch.patient.is_some() => launch.patient.clone(),
-            _ => user.patient().map(str::to_owned),
+            _ => user
+                .patient()
+                .map(str::to_owned)
+                .or_else(|| request.patient.clone()),
         };
         let needs_patient = granted.contains(&Scope::LaunchContext("patient".into()))
             || granted.resource_scopes().any(|s| s.level == Level::Patient);
         if needs_patient && patient.is_none() {
             return Err(refuse(
                 "invalid_scope",
-                "patient/ scopes need a patient in context; choosing one is for Patient users only on this server",
+                "patient/ scopes need a patient in context: ask for launch/patient to choose one",
             ));
         }
         for scope in granted.resource_scopes().filter(|s| !s.filter.is_empty()) {

@@ -74,7 +74,7 @@ impl Origins {
 fn is_page(path: &str) -> bool {
     matches!(
         path,
-        "/auth/authorize" | "/auth/sign-in" | "/auth/consent" | "/auth/launch"
+        "/auth/authorize" | "/auth/sign-in" | "/auth/patient" | "/auth/consent" | "/auth/launch"
     )
 }
 

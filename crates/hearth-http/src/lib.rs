@@ -185,6 +185,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                 .default_service(not_allowed("POST")),
         )
         .service(
+            web::resource("/auth/patient")
+                .route(web::post().to(pages::patient))
+                .default_service(not_allowed("POST")),
+        )
+        .service(
             web::resource("/auth/consent")
                 .route(web::post().to(pages::consent))
                 .default_service(not_allowed("POST")),

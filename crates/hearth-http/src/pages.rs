@@ -305,9 +305,221 @@ pub async fn sign_in(
     match user {
         Ok(user) => {
             let ticket = server.ticket(&request, Some(&user.username), &csrf, now());
+            if request.needs_patient(&user) {
+                return picker_page(&state, &client.name, &ticket, &csrf, &Picked::default());
+            }
             consent_page(&state, &client.name, &request, &user, &ticket, &csrf)
         }
         Err(e) => sign_in_page(&state, &client.name, &ticket, &csrf, Some(&e.to_string())),
+    }
+}
+
+/// What the patient picker shows: the search made and what it found.
+#[derive(Default)]
+struct Picked {
+    name: String,
+    birthdate: String,
+    /// (id, name, birth date) of each patient found.
+    found: Vec<(String, String, String)>,
+    message: Option<String>,
+}
+
+/// The most patients the picker lists.
+const PICKER_PAGE: usize = 20;
+
+/// The patient picker: a practitioner in a standalone launch chooses whose
+/// record the app opens (searched by name and birth date).
+fn picker_page(
+    state: &AppState,
+    app: &str,
+    ticket: &str,
+    csrf: &str,
+    picked: &Picked,
+) -> HttpResponse {
+    let hidden = format!(
+        "<input type=\"hidden\" name=\"ticket\" value=\"{}\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">",
+        escape(ticket),
+        escape(csrf)
+    );
+    let message = picked
+        .message
+        .as_deref()
+        .map(|m| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(m)))
+        .unwrap_or_default();
+    let mut results = String::new();
+    if !picked.found.is_empty() {
+        results.push_str(&format!(
+            "<form method=\"post\" action=\"/auth/patient\">{hidden}<fieldset><legend>Patients found</legend><ul>"
+        ));
+        for (i, (id, name, birth)) in picked.found.iter().enumerate() {
+            results.push_str(&format!(
+                "<li><input type=\"radio\" id=\"patient-{i}\" name=\"patient\" value=\"{}\"{}> <label for=\"patient-{i}\">{} (born {}, id {})</label></li>",
+                escape(id),
+                if i == 0 { " checked" } else { "" },
+                escape(name),
+                escape(birth),
+                escape(id)
+            ));
+        }
+        results.push_str("</ul></fieldset><button type=\"submit\" name=\"action\" value=\"choose\">Choose this patient</button></form>");
+    }
+    let body = format!(
+        "<h1>Choose a patient</h1><p><strong>{app}</strong> opens one patient's record. Find the patient.</p>{message}\
+         <form method=\"post\" action=\"/auth/patient\">{hidden}\
+         <label for=\"name\">Name</label><input type=\"text\" id=\"name\" name=\"name\" value=\"{name}\" autofocus>\
+         <label for=\"birthdate\">Birth date (YYYY-MM-DD)</label><input type=\"text\" id=\"birthdate\" name=\"birthdate\" value=\"{birthdate}\" inputmode=\"numeric\">\
+         <button type=\"submit\" name=\"action\" value=\"search\" class=\"secondary\">Search</button></form>{results}",
+        app = escape(app),
+        name = escape(&picked.name),
+        birthdate = escape(&picked.birthdate),
+    );
+    page(state, 200, "Choose a patient", &body, Some(csrf), None)
+}
+
+/// The store as the practitioner `fhir_user` reads patients: their own
+/// grant for `user/Patient.rs`.
+fn as_practitioner(store: &hearth_store::Store, fhir_user: &str) -> hearth_store::Store {
+    let principal = hearth_auth::Principal {
+        issuer: String::new(),
+        subject: None,
+        client_id: None,
+        fhir_user: Some(fhir_user.to_owned()),
+        patient: None,
+        encounter: None,
+        scopes: Scopes::parse_strict("user/Patient.rs").unwrap_or_default(),
+        expires_at: 0,
+        token_id: None,
+    };
+    store.under(hearth_store::Access::new(
+        hearth_auth::Grant::of(&principal),
+        None,
+    ))
+}
+
+/// A Patient's name and birth date, for the picker.
+fn patient_summary(body: &[u8]) -> (String, String) {
+    let value: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let name = &value["name"][0];
+    let given: Vec<&str> = name["given"]
+        .as_array()
+        .map(|g| g.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    let text = match (name["family"].as_str(), given.is_empty()) {
+        (Some(family), false) => format!("{family}, {}", given.join(" ")),
+        (Some(family), true) => family.to_owned(),
+        (None, _) => name["text"].as_str().unwrap_or("(no name)").to_owned(),
+    };
+    (
+        text,
+        value["birthDate"].as_str().unwrap_or("unknown").to_owned(),
+    )
+}
+
+/// `POST /auth/patient`: the picker's search (`action=search`, `name`,
+/// `birthdate`) and choice (`action=choose`, `patient`), which leads to
+/// the consent page.
+pub async fn patient(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    let Some(server) = state.oauth.clone() else {
+        return error_page(&state, "This server has no authorization server.");
+    };
+    let pairs = match form_pairs(&req, &body) {
+        Ok(pairs) => pairs,
+        Err(e) => return error_page(&state, &e),
+    };
+    let csrf = cookie(&req);
+    let ticket = single(&pairs, "ticket").unwrap_or_default().to_owned();
+    let (mut request, username) =
+        match server.read_ticket(&ticket, csrf.as_deref(), single(&pairs, "csrf"), now()) {
+            Ok((request, Some(username))) => (request, username),
+            Ok((_, None)) => return error_page(&state, "Sign in first."),
+            Err(e) => return error_page(&state, &e),
+        };
+    let csrf = csrf.unwrap_or_default();
+    let action = single(&pairs, "action").unwrap_or("search").to_owned();
+    let name = single(&pairs, "name").unwrap_or_default().trim().to_owned();
+    let birthdate = single(&pairs, "birthdate")
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    let chosen = single(&pairs, "patient").map(str::to_owned);
+    let store = state.store.clone();
+    let client_id = request.client_id.clone();
+    let found = web::block(move || {
+        let user = store.user(&username).ok().flatten();
+        let client = store.client(&client_id).ok().flatten();
+        let (Some(user), Some(client)) = (user, client) else {
+            return Err("The user or the app is no longer registered.".to_owned());
+        };
+        let practitioner = as_practitioner(&store, &user.fhir_user);
+        let mut picked = Picked {
+            name: name.clone(),
+            birthdate: birthdate.clone(),
+            ..Picked::default()
+        };
+        if action == "choose" {
+            let id = chosen.ok_or("Choose a patient.")?;
+            return match practitioner.read("Patient", &id) {
+                Ok(_) => Ok((user, client, picked, Some(id))),
+                Err(_) => Err("That patient cannot be found.".to_owned()),
+            };
+        }
+        let mut params: Vec<(String, String)> = Vec::new();
+        if !name.is_empty() {
+            params.push(("name".into(), name));
+        }
+        if !birthdate.is_empty() {
+            params.push(("birthdate".into(), birthdate));
+        }
+        if params.is_empty() {
+            picked.message = Some("Give a name or a birth date.".into());
+            return Ok((user, client, picked, None));
+        }
+        let options = hearth_store::search::ParseOptions {
+            strict: true,
+            default_count: PICKER_PAGE as i64,
+            max_count: PICKER_PAGE as i64,
+            base: None,
+            custom: practitioner.custom_params(),
+        };
+        let query = match hearth_store::search::parse(&["Patient".to_owned()], &params, &options) {
+            Ok(query) => query,
+            Err(_) => {
+                picked.message = Some("The birth date must be written YYYY-MM-DD.".into());
+                return Ok((user, client, picked, None));
+            }
+        };
+        let results = practitioner
+            .search(&query, &hearth_store::search::SearchPage::default())
+            .map_err(|_| "The search could not be run; try again.".to_owned())?;
+        picked.found = results
+            .matches
+            .iter()
+            .filter_map(|v| {
+                let (name, birth) = patient_summary(v.body.as_deref()?);
+                Some((v.id.clone(), name, birth))
+            })
+            .collect();
+        if picked.found.is_empty() {
+            picked.message = Some("No patient matches.".into());
+        }
+        Ok((user, client, picked, None))
+    })
+    .await;
+    match found {
+        Ok(Ok((user, client, _, Some(id)))) => {
+            request.patient = Some(id);
+            let ticket = server.ticket(&request, Some(&user.username), &csrf, now());
+            consent_page(&state, &client.name, &request, &user, &ticket, &csrf)
+        }
+        Ok(Ok((_, client, picked, None))) => {
+            picker_page(&state, &client.name, &ticket, &csrf, &picked)
+        }
+        Ok(Err(message)) => error_page(&state, &message),
+        Err(_) => error_page(&state, "The server is shutting down."),
     }
 }
 
@@ -458,7 +670,7 @@ fn consent_page(
     }
     let body = format!(
         "<h1>Allow {app} to use your health record?</h1>\
-         <p class=\"who\">Signed in as {username} ({fhir_user}).</p>\
+         <p class=\"who\">Signed in as {username} ({fhir_user}).{for_patient}</p>\
          <form method=\"post\" action=\"/auth/consent\">\
          <input type=\"hidden\" name=\"ticket\" value=\"{ticket}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
          <fieldset><legend>{app} asks to:</legend><ul>{items}</ul></fieldset>\
@@ -468,6 +680,11 @@ fn consent_page(
         app = escape(app),
         username = escape(&user.username),
         fhir_user = escape(&user.fhir_user),
+        for_patient = request
+            .patient
+            .as_deref()
+            .map(|p| format!(" For patient {}.", escape(p)))
+            .unwrap_or_default(),
         ticket = escape(ticket),
         csrf = escape(csrf),
     );

@@ -1165,3 +1165,51 @@ fn a_practitioner_chooses_the_patient_in_a_standalone_launch() {
         Some("invalid_scope")
     );
 }
+
+#[test]
+fn a_refresh_token_serves_only_the_app_it_was_issued_to() {
+    let Setup { server, .. } = setup();
+    ehr_setup(&server);
+    let (code, verifier) = approved_code(&server, &["patient/*.rs", "offline_access"]);
+    let (_, body) = exchange(&server, &code, verifier.secret());
+    let refresh = body["refresh_token"].as_str().unwrap().to_owned();
+    let (status, body) = token_request(
+        &server,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh),
+            ("client_id", "bedside"),
+        ],
+    );
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+    // Revoked by its own app (RFC 7009), it serves no one.
+    let (code, verifier) = approved_code(&server, &["patient/*.rs", "offline_access"]);
+    let (_, body) = exchange(&server, &code, verifier.secret());
+    let refresh = body["refresh_token"].as_str().unwrap().to_owned();
+    let revoke = http()
+        .post(format!("{}/auth/revoke", server.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "token={refresh}&token_type_hint=refresh_token&client_id=growth"
+        ))
+        .send()
+        .unwrap();
+    assert_eq!(revoke.status().as_u16(), 200);
+    let (status, body) = token_request(
+        &server,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh),
+            ("client_id", "growth"),
+        ],
+    );
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+}

@@ -187,6 +187,13 @@ fn jwks_private(key: &jsonwebtoken::jwk::Jwk) -> bool {
         .is_some()
 }
 
+/// The origin (scheme, host and port) of an absolute URL, lower case.
+pub fn origin(uri: &str) -> Option<String> {
+    let (scheme, rest) = uri.split_once("://")?;
+    let host = rest.split(['/', '?', '#']).next()?;
+    Some(format!("{scheme}://{host}").to_ascii_lowercase())
+}
+
 /// An absolute https URL, or http on a loopback host (development).
 fn is_web_url(text: &str) -> bool {
     let rest = if let Some(rest) = text.strip_prefix("https://") {
@@ -318,6 +325,10 @@ mod tests {
         assert!(!verify_secret("not a hash", "correct horse"));
         assert!(!verify_secret(dummy_hash(), ""));
         assert_ne!(hash_secret("correct horse"), hash, "salted");
+        assert_eq!(
+            origin("https://App.example:8443/cb?x=1").as_deref(),
+            Some("https://app.example:8443")
+        );
         let debug = format!("{:?}", Credentials::Secret { hash: hash.clone() });
         assert!(!debug.contains(&hash));
     }

@@ -264,11 +264,7 @@ impl AuthServer {
         let origins = clients
             .iter()
             .flat_map(|c| &c.redirect_uris)
-            .filter_map(|uri| {
-                let (scheme, rest) = uri.split_once("://")?;
-                let host = rest.split(['/', '?', '#']).next()?;
-                Some(format!("{scheme}://{host}").to_ascii_lowercase())
-            })
+            .filter_map(|uri| client::origin(uri))
             .collect();
         *self
             .registered_origins

@@ -10,9 +10,6 @@ use serde_json::{json, Value};
 
 use crate::AppState;
 
-/// The largest form accepted: an assertion and a few parameters.
-const MAX_FORM_BYTES: usize = 64 * 1024;
-
 /// The capabilities Hearth's authorization server has, as SMART names
 /// them: each is what a route serves.
 const CAPABILITIES: [&str; 18] = [
@@ -225,34 +222,16 @@ async fn respond(
     }
 }
 
-/// The form parameters of a POST (RFC 6749: form-encoded only).
+/// The form parameters of a POST (RFC 6749: form-encoded only, none in
+/// the URL).
 fn form(req: &HttpRequest, body: &[u8]) -> Result<Params, OAuthError> {
-    let media = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(|v| v.trim().to_ascii_lowercase());
-    if media.as_deref() != Some("application/x-www-form-urlencoded") {
-        return Err(OAuthError::InvalidRequest(
-            "the request body must be application/x-www-form-urlencoded".into(),
-        ));
-    }
-    if body.len() > MAX_FORM_BYTES {
-        return Err(OAuthError::InvalidRequest(
-            "the request body is larger than 64 KiB".into(),
-        ));
-    }
+    let pairs = crate::pages::form_pairs(req, body).map_err(OAuthError::InvalidRequest)?;
     if !req.query_string().is_empty() {
         return Err(OAuthError::InvalidRequest(
             "parameters go in the request body, not the URL".into(),
         ));
     }
-    Params::new(
-        form_urlencoded::parse(body)
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect(),
-    )
+    Params::new(pairs)
 }
 
 /// The request's `Authorization`: Basic client credentials, or a bearer

@@ -44,13 +44,6 @@ fn csp(redirect_origin: Option<&str>) -> String {
     )
 }
 
-/// The scheme, host and port of `uri`.
-fn origin(uri: &str) -> Option<String> {
-    let (scheme, rest) = uri.split_once("://")?;
-    let host = rest.split(['/', '?', '#']).next()?;
-    Some(format!("{scheme}://{host}"))
-}
-
 fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -143,8 +136,9 @@ fn cookie(req: &HttpRequest) -> Option<String> {
         .filter(|v| !v.is_empty() && v.len() <= 64)
 }
 
-/// The pairs of a form POST (form-encoded, at most 64 KiB).
-fn form_pairs(req: &HttpRequest, body: &[u8]) -> Result<Vec<(String, String)>, String> {
+/// The pairs of a form POST (form-encoded, at most 64 KiB): the pages'
+/// forms and the token, introspection, revocation and launch endpoints'.
+pub(crate) fn form_pairs(req: &HttpRequest, body: &[u8]) -> Result<Vec<(String, String)>, String> {
     let media = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -152,10 +146,10 @@ fn form_pairs(req: &HttpRequest, body: &[u8]) -> Result<Vec<(String, String)>, S
         .and_then(|v| v.split(';').next())
         .map(|v| v.trim().to_ascii_lowercase());
     if media.as_deref() != Some("application/x-www-form-urlencoded") {
-        return Err("The form was not sent as a form.".into());
+        return Err("the request body must be application/x-www-form-urlencoded".into());
     }
     if body.len() > MAX_FORM_BYTES {
-        return Err("The form is too large.".into());
+        return Err("the request body is larger than 64 KiB".into());
     }
     Ok(form_urlencoded::parse(body)
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
@@ -694,7 +688,7 @@ fn consent_page(
         "Allow access",
         &body,
         Some(csrf),
-        origin(&request.redirect_uri).as_deref(),
+        hearth_auth::client::origin(&request.redirect_uri).as_deref(),
     )
 }
 
@@ -788,10 +782,6 @@ mod tests {
         assert_eq!(
             escape("<a href=\"x\">'&'</a>"),
             "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
-        );
-        assert_eq!(
-            origin("https://app.example:8443/cb?x=1").as_deref(),
-            Some("https://app.example:8443")
         );
         assert!(
             csp(Some("https://app.example")).contains("form-action 'self' https://app.example;")

@@ -1213,3 +1213,58 @@ fn a_refresh_token_serves_only_the_app_it_was_issued_to() {
         "{body}"
     );
 }
+
+#[test]
+fn introspection_describes_an_apps_access_and_refresh_tokens() {
+    let Setup { server, patient } = setup();
+    let add = hearth::clients::ClientArgs {
+        command: hearth::clients::ClientCommand::Add(hearth::clients::AddArgs {
+            client_id: "resource-server".into(),
+            name: "A resource server".into(),
+            redirect_uris: Vec::new(),
+            secret_stdin: true,
+            jwks: None,
+            jwks_url: None,
+            scope: Some("system/Patient.rs".into()),
+            launch_uri: None,
+            launches: false,
+        }),
+        settings: Default::default(),
+    };
+    hearth::clients::run(
+        &add,
+        server.config(),
+        &mut "a secret of the resource server\n".as_bytes(),
+    )
+    .unwrap();
+    let (code, verifier) = approved_code(
+        &server,
+        &["launch/patient", "patient/*.rs", "offline_access"],
+    );
+    let (_, tokens) = exchange(&server, &code, verifier.secret());
+    let introspect = |token: &str| {
+        let response = http()
+            .post(format!("{}/auth/introspect", server.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .basic_auth("resource-server", Some("a secret of the resource server"))
+            .body(format!("token={token}"))
+            .send()
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        response.json::<Value>().unwrap()
+    };
+    let access = introspect(tokens["access_token"].as_str().unwrap());
+    assert_eq!(access["active"], true);
+    assert_eq!(access["client_id"], "growth");
+    assert_eq!(access["sub"], "alice");
+    assert_eq!(access["patient"], json!(patient));
+    assert_eq!(access["fhirUser"], json!(format!("Patient/{patient}")));
+    let refresh = introspect(tokens["refresh_token"].as_str().unwrap());
+    assert_eq!(refresh["active"], true, "{refresh}");
+    assert_eq!(refresh["client_id"], "growth");
+    assert_eq!(
+        refresh["scope"],
+        "launch/patient patient/*.rs offline_access"
+    );
+    assert_eq!(introspect("not-a-token"), json!({"active": false}));
+}

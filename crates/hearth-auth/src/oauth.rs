@@ -577,6 +577,36 @@ impl AuthServer {
         };
         let token = params.require("token")?;
         let inactive = json!({"active": false});
+        if crate::token::jwt_claims(token).is_none() {
+            // Not a JWT: perhaps one of Hearth's refresh tokens.
+            let found = registry
+                .refresh_family(&crate::authorize::hash(token), now)
+                .map_err(OAuthError::Unavailable)?;
+            let Some(approval) = found.and_then(|(_, a)| serde_json::from_str::<Approval>(&a).ok())
+            else {
+                return Ok(inactive);
+            };
+            if caller_client
+                .as_ref()
+                .is_some_and(|c| *c != approval.client_id)
+            {
+                return Ok(inactive);
+            }
+            let mut answer = json!({
+                "active": true,
+                "scope": approval.scope,
+                "client_id": approval.client_id,
+                "token_type": "refresh_token",
+                "exp": approval.refresh_until,
+                "iss": self.base,
+                "sub": approval.username,
+                "fhirUser": approval.fhir_user,
+            });
+            if let Some(patient) = &approval.patient {
+                answer["patient"] = json!(patient);
+            }
+            return Ok(answer);
+        }
         let Ok(verified) = self.verifier.verify(token, now) else {
             return Ok(inactive);
         };

@@ -101,6 +101,42 @@ impl Server {
         hearth::token::issue(&args, config).expect("a token")
     }
 
+    /// Registers a client on this local Hearth as `hearth client add` does
+    /// (`change` sets its options, `stdin` gives a secret); answers what
+    /// the command printed.
+    pub fn add_client(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut hearth::clients::AddArgs),
+        stdin: &str,
+    ) -> Result<String, hearth::clients::ClientError> {
+        let mut add = hearth::clients::AddArgs::new(id, &format!("{id} app"));
+        change(&mut add);
+        let args = hearth::clients::ClientArgs {
+            command: hearth::clients::ClientCommand::Add(add),
+            settings: hearth::config::ServeArgs::default(),
+        };
+        hearth::clients::run(&args, self.config(), &mut stdin.as_bytes())
+    }
+
+    /// Adds a user who signs in with `password`, as `hearth user add` does.
+    pub fn add_user(&self, username: &str, fhir_user: &str, password: &str) {
+        let args = hearth::users::UserArgs {
+            command: hearth::users::UserCommand::Add {
+                username: username.to_owned(),
+                fhir_user: fhir_user.to_owned(),
+                password_stdin: true,
+            },
+            settings: hearth::config::ServeArgs::default(),
+        };
+        hearth::users::run(
+            &args,
+            self.config(),
+            &mut format!("{password}\n").as_bytes(),
+        )
+        .expect("a user");
+    }
+
     /// Sends `token` as the bearer token of every later request (`None`:
     /// no Authorization header).
     pub fn use_token(&self, token: Option<&str>) {

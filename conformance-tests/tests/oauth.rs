@@ -94,23 +94,7 @@ fn add_client(
     extra: impl FnOnce(&mut hearth::clients::AddArgs),
     stdin: &str,
 ) -> String {
-    let mut add = hearth::clients::AddArgs {
-        client_id: id.to_owned(),
-        name: format!("{id} app"),
-        redirect_uris: Vec::new(),
-        secret_stdin: false,
-        jwks: None,
-        jwks_url: None,
-        scope: None,
-        launch_uri: None,
-        launches: false,
-    };
-    extra(&mut add);
-    let args = hearth::clients::ClientArgs {
-        command: hearth::clients::ClientCommand::Add(add),
-        settings: Default::default(),
-    };
-    hearth::clients::run(&args, server.config(), &mut stdin.as_bytes()).unwrap()
+    server.add_client(id, extra, stdin).unwrap()
 }
 
 /// Registers a backend client whose keys are `keys`, allowed `scope`.
@@ -878,23 +862,7 @@ fn clients_are_listed_and_removed_and_a_removed_client_gets_no_token() {
     .is_err());
     // A short secret, a bad redirect URI, a taken id: refused.
     let add = |id: &str, extra: fn(&mut hearth::clients::AddArgs), stdin: &str| {
-        let mut add = hearth::clients::AddArgs {
-            client_id: id.into(),
-            name: "x".into(),
-            redirect_uris: Vec::new(),
-            secret_stdin: false,
-            jwks: None,
-            jwks_url: None,
-            scope: None,
-            launch_uri: None,
-            launches: false,
-        };
-        extra(&mut add);
-        let args = hearth::clients::ClientArgs {
-            command: hearth::clients::ClientCommand::Add(add),
-            settings: Default::default(),
-        };
-        hearth::clients::run(&args, server.config(), &mut stdin.as_bytes())
+        server.add_client(id, extra, stdin)
     };
     assert!(add("short", |a| a.secret_stdin = true, "tiny\n").is_err());
     assert!(add(
@@ -974,5 +942,64 @@ fn browsers_at_a_registered_apps_origin_may_call_the_token_endpoint_and_the_api(
     assert_eq!(
         response.headers()["access-control-allow-origin"],
         "https://spa.example.org"
+    );
+}
+
+#[test]
+fn a_form_that_trickles_in_or_is_too_large_is_refused_in_bounded_time() {
+    let server = Server::smart_on(Arc::new(TestDatabase::new()), |c| {
+        c.body_timeout = std::time::Duration::from_secs(1)
+    });
+    let authority = server.base.trim_start_matches("http://").to_owned();
+    for path in ["/auth/token", "/auth/sign-in"] {
+        let mut stream = server.connect();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        write!(
+            stream,
+            "POST {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\ngrant_type="
+        )
+        .unwrap();
+        let started = std::time::Instant::now();
+        let mut raw = Vec::new();
+        stream
+            .read_to_end(&mut raw)
+            .expect("an answer before the read timeout");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{path}"
+        );
+        let response = conformance_tests::parse_raw_response(&raw);
+        assert_eq!(response.status, 400, "{path}: {}", response.text());
+        assert!(
+            response.text().contains("did not arrive"),
+            "{path}: {}",
+            response.text()
+        );
+    }
+    // More than 64 KiB: refused before it is read.
+    let big = format!(
+        "grant_type=client_credentials&scope={}",
+        "x".repeat(70 * 1024)
+    );
+    let (status, body, _) = post_form(
+        &server,
+        "token",
+        &[("grant_type", "client_credentials"), ("scope", &big)],
+        None,
+    );
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{body}"
+    );
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("64 KiB"),
+        "{body}"
     );
 }

@@ -38,35 +38,17 @@ fn setup() -> Setup {
         "code": {"text": "asthma"}}),
     );
     server.use_token(None);
-    let client = hearth::clients::ClientArgs {
-        command: hearth::clients::ClientCommand::Add(hearth::clients::AddArgs {
-            client_id: "growth".into(),
-            name: "Growth <Chart>".into(),
-            redirect_uris: vec![REDIRECT.into()],
-            secret_stdin: false,
-            jwks: None,
-            jwks_url: None,
-            scope: None,
-            launch_uri: None,
-            launches: false,
-        }),
-        settings: Default::default(),
-    };
-    hearth::clients::run(&client, server.config(), &mut std::io::empty()).unwrap();
-    let user = hearth::users::UserArgs {
-        command: hearth::users::UserCommand::Add {
-            username: "alice".into(),
-            fhir_user: format!("Patient/{patient}"),
-            password_stdin: true,
-        },
-        settings: Default::default(),
-    };
-    hearth::users::run(
-        &user,
-        server.config(),
-        &mut format!("{PASSWORD}\n").as_bytes(),
-    )
-    .unwrap();
+    server
+        .add_client(
+            "growth",
+            |a| {
+                a.name = "Growth <Chart>".into();
+                a.redirect_uris = vec![REDIRECT.into()];
+            },
+            "",
+        )
+        .unwrap();
+    server.add_user("alice", &format!("Patient/{patient}"), PASSWORD);
     Setup { server, patient }
 }
 
@@ -781,23 +763,7 @@ const LAUNCH_URI: &str = "http://localhost:9/launch";
 /// launches, and a practitioner who uses it.
 fn ehr_setup(server: &Server) {
     let add = |id: &str, change: &dyn Fn(&mut hearth::clients::AddArgs), stdin: &str| {
-        let mut add = hearth::clients::AddArgs {
-            client_id: id.into(),
-            name: format!("{id} app"),
-            redirect_uris: Vec::new(),
-            secret_stdin: false,
-            jwks: None,
-            jwks_url: None,
-            scope: None,
-            launch_uri: None,
-            launches: false,
-        };
-        change(&mut add);
-        let args = hearth::clients::ClientArgs {
-            command: hearth::clients::ClientCommand::Add(add),
-            settings: Default::default(),
-        };
-        hearth::clients::run(&args, server.config(), &mut stdin.as_bytes()).unwrap();
+        server.add_client(id, change, stdin).unwrap();
     };
     add(
         "ehr",
@@ -817,20 +783,7 @@ fn ehr_setup(server: &Server) {
         },
         "",
     );
-    let user = hearth::users::UserArgs {
-        command: hearth::users::UserCommand::Add {
-            username: "drsmith".into(),
-            fhir_user: "Practitioner/dr-1".into(),
-            password_stdin: true,
-        },
-        settings: Default::default(),
-    };
-    hearth::users::run(
-        &user,
-        server.config(),
-        &mut format!("{PASSWORD}\n").as_bytes(),
-    )
-    .unwrap();
+    server.add_user("drsmith", "Practitioner/dr-1", PASSWORD);
 }
 
 /// The app's side of an EHR launch: its authorization URL for `launch`.
@@ -1217,26 +1170,16 @@ fn a_refresh_token_serves_only_the_app_it_was_issued_to() {
 #[test]
 fn introspection_describes_an_apps_access_and_refresh_tokens() {
     let Setup { server, patient } = setup();
-    let add = hearth::clients::ClientArgs {
-        command: hearth::clients::ClientCommand::Add(hearth::clients::AddArgs {
-            client_id: "resource-server".into(),
-            name: "A resource server".into(),
-            redirect_uris: Vec::new(),
-            secret_stdin: true,
-            jwks: None,
-            jwks_url: None,
-            scope: Some("system/Patient.rs".into()),
-            launch_uri: None,
-            launches: false,
-        }),
-        settings: Default::default(),
-    };
-    hearth::clients::run(
-        &add,
-        server.config(),
-        &mut "a secret of the resource server\n".as_bytes(),
-    )
-    .unwrap();
+    server
+        .add_client(
+            "resource-server",
+            |a| {
+                a.secret_stdin = true;
+                a.scope = Some("system/Patient.rs".into());
+            },
+            "a secret of the resource server\n",
+        )
+        .unwrap();
     let (code, verifier) = approved_code(
         &server,
         &["launch/patient", "patient/*.rs", "offline_access"],

@@ -128,6 +128,48 @@ impl Refusal {
     }
 }
 
+/// Keeps `context` as a new EHR launch for Hearth at `base`: its `launch`
+/// value, and the app's launch URL (`{launch_uri}?iss=…&launch=…`) when it
+/// registered one.
+pub fn launch(
+    base: &str,
+    registry: &dyn Registry,
+    context: LaunchContext,
+    now: i64,
+) -> Result<(String, Option<String>), OAuthError> {
+    let app = registry
+        .client(&context.client_id)
+        .map_err(OAuthError::Unavailable)?
+        .ok_or_else(|| {
+            OAuthError::InvalidRequest(format!("no app {} is registered", context.client_id))
+        })?;
+    let ids = [&context.patient, &context.encounter];
+    if ids
+        .iter()
+        .any(|id| id.as_deref().is_some_and(|id| !crate::is_fhir_id(id)))
+    {
+        return Err(OAuthError::InvalidRequest(
+            "patient and encounter are FHIR ids".into(),
+        ));
+    }
+    let launch = random_token();
+    registry
+        .save_launch(
+            &hash(&launch),
+            &context.client_id,
+            &serde_json::to_string(&context).expect("a launch serializes"),
+            now + LAUNCH_SECS,
+        )
+        .map_err(OAuthError::Unavailable)?;
+    let url = app.launch_uri.as_ref().map(|uri| {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        query.append_pair("iss", base.trim_end_matches('/'));
+        query.append_pair("launch", &launch);
+        with_query(uri, &query.finish())
+    });
+    Ok((launch, url))
+}
+
 /// `uri` with `query` added to its own.
 pub fn with_query(uri: &str, query: &str) -> String {
     let separator = if uri.contains('?') { '&' } else { '?' };
@@ -622,58 +664,12 @@ impl AuthServer {
             need_patient_banner,
             smart_style_url: params.get("smart_style_url").map(str::to_owned),
         };
-        let (launch, url) = self.launch(registry, context, now)?;
+        let (launch, url) = launch(self.base(), registry, context, now)?;
         let mut answer = json!({"launch": launch, "expires_in": LAUNCH_SECS});
         if let Some(url) = url {
             answer["launch_url"] = json!(url);
         }
         Ok(answer)
-    }
-
-    /// Keeps `context` as a new launch: its `launch` value, and the app's
-    /// launch URL (`{launch_uri}?iss=…&launch=…`) when it registered one.
-    pub fn launch(
-        &self,
-        registry: &dyn Registry,
-        context: LaunchContext,
-        now: i64,
-    ) -> Result<(String, Option<String>), OAuthError> {
-        let app = registry
-            .client(&context.client_id)
-            .map_err(OAuthError::Unavailable)?
-            .ok_or_else(|| {
-                OAuthError::InvalidRequest(format!("no app {} is registered", context.client_id))
-            })?;
-        let id_ok = |id: &Option<String>| {
-            id.as_deref().is_none_or(|id| {
-                !id.is_empty()
-                    && id.len() <= 64
-                    && id
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
-            })
-        };
-        if !id_ok(&context.patient) || !id_ok(&context.encounter) {
-            return Err(OAuthError::InvalidRequest(
-                "patient and encounter are FHIR ids".into(),
-            ));
-        }
-        let launch = random_token();
-        registry
-            .save_launch(
-                &hash(&launch),
-                &context.client_id,
-                &serde_json::to_string(&context).expect("a launch serializes"),
-                now + LAUNCH_SECS,
-            )
-            .map_err(OAuthError::Unavailable)?;
-        let url = app.launch_uri.as_ref().map(|uri| {
-            let mut query = form_urlencoded::Serializer::new(String::new());
-            query.append_pair("iss", self.base());
-            query.append_pair("launch", &launch);
-            with_query(uri, &query.finish())
-        });
-        Ok((launch, url))
     }
 
     /// The person said no.

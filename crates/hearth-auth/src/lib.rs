@@ -27,6 +27,14 @@ pub use principal::Principal;
 pub use scope::{Level, Permission, Permissions, Scope, ScopeError, Scopes};
 pub use token::{ExternalIssuer, Signer, TokenError, TokenRequest, Verified, Verifier};
 
+/// Whether `id` is a FHIR id that can name a resource in a URL (not `.`
+/// or `..`).
+pub(crate) fn is_fhir_id(id: &str) -> bool {
+    id != "."
+        && id != ".."
+        && hearth_model::primitives::check("id", &serde_json::Value::String(id.to_owned())).is_ok()
+}
+
 /// SHA-256 of `bytes`.
 pub fn digest(bytes: &[u8]) -> [u8; 32] {
     ring::digest::digest(&ring::digest::SHA256, bytes)

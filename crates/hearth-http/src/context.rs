@@ -115,38 +115,56 @@ impl Fhir {
     }
 
     /// [`Fhir::body`], which may be empty (a form of search parameters).
-    pub async fn any_body(&self, mut payload: web::Payload) -> Result<web::Bytes, ApiError> {
-        let config = &self.state.config;
-        let limit = config.max_body_bytes;
-        let declared = self
-            .header(header::CONTENT_LENGTH)
-            .and_then(|v| v.parse::<usize>().ok());
-        if declared.is_some_and(|n| n > limit) {
-            return Err(ApiError::PayloadTooLarge { limit });
-        }
-        let read = async {
-            let mut body = web::BytesMut::with_capacity(declared.unwrap_or(8 * 1024));
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk
-                    .map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?;
-                if body.len() + chunk.len() > limit {
-                    return Err(ApiError::PayloadTooLarge { limit });
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(body.freeze())
-        };
-        // A body trickling in would hold its connection and its buffer
-        // for as long as the client liked.
-        tokio::time::timeout(config.body_timeout, read)
-            .await
-            .map_err(|_| {
-                ApiError::RequestTimeout(format!(
-                    "the request body did not arrive within {} s",
-                    config.body_timeout.as_secs()
-                ))
-            })?
+    pub async fn any_body(&self, payload: web::Payload) -> Result<web::Bytes, ApiError> {
+        read_body(
+            &self.state.config,
+            &self.req,
+            payload,
+            self.state.config.max_body_bytes,
+        )
+        .await
     }
+}
+
+/// Reads a request's whole body, refusing more than `limit` bytes, or a
+/// body that does not arrive within `body_timeout`: for the FHIR API and
+/// the authorization server's forms alike.
+pub(crate) async fn read_body(
+    config: &crate::HttpConfig,
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<web::Bytes, ApiError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    let read = async {
+        let mut body = web::BytesMut::with_capacity(declared.unwrap_or(8 * 1024).min(limit));
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk
+                .map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?;
+            if body.len() + chunk.len() > limit {
+                return Err(ApiError::PayloadTooLarge { limit });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
+    };
+    // A body trickling in would hold its connection and its buffer for as
+    // long as the client liked.
+    tokio::time::timeout(config.body_timeout, read)
+        .await
+        .map_err(|_| {
+            ApiError::RequestTimeout(format!(
+                "the request body did not arrive within {} s",
+                config.body_timeout.as_secs()
+            ))
+        })?
 }
 
 /// An HTTP/1.1 request must name its host (RFC 9112 §3.2), and links are

@@ -114,10 +114,17 @@ pub fn oauth_uris(server: &AuthServer) -> Value {
 }
 
 /// `POST /auth/token`.
-pub async fn token(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    respond(state, &req, body, |server, store, params, basic, _, now| {
-        server.token(store, params, basic, now)
-    })
+pub async fn token(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    respond(
+        state,
+        &req,
+        payload,
+        |server, store, params, basic, _, now| server.token(store, params, basic, now),
+    )
     .await
 }
 
@@ -129,11 +136,14 @@ pub async fn token(state: web::Data<AppState>, req: HttpRequest, body: web::Byte
 pub async fn launch(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> HttpResponse {
-    respond(state, &req, body, |server, store, params, basic, _, now| {
-        server.create_launch(store, params, basic, now)
-    })
+    respond(
+        state,
+        &req,
+        payload,
+        |server, store, params, basic, _, now| server.create_launch(store, params, basic, now),
+    )
     .await
 }
 
@@ -142,12 +152,12 @@ pub async fn launch(
 pub async fn introspect(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> HttpResponse {
     respond(
         state,
         &req,
-        body,
+        payload,
         |server, store, params, basic, bearer, now| {
             server.introspect(store, params, basic, bearer.as_deref(), now)
         },
@@ -160,13 +170,18 @@ pub async fn introspect(
 pub async fn revoke(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> HttpResponse {
-    respond(state, &req, body, |server, store, params, basic, _, now| {
-        server
-            .revoke(store, params, basic, now)
-            .map(|()| Value::Null)
-    })
+    respond(
+        state,
+        &req,
+        payload,
+        |server, store, params, basic, _, now| {
+            server
+                .revoke(store, params, basic, now)
+                .map(|()| Value::Null)
+        },
+    )
     .await
 }
 
@@ -185,7 +200,7 @@ type Endpoint = fn(
 async fn respond(
     state: web::Data<AppState>,
     req: &HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
     endpoint: Endpoint,
 ) -> HttpResponse {
     let Some(server) = state.oauth.clone() else {
@@ -194,11 +209,10 @@ async fn respond(
             &json!({"error": "invalid_request", "error_description": "this server has no authorization server"}),
         );
     };
-    let read = (|| {
-        let params = form(req, &body)?;
-        let (basic, bearer) = credentials(req)?;
-        Ok::<_, OAuthError>((params, basic, bearer))
-    })();
+    let read = match form(&state, req, payload).await {
+        Ok(params) => credentials(req).map(|(basic, bearer)| (params, basic, bearer)),
+        Err(e) => Err(e),
+    };
     let (params, basic, bearer) = match read {
         Ok(read) => read,
         Err(e) => return oauth_error(&e, false),
@@ -224,8 +238,14 @@ async fn respond(
 
 /// The form parameters of a POST (RFC 6749: form-encoded only, none in
 /// the URL).
-fn form(req: &HttpRequest, body: &[u8]) -> Result<Params, OAuthError> {
-    let pairs = crate::pages::form_pairs(req, body).map_err(OAuthError::InvalidRequest)?;
+async fn form(
+    state: &AppState,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<Params, OAuthError> {
+    let pairs = crate::pages::read_form(state, req, payload)
+        .await
+        .map_err(OAuthError::InvalidRequest)?;
     if !req.query_string().is_empty() {
         return Err(OAuthError::InvalidRequest(
             "parameters go in the request body, not the URL".into(),

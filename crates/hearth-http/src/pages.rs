@@ -136,9 +136,14 @@ fn cookie(req: &HttpRequest) -> Option<String> {
         .filter(|v| !v.is_empty() && v.len() <= 64)
 }
 
-/// The pairs of a form POST (form-encoded, at most 64 KiB): the pages'
-/// forms and the token, introspection, revocation and launch endpoints'.
-pub(crate) fn form_pairs(req: &HttpRequest, body: &[u8]) -> Result<Vec<(String, String)>, String> {
+/// The pairs of a form POST (form-encoded, at most 64 KiB, arriving within
+/// `body_timeout`): the pages' forms and the token, introspection,
+/// revocation and launch endpoints'.
+pub(crate) async fn read_form(
+    state: &AppState,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<Vec<(String, String)>, String> {
     let media = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -148,12 +153,72 @@ pub(crate) fn form_pairs(req: &HttpRequest, body: &[u8]) -> Result<Vec<(String, 
     if media.as_deref() != Some("application/x-www-form-urlencoded") {
         return Err("the request body must be application/x-www-form-urlencoded".into());
     }
-    if body.len() > MAX_FORM_BYTES {
-        return Err("the request body is larger than 64 KiB".into());
-    }
-    Ok(form_urlencoded::parse(body)
+    let body = crate::context::read_body(&state.config, req, payload, MAX_FORM_BYTES)
+        .await
+        .map_err(|e| match e {
+            crate::error::ApiError::PayloadTooLarge { .. } => {
+                "the request body is larger than 64 KiB".to_owned()
+            }
+            other => other.to_string(),
+        })?;
+    Ok(form_urlencoded::parse(&body)
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect())
+}
+
+/// A form posted from one of the pages after the first: its fields, and
+/// the request and user its ticket carries, once the ticket and the CSRF
+/// token check out.
+struct Ticketed {
+    server: std::sync::Arc<hearth_auth::oauth::AuthServer>,
+    pairs: Vec<(String, String)>,
+    request: AuthRequest,
+    username: Option<String>,
+    ticket: String,
+    csrf: String,
+}
+
+/// [`ticketed`], for the pages after sign-in: the ticket must name the user.
+async fn signed_in(
+    state: &AppState,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<(Ticketed, String), HttpResponse> {
+    let form = ticketed(state, req, payload).await?;
+    match form.username.clone() {
+        Some(username) => Ok((form, username)),
+        None => Err(error_page(state, "Sign in first.")),
+    }
+}
+
+/// Reads a page's form and checks its ticket; the error page otherwise.
+async fn ticketed(
+    state: &AppState,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<Ticketed, HttpResponse> {
+    let Some(server) = state.oauth.clone() else {
+        return Err(error_page(
+            state,
+            "This server has no authorization server.",
+        ));
+    };
+    let pairs = read_form(state, req, payload)
+        .await
+        .map_err(|e| error_page(state, &e))?;
+    let csrf = cookie(req);
+    let ticket = single(&pairs, "ticket").unwrap_or_default().to_owned();
+    let (request, username) = server
+        .read_ticket(&ticket, csrf.as_deref(), single(&pairs, "csrf"), now())
+        .map_err(|e| error_page(state, &e))?;
+    Ok(Ticketed {
+        server,
+        pairs,
+        request,
+        username,
+        ticket,
+        csrf: csrf.unwrap_or_default(),
+    })
 }
 
 fn single<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -174,13 +239,13 @@ fn now() -> i64 {
 pub async fn authorize(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> HttpResponse {
     let Some(server) = state.oauth.clone() else {
         return error_page(&state, "This server has no authorization server.");
     };
     let pairs = if req.method() == actix_web::http::Method::POST {
-        match form_pairs(&req, &body) {
+        match read_form(&state, &req, payload).await {
             Ok(pairs) => pairs,
             Err(e) => return error_page(&state, &e),
         }
@@ -256,23 +321,19 @@ fn sign_in_page(
 pub async fn sign_in(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> HttpResponse {
-    let Some(server) = state.oauth.clone() else {
-        return error_page(&state, "This server has no authorization server.");
+    let Ticketed {
+        server,
+        pairs,
+        request,
+        ticket,
+        csrf,
+        ..
+    } = match ticketed(&state, &req, payload).await {
+        Ok(form) => form,
+        Err(page) => return page,
     };
-    let pairs = match form_pairs(&req, &body) {
-        Ok(pairs) => pairs,
-        Err(e) => return error_page(&state, &e),
-    };
-    let csrf = cookie(&req);
-    let ticket = single(&pairs, "ticket").unwrap_or_default().to_owned();
-    let (request, _) =
-        match server.read_ticket(&ticket, csrf.as_deref(), single(&pairs, "csrf"), now()) {
-            Ok(read) => read,
-            Err(e) => return error_page(&state, &e),
-        };
-    let csrf = csrf.unwrap_or_default();
     let username = single(&pairs, "username").unwrap_or_default().to_owned();
     let password = single(&pairs, "password").unwrap_or_default().to_owned();
     let address = req
@@ -415,24 +476,20 @@ fn patient_summary(body: &[u8]) -> (String, String) {
 pub async fn patient(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> HttpResponse {
-    let Some(server) = state.oauth.clone() else {
-        return error_page(&state, "This server has no authorization server.");
+    let (form, username) = match signed_in(&state, &req, payload).await {
+        Ok(signed_in) => signed_in,
+        Err(page) => return page,
     };
-    let pairs = match form_pairs(&req, &body) {
-        Ok(pairs) => pairs,
-        Err(e) => return error_page(&state, &e),
-    };
-    let csrf = cookie(&req);
-    let ticket = single(&pairs, "ticket").unwrap_or_default().to_owned();
-    let (mut request, username) =
-        match server.read_ticket(&ticket, csrf.as_deref(), single(&pairs, "csrf"), now()) {
-            Ok((request, Some(username))) => (request, username),
-            Ok((_, None)) => return error_page(&state, "Sign in first."),
-            Err(e) => return error_page(&state, &e),
-        };
-    let csrf = csrf.unwrap_or_default();
+    let Ticketed {
+        server,
+        pairs,
+        mut request,
+        ticket,
+        csrf,
+        ..
+    } = form;
     let action = single(&pairs, "action").unwrap_or("search").to_owned();
     let name = single(&pairs, "name").unwrap_or_default().trim().to_owned();
     let birthdate = single(&pairs, "birthdate")
@@ -696,23 +753,18 @@ fn consent_page(
 pub async fn consent(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> HttpResponse {
-    let Some(server) = state.oauth.clone() else {
-        return error_page(&state, "This server has no authorization server.");
+    let (form, username) = match signed_in(&state, &req, payload).await {
+        Ok(signed_in) => signed_in,
+        Err(page) => return page,
     };
-    let pairs = match form_pairs(&req, &body) {
-        Ok(pairs) => pairs,
-        Err(e) => return error_page(&state, &e),
-    };
-    let csrf = cookie(&req);
-    let ticket = single(&pairs, "ticket").unwrap_or_default();
-    let (request, username) =
-        match server.read_ticket(ticket, csrf.as_deref(), single(&pairs, "csrf"), now()) {
-            Ok((request, Some(username))) => (request, username),
-            Ok((_, None)) => return error_page(&state, "Sign in first."),
-            Err(e) => return error_page(&state, &e),
-        };
+    let Ticketed {
+        server,
+        pairs,
+        request,
+        ..
+    } = form;
     if single(&pairs, "decision") != Some("approve") {
         return redirect(&server.deny(&request));
     }

@@ -80,6 +80,23 @@ pub struct AddArgs {
     pub launches: bool,
 }
 
+impl AddArgs {
+    /// A client with only an id and a name: public, default scopes.
+    pub fn new(client_id: &str, name: &str) -> AddArgs {
+        AddArgs {
+            client_id: client_id.to_owned(),
+            name: name.to_owned(),
+            redirect_uris: Vec::new(),
+            secret_stdin: false,
+            jwks: None,
+            jwks_url: None,
+            scope: None,
+            launch_uri: None,
+            launches: false,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("{0}")]

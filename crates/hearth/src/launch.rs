@@ -2,12 +2,8 @@
 //! context for an app (single-use, five minutes) and prints the app's
 //! launch URL (`{launch_uri}?iss={base_url}&launch={value}`).
 
-use std::sync::Arc;
-
 use clap::Args;
 use hearth_auth::authorize::LaunchContext;
-use hearth_auth::oauth::AuthServer;
-use hearth_auth::Verifier;
 use hearth_store::Store;
 
 use crate::config::{Auth, Config, ServeArgs};
@@ -56,9 +52,6 @@ pub fn run(args: &LaunchArgs, config: &Config) -> Result<String, LaunchError> {
         .clone()
         .ok_or_else(|| LaunchError::Invalid("base_url is not set".into()))?;
     let store = Store::open(&config.database(), &config.store)?;
-    let keys = store.signing_keys()?;
-    let verifier = Verifier::new(&base, &keys, Vec::new()).map_err(LaunchError::Invalid)?;
-    let server = AuthServer::new(&base, &keys, Arc::new(verifier));
     let context = LaunchContext {
         client_id: args.client.clone(),
         patient: args.patient.clone(),
@@ -69,8 +62,7 @@ pub fn run(args: &LaunchArgs, config: &Config) -> Result<String, LaunchError> {
         smart_style_url: args.smart_style_url.clone(),
     };
     let now = hearth_model::datetime::now_ms() / 1000;
-    let (launch, url) = server
-        .launch(&store, context, now)
+    let (launch, url) = hearth_auth::authorize::launch(&base, &store, context, now)
         .map_err(|e| LaunchError::Invalid(e.to_string()))?;
     match url {
         Some(url) => Ok(url),
